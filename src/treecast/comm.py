@@ -1,0 +1,407 @@
+"""The communicator: validate arguments, build the message, pick the schedule, run it.
+
+No algorithm lives here. Point-to-point traffic of a communicator uses its context id
+``ctx`` (even); collective traffic uses ``ctx + 1`` with the per-communicator collective
+sequence number as tag, so user receives with ``ANY_TAG`` never match collective messages
+and consecutive collectives never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+from .algorithms import barrier as barrier_algorithms
+from .algorithms import bcast as bcast_algorithms
+from .constants import ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED
+from .engine.blocking import Payload, run_blocking
+from .errors import (
+    CommunicatorClosedError,
+    InvalidArgumentTypeError,
+    InvalidRankError,
+    InvalidTagError,
+)
+from .message import frames as frames_mod
+from .message.buffers import byte_view
+from .request import Request
+from .status import Status
+from .transports import base as tbase
+from .transports.base import RecvOp, Transport
+
+_SEQ_MASK = (1 << 62) - 1
+
+
+def _as_int(value: Any, name: str, op: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidArgumentTypeError(f"{op}: {name} must be an int, got bool {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidArgumentTypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}") from None
+
+
+class Comm:
+    """A group of ranks that communicate, with mpi4py's method names.
+
+    Lowercase methods move Python objects (pickle protocol 5, large buffers out of band);
+    capitalised methods move NumPy arrays and other buffer-protocol objects.
+
+    Attributes:
+        rank: this process's rank in the communicator.
+        size: number of ranks in the communicator.
+    """
+
+    def __init__(self, transport: Transport, group: Sequence[int], ctx: int, name: str = "") -> None:
+        self._t = transport
+        self._group = tuple(group)
+        self._rank_of = {w: i for i, w in enumerate(self._group)}
+        self.rank = self._rank_of[transport.rank]
+        self.size = len(self._group)
+        self._ctx = ctx
+        self._coll_ctx = ctx + 1
+        self._coll_seq = 0
+        self._child_seq = 0
+        self._freed = False
+        self.name = name or f"comm-{ctx:x}"
+
+    def __repr__(self) -> str:
+        return f"<treecast.Comm {self.name} rank={self.rank} size={self.size}>"
+
+    # ---- mpi4py accessors ---------------------------------------------------------------------
+    def Get_rank(self) -> int:  # noqa: N802
+        """This process's rank in the communicator."""
+        return self.rank
+
+    def Get_size(self) -> int:  # noqa: N802
+        """Number of ranks in the communicator."""
+        return self.size
+
+    @property
+    def group_ranks(self) -> tuple[int, ...]:
+        """World rank of every rank of this communicator, in rank order."""
+        return self._group
+
+    # ---- validation ---------------------------------------------------------------------------
+    def _live(self, op: str) -> None:
+        if self._freed:
+            raise CommunicatorClosedError(f"{op}: communicator {self.name} has been freed")
+
+    def _peer(self, value: Any, name: str, op: str, any_ok: bool = False) -> int:
+        r = _as_int(value, name, op)
+        if 0 <= r < self.size or r == PROC_NULL or (any_ok and r == ANY_SOURCE):
+            return r
+        extra = ", ANY_SOURCE" if any_ok else ""
+        raise InvalidRankError(
+            f"{op}: {name}={r} is not a valid rank; expected 0 <= {name} < {self.size} (or PROC_NULL{extra})"
+        )
+
+    def _root(self, value: Any, op: str) -> int:
+        r = _as_int(value, "root", op)
+        if not 0 <= r < self.size:
+            raise InvalidRankError(f"{op}: root={r} is not a valid rank; expected 0 <= root < {self.size}")
+        return r
+
+    def _tag(self, value: Any, name: str, op: str, any_ok: bool = False) -> int:
+        t = _as_int(value, name, op)
+        if 0 <= t <= TAG_UB or (any_ok and t == ANY_TAG):
+            return t
+        extra = " or ANY_TAG" if any_ok else ""
+        raise InvalidTagError(f"{op}: {name}={t} is not a valid tag; expected 0 <= {name} <= {TAG_UB}{extra}")
+
+    def _world_source(self, source: int) -> int:
+        return tbase.ANY_SOURCE if source == ANY_SOURCE else self._group[source]
+
+    def _fill(self, status: Status | None, op: RecvOp) -> None:
+        if status is not None:
+            status.source = self._rank_of.get(op.src, op.src)
+            status.tag = op.tag
+            status.count = op.nbytes
+
+    def _next_tag(self) -> int:
+        self._coll_seq = (self._coll_seq + 1) & _SEQ_MASK
+        return self._coll_seq
+
+    # ---- point-to-point: objects ----------------------------------------------------------------
+    def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        """Start sending ``obj`` to ``dest``; the object is pickled before this returns.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
+            SerializationError: ``obj`` cannot be pickled (nothing is sent).
+        """
+        self._live("isend")
+        dest = self._peer(dest, "dest", "isend")
+        tag = self._tag(tag, "tag", "isend")
+        frames = frames_mod.dumps(obj, "isend")
+        if dest == PROC_NULL:
+            return _null_request(self._t)
+        return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, frames))
+
+    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
+        """Send ``obj`` to ``dest`` (returns when the bytes are handed to the transport).
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
+            SerializationError: ``obj`` cannot be pickled (nothing is sent).
+        """
+        self._live("send")
+        dest = self._peer(dest, "dest", "send")
+        tag = self._tag(tag, "tag", "send")
+        frames = frames_mod.dumps(obj, "send")
+        if dest == PROC_NULL:
+            return
+        op = self._t.isend(self._group[dest], self._ctx, tag, frames)
+        self._t.wait(lambda: op.done, None, f"send to rank {dest}")
+
+    def _irecv_obj(self, source: int, tag: int, op: str) -> Request:
+        self._live(op)
+        source = self._peer(source, "source", op, any_ok=True)
+        tag = self._tag(tag, "tag", op, any_ok=True)
+        if source == PROC_NULL:
+            return _null_request(self._t)
+        recv = self._t.irecv(self._ctx, self._world_source(source), tag, None)
+
+        def finish(r: RecvOp, status: Status | None) -> Any:
+            self._fill(status, r)
+            return frames_mod.loads(r.frames, f"{op} from rank {self._rank_of.get(r.src, r.src)}")
+
+        return Request(self._t, recv, finish)
+
+    def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
+        """Start receiving an object; ``wait()`` returns it. ``buf`` is accepted for mpi4py
+        compatibility and not needed (frames are sized by the sender)."""
+        return self._irecv_obj(source, tag, "irecv")
+
+    def recv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> Any:
+        """Receive and return an object.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+            DeserializationError: the bytes cannot be rebuilt into an object here.
+        """
+        return self._irecv_obj(source, tag, "recv").wait(status)
+
+    def sendrecv(
+        self,
+        sendobj: Any,
+        dest: int,
+        sendtag: int = 0,
+        recvbuf: Any = None,
+        source: int = ANY_SOURCE,
+        recvtag: int = ANY_TAG,
+        status: Status | None = None,
+    ) -> Any:
+        """Send ``sendobj`` to ``dest`` and receive an object from ``source``, deadlock-free."""
+        self._peer(source, "source", "sendrecv", any_ok=True)
+        self._tag(recvtag, "recvtag", "sendrecv", any_ok=True)
+        sreq = self.isend(sendobj, dest, sendtag)
+        obj = self._irecv_obj(source, recvtag, "sendrecv").wait(status)
+        sreq.wait()
+        return obj
+
+    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> bool:
+        """Block until a matching message is available (without receiving it)."""
+        self._live("probe")
+        src = self._peer(source, "source", "probe", any_ok=True)
+        tag = self._tag(tag, "tag", "probe", any_ok=True)
+        if src == PROC_NULL:
+            return True
+        found: list[Any] = []
+
+        def ready() -> bool:
+            msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
+            if msg is not None:
+                found.append(msg)
+            return msg is not None
+
+        self._t.wait(ready, None, "probe")
+        if status is not None:
+            msg = found[-1]
+            status.source, status.tag, status.count = self._rank_of[msg.src], msg.tag, msg.nbytes
+        return True
+
+    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> bool:
+        """Return True if a matching message is available (without receiving it)."""
+        self._live("iprobe")
+        src = self._peer(source, "source", "iprobe", any_ok=True)
+        tag = self._tag(tag, "tag", "iprobe", any_ok=True)
+        if src == PROC_NULL:
+            return True
+        msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
+        if msg is not None and status is not None:
+            status.source, status.tag, status.count = self._rank_of[msg.src], msg.tag, msg.nbytes
+        return msg is not None
+
+    # ---- point-to-point: buffers ----------------------------------------------------------------
+    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:  # noqa: N802
+        """Start sending the bytes of ``buf``; do not modify it until the request completes."""
+        self._live("Isend")
+        dest = self._peer(dest, "dest", "Isend")
+        tag = self._tag(tag, "tag", "Isend")
+        view = byte_view(buf, "Isend buf")
+        if dest == PROC_NULL:
+            return _null_request(self._t)
+        return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view]))
+
+    def Send(self, buf: Any, dest: int, tag: int = 0) -> None:  # noqa: N802
+        """Send the bytes of ``buf`` (a NumPy array or buffer-protocol object) to ``dest``.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``dest`` or ``tag``.
+            InvalidBufferError: ``buf`` is not a contiguous buffer.
+        """
+        self.Isend(buf, dest, tag).wait()
+
+    def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:  # noqa: N802
+        """Start receiving into ``buf``."""
+        self._live("Irecv")
+        source = self._peer(source, "source", "Irecv", any_ok=True)
+        tag = self._tag(tag, "tag", "Irecv", any_ok=True)
+        view = byte_view(buf, "Irecv buf", writable=True)
+        if source == PROC_NULL:
+            return _null_request(self._t)
+        recv = self._t.irecv(self._ctx, self._world_source(source), tag, view)
+
+        def finish(r: RecvOp, status: Status | None) -> None:
+            self._fill(status, r)
+
+        return Request(self._t, recv, finish)
+
+    def Recv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> None:  # noqa: N802
+        """Receive into ``buf``; the message may be shorter than the buffer (see ``status.count``).
+
+        Raises:
+            TruncationError: the message is larger than ``buf`` (nothing is written to it).
+            InvalidBufferError: ``buf`` is not a writable contiguous buffer.
+        """
+        self.Irecv(buf, source, tag).wait(status)
+
+    def Sendrecv(  # noqa: N802
+        self,
+        sendbuf: Any,
+        dest: int,
+        sendtag: int = 0,
+        recvbuf: Any = None,
+        source: int = ANY_SOURCE,
+        recvtag: int = ANY_TAG,
+        status: Status | None = None,
+    ) -> None:
+        """Send ``sendbuf`` to ``dest`` and receive into ``recvbuf`` from ``source``."""
+        if recvbuf is None:
+            raise InvalidArgumentTypeError("Sendrecv: recvbuf is required (a writable buffer)")
+        rreq = self.Irecv(recvbuf, source, recvtag)
+        sreq = self.Isend(sendbuf, dest, sendtag)
+        rreq.wait(status)
+        sreq.wait()
+
+    # ---- collectives ----------------------------------------------------------------------------
+    def barrier(self) -> None:
+        """Block until every rank of the communicator has called ``barrier``."""
+        self._live("barrier")
+        tag = self._next_tag()
+        sched = barrier_algorithms.dissemination(self.rank, self.size)
+        run_blocking(sched, self._t, self._group, self._coll_ctx, tag, Payload([]), "barrier")
+
+    Barrier = barrier
+
+    def bcast(self, obj: Any = None, root: int = 0) -> Any:
+        """Broadcast ``obj`` from ``root``; every rank returns the root's object.
+
+        Raises:
+            InvalidRankError: bad ``root`` (raised on every rank, nothing sent).
+            SerializationError: at the root, ``obj`` cannot be pickled.
+        """
+        self._live("bcast")
+        root = self._root(root, "bcast")
+        if self.size == 1:
+            return obj
+        tag = self._next_tag()
+        payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
+        sched = bcast_algorithms.binomial(self.rank, self.size, root)
+        run_blocking(sched, self._t, self._group, self._coll_ctx, tag, payload, f"bcast(root={root})")
+        if self.rank == root:
+            return obj
+        return frames_mod.loads(payload.frames, f"bcast from root {root}")
+
+    def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
+        """Broadcast the bytes of ``buf`` at ``root`` into ``buf`` on every other rank.
+
+        Raises:
+            InvalidRankError: bad ``root``.
+            InvalidBufferError: ``buf`` is not a (writable, off the root) contiguous buffer.
+            InvalidArgumentError: ranks passed buffers of different sizes.
+        """
+        self._live("Bcast")
+        root = self._root(root, "Bcast")
+        view = byte_view(buf, "Bcast buf", writable=self.rank != root)
+        if self.size == 1:
+            return
+        tag = self._next_tag()
+        sched = bcast_algorithms.binomial(self.rank, self.size, root)
+        run_blocking(sched, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), f"Bcast(root={root})")
+
+    def _allgather_small(self, obj: Any, op: str) -> list[Any]:
+        """Every rank's small object, in rank order (used to build communicators)."""
+        tag = self._next_tag()
+        frames = frames_mod.dumps(obj, op)
+        sends = [self._t.isend(w, self._coll_ctx, tag, frames) for w in self._group if w != self._t.rank]
+        recvs = [self._t.irecv(self._coll_ctx, w, tag, None) for w in self._group if w != self._t.rank]
+        self._t.waitall([*sends, *recvs], None, op)
+        values = iter(frames_mod.loads(r.frames, op) for r in recvs)
+        return [obj if i == self.rank else next(values) for i in range(self.size)]
+
+    # ---- communicator management ----------------------------------------------------------------
+    def _derive_ctx(self, label: str) -> int:
+        self._child_seq += 1
+        digest = hashlib.blake2b(f"{self._ctx}/{self._child_seq}/{label}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") & ((1 << 63) - 2)
+
+    def dup(self) -> Comm:
+        """A new communicator with the same ranks and a separate message space."""
+        self._live("dup")
+        return Comm(self._t, self._group, self._derive_ctx("dup"), f"{self.name}.dup{self._child_seq}")
+
+    Dup = dup
+
+    def split(self, color: int = 0, key: int = 0) -> Comm | None:
+        """Partition the ranks by ``color``; order each part by ``key``, then by old rank.
+
+        A rank passing ``color=UNDEFINED`` gets None. Collective: every rank must call it.
+
+        Raises:
+            InvalidArgumentTypeError: ``color`` or ``key`` is not an int.
+            InvalidArgumentError: ``color`` is negative and not UNDEFINED.
+        """
+        self._live("split")
+        color = _as_int(color, "color", "split")
+        key = _as_int(key, "key", "split")
+        if color < 0 and color != UNDEFINED:
+            raise InvalidRankError(f"split: color={color} must be >= 0 or UNDEFINED")
+        entries = self._allgather_small((color, key), "split")
+        ctx = self._derive_ctx("split")
+        if color == UNDEFINED:
+            return None
+        members = sorted((k, r) for r, (c, k) in enumerate(entries) if c == color)
+        group = [self._group[r] for _, r in members]
+        ctx = (ctx + 2 * (color % (1 << 20))) & ((1 << 63) - 2)
+        return Comm(self._t, group, ctx, f"{self.name}.split{self._child_seq}[{color}]")
+
+    Split = split
+
+    def free(self) -> None:
+        """Release the communicator; later calls on it raise CommunicatorClosedError."""
+        self._freed = True
+
+    Free = free
+
+
+class _DoneOp(tbase.SendOp):
+    def __init__(self) -> None:
+        super().__init__(PROC_NULL, 0, 0, [])
+        self.done = True
+
+
+def _null_request(transport: Transport) -> Request:
+    return Request(transport, _DoneOp())

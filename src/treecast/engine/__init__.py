@@ -1,0 +1,1 @@
+"""Engines run schedules: blocking (here), step-wise for non-blocking calls, simulated."""

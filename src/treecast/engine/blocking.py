@@ -1,0 +1,63 @@
+"""Run a schedule to completion with blocking waits on a real transport."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..algorithms.schedule import Recv, Schedule, Send, WaitAll
+from ..errors import InvalidArgumentError
+from ..transports.base import SendOp, Transport
+
+
+class Payload:
+    """The data a schedule moves.
+
+    For a buffer collective ``buffer`` is the caller's byte view (received into, sent from)
+    and ``frames`` is ``[buffer]``. For an object collective ``buffer`` is None and
+    ``frames`` is the pickled object at the root, filled by the first receive elsewhere.
+    """
+
+    __slots__ = ("buffer", "frames")
+
+    def __init__(self, frames: list[memoryview] | None = None, buffer: memoryview | None = None) -> None:
+        self.buffer = buffer
+        self.frames: list[memoryview] = [buffer] if buffer is not None else (frames or [])
+
+
+def run_blocking(
+    schedule: Schedule,
+    transport: Transport,
+    group: Sequence[int],
+    ctx: int,
+    tag: int,
+    payload: Payload,
+    what: str,
+    timeout: float | None = None,
+) -> None:
+    """Execute ``schedule``; peers are translated to world ranks through ``group``.
+
+    Raises:
+        TruncationError, InvalidArgumentError: a received message has another size than
+            the buffer (ranks passed buffers of different sizes).
+        TimeoutError: ``timeout`` seconds passed.
+    """
+    sends: list[SendOp] = []
+    for step in schedule:
+        if isinstance(step, Send):
+            sends.append(transport.isend(group[step.peer], ctx, tag, payload.frames))
+        elif isinstance(step, Recv):
+            recv = transport.irecv(ctx, group[step.peer], tag, payload.buffer)
+            transport.wait(lambda r=recv: r.done, timeout, what)  # type: ignore[misc]
+            if recv.error is not None:
+                raise recv.error
+            if payload.buffer is None:
+                payload.frames = recv.frames
+            elif recv.nbytes != payload.buffer.nbytes:
+                raise InvalidArgumentError(
+                    f"{what}: received {recv.nbytes} bytes from rank {step.peer} but this rank's "
+                    f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
+                )
+        elif isinstance(step, WaitAll):
+            transport.waitall(sends, timeout, what)
+            sends.clear()
+    transport.waitall(sends, timeout, what)

@@ -1,0 +1,1 @@
+"""Turning user data into frames: pickle-5 objects and buffer specs."""

@@ -1,0 +1,18 @@
+"""Environment variables shared by the launcher and the ranks it starts.
+
+The launcher sets these in every rank's environment; :func:`treecast.world` reads them. A
+process started without the launcher has none of them and is a world of size 1.
+"""
+
+from __future__ import annotations
+
+ENV_RANK = "TREECAST_RANK"
+"""This process's rank in the world, ``0 <= rank < size``."""
+ENV_SIZE = "TREECAST_SIZE"
+"""Number of ranks in the world."""
+ENV_JOB = "TREECAST_JOB"
+"""Unguessable per-job token; every shared-memory segment of the job is named after it."""
+ENV_SHM = "TREECAST_SHM"
+"""Name of the world segment (created by the launcher) that holds the per-pair rings."""
+ENV_LAUNCHER_PID = "TREECAST_LAUNCHER_PID"
+"""Pid of the launcher; a rank whose launcher died stops waiting and exits."""

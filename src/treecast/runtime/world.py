@@ -1,0 +1,77 @@
+"""Build the world communicator from the environment.
+
+Started by ``treecast run`` (or :func:`treecast.launch`): the launcher's variables name the
+rank, the size and the world segment. Started any other way: a world of size 1.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from ..comm import Comm
+from ..errors import TreecastError
+from ..transports.base import Transport, launcher_watch
+from ..transports.shm import ShmTransport
+from .env import ENV_LAUNCHER_PID, ENV_RANK, ENV_SHM, ENV_SIZE
+
+WORLD_CTX = 0
+SELF_CTX = 2
+
+_lock = threading.Lock()
+_world: Comm | None = None
+_self: Comm | None = None
+
+
+class _SelfTransport(Transport):
+    """A transport for a world of one rank: every message is a message to itself."""
+
+    def _poll(self) -> bool:
+        return False
+
+
+def _make_transport() -> Transport:
+    rank_s, size_s, seg = os.environ.get(ENV_RANK), os.environ.get(ENV_SIZE), os.environ.get(ENV_SHM)
+    if rank_s is None or size_s is None:
+        return _SelfTransport(0, 1)
+    try:
+        rank, size = int(rank_s), int(size_s)
+    except ValueError:
+        raise TreecastError(f"{ENV_RANK}={rank_s!r} and {ENV_SIZE}={size_s!r} must be integers") from None
+    if not 0 <= rank < size:
+        raise TreecastError(f"{ENV_RANK}={rank} is outside [0, {ENV_SIZE}={size})")
+    if size == 1:
+        return _SelfTransport(0, 1)
+    if not seg:
+        raise TreecastError(f"{ENV_SHM} is not set; start the program with `treecast run`")
+    transport: Transport = ShmTransport(rank, size, seg)
+    launcher = os.environ.get(ENV_LAUNCHER_PID)
+    if launcher:
+        transport.liveness_check = launcher_watch(int(launcher))
+    return transport
+
+
+def world() -> Comm:
+    """The communicator of every rank of the job (mpi4py's ``COMM_WORLD``).
+
+    Raises:
+        TreecastError: the launcher's environment is inconsistent.
+    """
+    global _world
+    if _world is None:
+        with _lock:
+            if _world is None:
+                transport = _make_transport()
+                _world = Comm(transport, range(transport.size), WORLD_CTX, "world")
+                atexit.register(transport.close)
+    return _world
+
+
+def self_comm() -> Comm:
+    """A communicator holding only this rank (mpi4py's ``COMM_SELF``)."""
+    global _self
+    if _self is None:
+        w = world()
+        _self = Comm(w._t, (w._t.rank,), SELF_CTX, "self")
+    return _self

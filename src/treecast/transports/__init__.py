@@ -1,0 +1,1 @@
+"""Transports move frames between two ranks; they know nothing of collectives."""

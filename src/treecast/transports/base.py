@@ -1,0 +1,280 @@
+"""The transport interface and the message-matching logic every transport shares.
+
+A transport moves *messages* between world ranks. A message is a list of frames (byte
+buffers) addressed by ``(context, tag)``. Receives are matched MPI-style: the first
+posted receive whose context is equal and whose source and tag match (or are wildcards)
+takes the message; messages between one pair with one context are matched in the order
+they were sent; a message that arrives before any matching receive is kept in the
+unexpected queue.
+
+Subclasses implement only byte movement: :meth:`Transport._start_send` queues frames,
+:meth:`Transport._poll` moves bytes and calls :meth:`Transport._on_header` /
+:meth:`Transport._on_complete` for incoming messages.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ProcessFailedError, TimeoutError, TruncationError
+from .wait import Backoff
+
+ANY_SOURCE = -1
+ANY_TAG = -1
+
+Frames = list[memoryview]
+
+
+def alloc_frame(nbytes: int) -> memoryview:
+    """Uninitialised writable byte buffer (NumPy's allocator: aligned, no zero fill)."""
+    return memoryview(np.empty(nbytes, dtype=np.uint8))
+
+
+def as_bytes_view(frame: memoryview) -> memoryview:
+    """The same memory as a flat unsigned-byte view (slices then count bytes)."""
+    if frame.format == "B" and frame.ndim == 1:
+        return frame
+    return frame.cast("B")
+
+
+class SendOp:
+    """A send in flight: frames to push to ``dest``; ``done`` once all bytes are out."""
+
+    __slots__ = ("ctx", "dest", "done", "error", "frames", "nbytes", "offset", "piece", "pieces", "tag")
+
+    def __init__(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> None:
+        self.dest = dest
+        self.ctx = ctx
+        self.tag = tag
+        self.frames = frames
+        self.nbytes = sum(f.nbytes for f in frames)
+        self.done = False
+        self.error: BaseException | None = None
+        self.pieces: list[memoryview] = []
+        self.piece = 0
+        self.offset = 0
+
+
+class RecvOp:
+    """A posted receive.
+
+    ``buffer`` is None for an object receive (frames are allocated to the sizes announced
+    by the sender) or a writable byte view for a buffer receive (frames land back to back
+    in it; a larger message raises :class:`TruncationError` and writes nothing past it).
+    """
+
+    __slots__ = ("buffer", "ctx", "done", "error", "frames", "nbytes", "source", "src", "tag", "want_tag")
+
+    def __init__(self, ctx: int, source: int, tag: int, buffer: memoryview | None) -> None:
+        self.ctx = ctx
+        self.source = source
+        self.want_tag = tag
+        self.buffer = buffer
+        self.done = False
+        self.error: BaseException | None = None
+        self.frames: Frames = []
+        self.src = ANY_SOURCE
+        self.tag = ANY_TAG
+        self.nbytes = 0
+
+    def matches(self, ctx: int, src: int, tag: int) -> bool:
+        return (
+            ctx == self.ctx
+            and (self.source == ANY_SOURCE or self.source == src)
+            and (self.want_tag == ANY_TAG or self.want_tag == tag)
+        )
+
+
+class Incoming:
+    """A message being received (or fully received but not yet matched)."""
+
+    __slots__ = ("claimed", "complete", "ctx", "direct", "frames", "lengths", "nbytes", "src", "tag")
+
+    def __init__(self, src: int, ctx: int, tag: int, lengths: Sequence[int]) -> None:
+        self.src = src
+        self.ctx = ctx
+        self.tag = tag
+        self.lengths = lengths
+        self.nbytes = sum(lengths)
+        self.frames: Frames = []
+        self.complete = False
+        self.claimed: RecvOp | None = None
+        self.direct = False  # frames are the claiming receive's own buffer views
+
+
+def _targets_for(recv: RecvOp, msg: Incoming) -> Frames:
+    """Frames for ``msg`` inside ``recv``'s buffer, or fresh frames for an object receive."""
+    if recv.buffer is None:
+        return [alloc_frame(n) for n in msg.lengths]
+    views: Frames = []
+    pos = 0
+    for n in msg.lengths:
+        views.append(recv.buffer[pos : pos + n])
+        pos += n
+    return views
+
+
+class Transport:
+    """Matching, unexpected queue and waiting, shared by every transport.
+
+    Attributes:
+        rank: this process's world rank.
+        size: number of world ranks.
+    """
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank = rank
+        self.size = size
+        self._posted: list[RecvOp] = []
+        self._unexpected: list[Incoming] = []
+        self._closed = False
+        self.liveness_check: Callable[[], None] | None = None
+
+    # ---- subclass interface -------------------------------------------------------------
+    def _start_send(self, op: SendOp) -> None:
+        raise NotImplementedError(f"{type(self).__name__}._start_send")
+
+    def _poll(self) -> bool:
+        """Move bytes both ways; return True if anything moved."""
+        raise NotImplementedError(f"{type(self).__name__}._poll")
+
+    def close(self) -> None:
+        """Release the transport's resources; further calls raise."""
+        self._closed = True
+
+    # ---- called by subclasses when bytes arrive -------------------------------------------
+    def _on_header(self, src: int, ctx: int, tag: int, lengths: Sequence[int]) -> tuple[Incoming, Frames]:
+        """A message header arrived: match it and return where its bytes go."""
+        msg = Incoming(src, ctx, tag, lengths)
+        for i, recv in enumerate(self._posted):
+            if recv.matches(ctx, src, tag):
+                del self._posted[i]
+                msg.claimed = recv
+                if recv.buffer is not None and msg.nbytes > recv.buffer.nbytes:
+                    msg.frames = [alloc_frame(n) for n in lengths]
+                else:
+                    msg.frames = _targets_for(recv, msg)
+                    msg.direct = True
+                return msg, msg.frames
+        msg.frames = [alloc_frame(n) for n in lengths]
+        self._unexpected.append(msg)
+        return msg, msg.frames
+
+    def _on_complete(self, msg: Incoming) -> None:
+        msg.complete = True
+        if msg.claimed is not None:
+            self._deliver(msg, msg.claimed, copied=msg.direct)
+
+    def _deliver(self, msg: Incoming, recv: RecvOp, copied: bool) -> None:
+        recv.src = msg.src
+        recv.tag = msg.tag
+        recv.nbytes = msg.nbytes
+        if recv.buffer is not None and msg.nbytes > recv.buffer.nbytes:
+            recv.error = TruncationError(
+                f"message of {msg.nbytes} bytes from rank {msg.src} (tag {msg.tag}) does not fit "
+                f"the receive buffer of {recv.buffer.nbytes} bytes; nothing was written to it"
+            )
+        elif copied or recv.buffer is None:
+            recv.frames = msg.frames
+        else:
+            targets = _targets_for(recv, msg)
+            for dst, src in zip(targets, msg.frames):
+                dst[:] = src
+            recv.frames = targets
+        recv.done = True
+
+    # ---- public operations ---------------------------------------------------------------
+    def isend(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> SendOp:
+        """Start sending ``frames`` to world rank ``dest``; the frames must stay unchanged
+        until the returned op is done."""
+        op = SendOp(dest, ctx, tag, [as_bytes_view(f) for f in frames])
+        if dest == self.rank:
+            self._send_to_self(op)
+        else:
+            self._start_send(op)
+        return op
+
+    def _send_to_self(self, op: SendOp) -> None:
+        lengths = [f.nbytes for f in op.frames]
+        msg, targets = self._on_header(self.rank, op.ctx, op.tag, lengths)
+        for dst, src in zip(targets, op.frames):
+            dst[:] = src
+        self._on_complete(msg)
+        op.done = True
+
+    def irecv(self, ctx: int, source: int, tag: int, buffer: memoryview | None = None) -> RecvOp:
+        """Post a receive; it completes when a matching message has fully arrived."""
+        recv = RecvOp(ctx, source, tag, buffer)
+        for i, msg in enumerate(self._unexpected):
+            if recv.matches(msg.ctx, msg.src, msg.tag):
+                del self._unexpected[i]
+                if msg.complete:
+                    self._deliver(msg, recv, copied=False)
+                else:
+                    msg.claimed = recv  # its bytes land in private frames; copied at the end
+                return recv
+        self._posted.append(recv)
+        return recv
+
+    def cancel(self, recv: RecvOp) -> bool:
+        """Withdraw a posted receive that has not matched yet; return True if withdrawn."""
+        if recv in self._posted:
+            self._posted.remove(recv)
+            return True
+        return False
+
+    def iprobe(self, ctx: int, source: int, tag: int) -> Incoming | None:
+        """Return the first unexpected message that matches, without receiving it."""
+        self._poll()
+        probe = RecvOp(ctx, source, tag, None)
+        for msg in self._unexpected:
+            if probe.matches(msg.ctx, msg.src, msg.tag):
+                return msg
+        return None
+
+    def progress(self) -> bool:
+        """Advance every send and receive in flight; return True if anything moved."""
+        return self._poll()
+
+    def wait(self, done: Callable[[], bool], timeout: float | None = None, what: str = "operation") -> None:
+        """Make progress until ``done()`` is true.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+            ProcessFailedError: the liveness check found a dead peer or launcher.
+        """
+        if done():
+            return
+        backoff = Backoff()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            moved = self._poll()
+            if done():
+                return
+            if moved:
+                backoff = Backoff()
+                continue
+            if backoff.pause():
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"rank {self.rank}: {what} did not complete within {timeout} s")
+                if self.liveness_check is not None:
+                    self.liveness_check()
+
+    def waitall(self, ops: Sequence[Any], timeout: float | None = None, what: str = "operation") -> None:
+        """Wait until every op (SendOp or RecvOp) is done."""
+        self.wait(lambda: all(op.done for op in ops), timeout, what)
+
+
+def launcher_watch(launcher_pid: int) -> Callable[[], None]:
+    """A liveness check that raises once the launcher that started us has gone."""
+
+    def check() -> None:
+        if os.getppid() != launcher_pid:
+            raise ProcessFailedError(f"the launcher (pid {launcher_pid}) has exited; giving up")
+
+    return check

@@ -1,0 +1,263 @@
+"""Shared-memory transport: one single-producer single-consumer byte ring per ordered pair.
+
+A message is streamed through the ring as ``header | frame lengths | frame bytes``::
+
+    writer (rank s)                       ring s->d (in /dev/shm)              reader (rank d)
+    copy chunk k+1 into ring  ----->  [ ... chunk k ... chunk k+1 ... ]  ----->  copy chunk k out
+                               head = bytes written          tail = bytes read
+
+so a large message is pipelined: the reader copies chunk k out while the writer copies chunk
+k+1 in, and no message ever needs more than the ring's capacity of shared memory. Each
+counter has one writer and sits on its own cache line. On x86-64 (total store order) the
+data stores that precede a counter update are visible before it; an aligned 8-byte store
+through a ``memoryview`` of format ``Q`` is a single instruction.
+
+A blocked send or receive keeps draining every incoming ring (into the unexpected queue if
+nothing matches), so two ranks that send large messages to each other never deadlock.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+
+from ..errors import CommunicatorClosedError
+from .base import Frames, Incoming, SendOp, Transport
+from .segments import attach_segment
+from .shm_layout import CTRL_FMT, MAGIC, RING_HEADER, VERSION, ring_offset
+
+HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes, reserved
+"""Message header; frame lengths (u64 each) follow when nframes > 1."""
+INLINE_LIMIT = 4096
+"""Messages up to this size are written as one piece (header and payload joined)."""
+HEAD = 0
+TAIL = 8  # index of the tail counter in the ring's control block viewed as u64 ('Q')
+
+
+class _OutRing:
+    __slots__ = ("cap", "ctrl", "data", "head", "queue")
+
+    def __init__(self, ctrl: memoryview, data: memoryview) -> None:
+        self.ctrl = ctrl
+        self.data = data
+        self.cap = data.nbytes
+        self.head = ctrl[HEAD]
+        self.queue: deque[SendOp] = deque()
+
+
+class _InRing:
+    __slots__ = ("cap", "ctrl", "data", "lengths", "msg", "offset", "piece", "stage", "tail", "targets")
+
+    def __init__(self, ctrl: memoryview, data: memoryview) -> None:
+        self.ctrl = ctrl
+        self.data = data
+        self.cap = data.nbytes
+        self.tail = ctrl[TAIL]
+        self.stage = 0  # 0: header, 1: frame lengths, 2: payload
+        self.targets: Frames = [memoryview(bytearray(HEADER.size))]
+        self.piece = 0
+        self.offset = 0
+        self.msg: Incoming | None = None
+        self.lengths: tuple[int, ...] = ()
+
+
+class ShmTransport(Transport):
+    """Transport over the job's world segment (see :mod:`.shm_layout`).
+
+    Args:
+        rank: this process's world rank.
+        size: number of ranks.
+        segment: name of the world segment created by the launcher.
+
+    Raises:
+        FileNotFoundError: the segment does not exist.
+        ValueError: the segment was made for another size or version.
+    """
+
+    def __init__(self, rank: int, size: int, segment: str) -> None:
+        super().__init__(rank, size)
+        self._mm = attach_segment(segment)
+        magic, version, seg_size, cap = struct.unpack_from(CTRL_FMT, self._mm, 0)
+        if magic != MAGIC or version != VERSION or seg_size != size:
+            self._mm.close()
+            raise ValueError(
+                f"segment {segment} holds magic {magic:#x} version {version} size {seg_size}; "
+                f"expected {MAGIC:#x} version {VERSION} size {size}"
+            )
+        self.ring_capacity = cap
+        buf = memoryview(self._mm)
+        self._buf = buf
+        self._out: list[_OutRing | None] = []
+        self._in: list[_InRing | None] = []
+        for peer in range(size):
+            if peer == rank:
+                self._out.append(None)
+                self._in.append(None)
+                continue
+            o = ring_offset(size, cap, rank, peer)
+            self._out.append(_OutRing(buf[o : o + RING_HEADER].cast("Q"), buf[o + RING_HEADER : o + RING_HEADER + cap]))
+            i = ring_offset(size, cap, peer, rank)
+            self._in.append(_InRing(buf[i : i + RING_HEADER].cast("Q"), buf[i + RING_HEADER : i + RING_HEADER + cap]))
+        self._in_rings = [r for r in self._in if r is not None]
+        self._in_peers = [p for p in range(size) if p != rank]
+        self._sending: list[_OutRing] = []
+
+    # ---- sending --------------------------------------------------------------------------
+    def _start_send(self, op: SendOp) -> None:
+        if self._closed:
+            raise CommunicatorClosedError(f"rank {self.rank}: the shared-memory transport is closed")
+        frames = op.frames
+        nframes = len(frames)
+        header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, 0)
+        if nframes > 1:
+            header += struct.pack(f"<{nframes}Q", *(f.nbytes for f in frames))
+        if op.nbytes <= INLINE_LIMIT:
+            op.pieces = [memoryview(b"".join([header, *frames]))]
+        else:
+            op.pieces = [memoryview(header), *frames]
+        ring = self._out[op.dest]
+        assert ring is not None
+        ring.queue.append(op)
+        if len(ring.queue) == 1:
+            self._push(ring)
+            if ring.queue:
+                self._sending.append(ring)
+
+    def _push(self, ring: _OutRing) -> bool:
+        """Write as much of the ring's queued sends as fits; return True if bytes moved."""
+        cap = ring.cap
+        head = ring.head
+        free = cap - (head - ring.ctrl[TAIL])
+        start = head
+        data = ring.data
+        queue = ring.queue
+        while queue:
+            op = queue[0]
+            pieces = op.pieces
+            while op.piece < len(pieces):
+                piece = pieces[op.piece]
+                k = min(piece.nbytes - op.offset, free)
+                if k:
+                    pos = head % cap
+                    first = min(k, cap - pos)
+                    off = op.offset
+                    data[pos : pos + first] = piece[off : off + first]
+                    if k > first:
+                        data[0 : k - first] = piece[off + first : off + k]
+                    head += k
+                    free -= k
+                    op.offset += k
+                if op.offset < piece.nbytes:
+                    break
+                op.piece += 1
+                op.offset = 0
+            if op.piece < len(pieces):
+                break
+            op.done = True
+            queue.popleft()
+        if head != start:
+            ring.head = head
+            ring.ctrl[HEAD] = head
+            return True
+        return False
+
+    # ---- receiving ------------------------------------------------------------------------
+    def _pull(self, src: int, ring: _InRing) -> bool:
+        """Read what is available from one incoming ring; return True if bytes moved."""
+        avail = ring.ctrl[HEAD] - ring.tail
+        if avail == 0:
+            return False
+        cap = ring.cap
+        data = ring.data
+        tail = ring.tail
+        while True:
+            targets = ring.targets
+            while ring.piece < len(targets) and avail:
+                target = targets[ring.piece]
+                k = min(target.nbytes - ring.offset, avail)
+                pos = tail % cap
+                first = min(k, cap - pos)
+                off = ring.offset
+                target[off : off + first] = data[pos : pos + first]
+                if k > first:
+                    target[off + first : off + k] = data[0 : k - first]
+                tail += k
+                avail -= k
+                ring.offset += k
+                if ring.offset == target.nbytes:
+                    ring.piece += 1
+                    ring.offset = 0
+            # skip zero-length frames, which need no bytes
+            while ring.piece < len(targets) and targets[ring.piece].nbytes == 0:
+                ring.piece += 1
+            if ring.piece < len(targets):
+                break
+            self._advance(src, ring)
+            if not avail and ring.stage == 0:
+                break
+        ring.tail = tail
+        ring.ctrl[TAIL] = tail
+        return True
+
+    def _advance(self, src: int, ring: _InRing) -> None:
+        """The current stage's bytes are all in: move to the next stage."""
+        ring.piece = 0
+        ring.offset = 0
+        if ring.stage == 0:
+            ctx, tag, total, nframes, _ = HEADER.unpack(ring.targets[0])
+            ring.lengths = (total,)
+            if nframes > 1:
+                ring.stage = 1
+                ring.targets = [memoryview(bytearray(8 * nframes))]
+                ring.msg = Incoming(src, ctx, tag, ())
+                return
+            self._begin_payload(src, ring, ctx, tag)
+        elif ring.stage == 1:
+            raw = ring.targets[0]
+            assert ring.msg is not None
+            ring.lengths = struct.unpack(f"<{raw.nbytes // 8}Q", raw)
+            self._begin_payload(src, ring, ring.msg.ctx, ring.msg.tag)
+        else:
+            assert ring.msg is not None
+            msg = ring.msg
+            ring.msg = None
+            ring.stage = 0
+            ring.targets = [memoryview(bytearray(HEADER.size))]
+            self._on_complete(msg)
+
+    def _begin_payload(self, src: int, ring: _InRing, ctx: int, tag: int) -> None:
+        msg, targets = self._on_header(src, ctx, tag, ring.lengths)
+        ring.msg = msg
+        ring.stage = 2
+        ring.targets = targets
+
+    # ---- progress ---------------------------------------------------------------------------
+    def _poll(self) -> bool:
+        moved = False
+        if self._sending:
+            for ring in self._sending:
+                moved = self._push(ring) or moved
+            self._sending = [r for r in self._sending if r.queue]
+        for src, ring in zip(self._in_peers, self._in_rings):
+            if ring.ctrl[HEAD] != ring.tail:
+                moved = self._pull(src, ring) or moved
+        return moved
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        for ring in self._out:
+            if ring is not None:
+                ring.ctrl.release()
+                ring.data.release()
+        for iring in self._in:
+            if iring is not None:
+                iring.ctrl.release()
+                iring.data.release()
+        self._buf.release()
+        try:
+            self._mm.close()
+        except BufferError:  # a frame view still points into the segment; the OS unmaps at exit
+            pass
+
