@@ -146,14 +146,22 @@ class Comm:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
             SerializationError: ``obj`` cannot be pickled (nothing is sent).
         """
-        self._live("send")
-        dest = self._peer(dest, "dest", "send")
-        tag = self._tag(tag, "tag", "send")
+        if self._freed:
+            self._live("send")
+        if type(dest) is not int or not 0 <= dest < self.size:
+            dest = self._peer(dest, "dest", "send")
+        if type(tag) is not int or not 0 <= tag <= TAG_UB:
+            tag = self._tag(tag, "tag", "send")
         frames = frames_mod.dumps(obj, "send")
         if dest == PROC_NULL:
             return
-        op = self._t.isend(self._group[dest], self._ctx, tag, frames)
-        self._t.wait(lambda: op.done, None, f"send to rank {dest}")
+        t = self._t
+        wdest = self._group[dest]
+        if len(frames) == 1 and t.send_inline(wdest, self._ctx, tag, frames[0]):
+            return
+        op = t.isend(wdest, self._ctx, tag, frames)
+        if not op.done:
+            t.wait(lambda: op.done, None, f"send to rank {dest}")
 
     def _irecv_obj(self, source: int, tag: int, op: str) -> Request:
         self._live(op)
@@ -181,7 +189,23 @@ class Comm:
             InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
             DeserializationError: the bytes cannot be rebuilt into an object here.
         """
-        return self._irecv_obj(source, tag, "recv").wait(status)
+        if self._freed:
+            self._live("recv")
+        if type(source) is not int or not (0 <= source < self.size or source == ANY_SOURCE):
+            source = self._peer(source, "source", "recv", any_ok=True)
+            if source == PROC_NULL:
+                return None
+        if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
+            tag = self._tag(tag, "tag", "recv", any_ok=True)
+        t = self._t
+        r = t.irecv(self._ctx, self._world_source(source), tag, None)
+        if not r.done:
+            t.wait(lambda: r.done, None, f"recv from rank {source}")
+        if r.error is not None:
+            raise r.error
+        if status is not None:
+            self._fill(status, r)
+        return frames_mod.loads(r.frames, f"recv from rank {self._rank_of.get(r.src, r.src)}")
 
     def sendrecv(
         self,

@@ -36,7 +36,8 @@ class Status:
             return self.count
         import numpy as np
 
-        size = np.dtype(getattr(datatype, "dtype", datatype)).itemsize
+        dt = datatype if isinstance(datatype, (type, str, np.dtype)) else getattr(datatype, "dtype", datatype)
+        size = np.dtype(dt).itemsize
         return self.count // size
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from ..errors import InvalidArgumentError, InvalidBufferError
 
 
 def _datatype_itemsize(datatype: Any) -> int:
-    dt = getattr(datatype, "dtype", datatype)
+    dt = datatype if isinstance(datatype, (type, str, np.dtype)) else getattr(datatype, "dtype", datatype)
     try:
         return np.dtype(dt).itemsize
     except TypeError as exc:

@@ -68,7 +68,8 @@ def binomial_tree(size: int, root: int = 0) -> Tree:
 
     In ranks relative to the root, rank ``r``'s parent is ``r`` with its lowest set bit
     cleared, and its children are ``r + 2^j`` for every ``2^j`` below that bit. Depth is
-    ``ceil(log2(size))``; the root has ``ceil(log2(size))`` children.
+    ``floor(lg p)``; the root has ``ceil(lg p)`` children, and a broadcast takes
+    ``ceil(lg p)`` rounds.
 
     Raises:
         ValueError: ``size < 1`` or ``root`` outside ``[0, size)``.

@@ -165,6 +165,33 @@ class Transport:
         self._unexpected.append(msg)
         return msg, msg.frames
 
+    def _on_small(self, src: int, ctx: int, tag: int, frame: memoryview) -> None:
+        """A whole one-frame message is readable at ``frame`` (valid only during the call)."""
+        for i, recv in enumerate(self._posted):
+            if recv.matches(ctx, src, tag):
+                del self._posted[i]
+                n = frame.nbytes
+                recv.src = src
+                recv.tag = tag
+                recv.nbytes = n
+                buf = recv.buffer
+                if buf is None:
+                    recv.frames = [memoryview(bytes(frame))]
+                elif n > buf.nbytes:
+                    recv.error = TruncationError(
+                        f"message of {n} bytes from rank {src} (tag {tag}) does not fit "
+                        f"the receive buffer of {buf.nbytes} bytes; nothing was written to it"
+                    )
+                else:
+                    buf[:n] = frame
+                    recv.frames = [buf[:n]]
+                recv.done = True
+                return
+        msg = Incoming(src, ctx, tag, (frame.nbytes,))
+        msg.frames = [memoryview(bytearray(frame))]
+        msg.complete = True
+        self._unexpected.append(msg)
+
     def _on_complete(self, msg: Incoming) -> None:
         msg.complete = True
         if msg.claimed is not None:
@@ -189,6 +216,13 @@ class Transport:
         recv.done = True
 
     # ---- public operations ---------------------------------------------------------------
+    def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview) -> bool:
+        """Send a small one-frame message at once if the transport can; return True if sent.
+
+        A fast path for latency: False means "use :meth:`isend`", never an error.
+        """
+        return False
+
     def isend(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> SendOp:
         """Start sending ``frames`` to world rank ``dest``; the frames must stay unchanged
         until the returned op is done."""

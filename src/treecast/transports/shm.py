@@ -108,6 +108,9 @@ class ShmTransport(Transport):
             raise CommunicatorClosedError(f"rank {self.rank}: the shared-memory transport is closed")
         frames = op.frames
         nframes = len(frames)
+        if nframes == 1 and op.nbytes <= INLINE_LIMIT and self._put_small(op.dest, op.ctx, op.tag, frames[0]):
+            op.done = True
+            return
         header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, 0)
         if nframes > 1:
             header += struct.pack(f"<{nframes}Q", *(f.nbytes for f in frames))
@@ -122,6 +125,30 @@ class ShmTransport(Transport):
             self._push(ring)
             if ring.queue:
                 self._sending.append(ring)
+
+    def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview) -> bool:
+        if dest == self.rank or frame.nbytes > INLINE_LIMIT or self._closed:
+            return False
+        return self._put_small(dest, ctx, tag, frame)
+
+    def _put_small(self, dest: int, ctx: int, tag: int, frame: memoryview) -> bool:
+        """Write a one-frame message in one go if the ring is idle and has contiguous room."""
+        ring = self._out[dest]
+        if ring is None or ring.queue:
+            return False
+        n = frame.nbytes
+        total = HEADER.size + n
+        head = ring.head
+        pos = head % ring.cap
+        if pos + total > ring.cap or total > ring.cap - (head - ring.ctrl[TAIL]):
+            return False
+        data = ring.data
+        HEADER.pack_into(data, pos, ctx, tag, n, 1, 0)
+        if n:
+            data[pos + HEADER.size : pos + total] = frame
+        ring.head = head = head + total
+        ring.ctrl[HEAD] = head
+        return True
 
     def _push(self, ring: _OutRing) -> bool:
         """Write as much of the ring's queued sends as fits; return True if bytes moved."""
@@ -170,6 +197,19 @@ class ShmTransport(Transport):
         cap = ring.cap
         data = ring.data
         tail = ring.tail
+        hsize = HEADER.size
+        # Fast path: whole one-frame messages lying contiguously in the ring.
+        while ring.stage == 0 and avail >= hsize:
+            pos = tail % cap
+            if pos + hsize > cap:
+                break
+            ctx, tag, n, nframes, _ = HEADER.unpack_from(data, pos)
+            end = pos + hsize + n
+            if nframes != 1 or avail < hsize + n or end > cap:
+                break
+            self._on_small(src, ctx, tag, data[pos + hsize : end])
+            tail += hsize + n
+            avail -= hsize + n
         while True:
             targets = ring.targets
             while ring.piece < len(targets) and avail:

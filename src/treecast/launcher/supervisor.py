@@ -1,0 +1,422 @@
+"""Start the ranks of a job, forward their output, watch them, and clean up after them.
+
+:func:`run_job` is the whole life of a job::
+
+    create the world segment  ->  start ranks 0..n-1  ->  supervise  ->  shut down
+                                                         |                |
+      read pipes (selectors), forward whole lines  <-----+                +-> end live ranks
+      reap exits: first failure -> abort the others                           close pipes
+      timeout / SIGINT / SIGTERM -> end the job                               unlink segments
+
+Ending ranks is always SIGTERM first, then SIGKILL after a grace period, sent by pid to
+the processes this launcher started and to nothing else. The job's shared-memory segments
+are unlinked however the job ends, including when ranks were SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO, Any
+
+from ..runtime.env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SHM, ENV_SIZE
+from ..transports.segments import new_job_token, unlink_job_segments
+from ..transports.shm_layout import create_world_segment
+from .lifeline import die_with_parent
+from .output import STDERR, STDOUT, LineForwarder, Sink
+
+GRACE_SECONDS = 1.0
+"""Time between SIGTERM and SIGKILL when the launcher ends ranks."""
+POLL_SECONDS = 0.05
+"""Longest wait between two checks of the ranks' exit status."""
+EXIT_TIMEOUT = 124
+"""Exit status of a job ended by ``--timeout`` (as coreutils' ``timeout``)."""
+
+_READ_BYTES = 1 << 16
+_DRAIN_READS = 64  # bound on reads from an exited rank's pipe that a child of it keeps filling
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended.
+
+    Attributes:
+        returncode: the launcher's exit status: 0 if every rank exited 0; else 128+s after
+            the launcher got signal s, 124 after the timeout, 127/126 if a rank could not be
+            started, or else the first failing rank's :func:`exit_status`.
+        statuses: each rank's raw status as :class:`subprocess.Popen` reports it (exit code,
+            or ``-s`` when killed by signal s); None for a rank that was never started.
+        failed_rank: the first rank that failed on its own (not one the launcher ended).
+        timed_out: the job was ended by its timeout.
+        signal: the signal that made the launcher end the job, if any.
+        job: the job token (names of the job's segments).
+    """
+
+    returncode: int
+    statuses: tuple[int | None, ...]
+    failed_rank: int | None
+    timed_out: bool
+    signal: int | None
+    job: str
+
+
+def exit_status(status: int) -> int:
+    """Shell-style exit status of a :class:`subprocess.Popen` return code (signal s -> 128+s)."""
+    return status if status >= 0 else 128 - status
+
+
+def describe_exit(status: int) -> str:
+    """Words for a rank's end: ``exited with code 3`` or ``was killed by signal SIGKILL``."""
+    if status >= 0:
+        return f"exited with code {status}"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = str(-status)
+    return f"was killed by signal {name}"
+
+
+def _ranks(count: int) -> str:
+    return f"{count} rank" if count == 1 else f"{count} ranks"
+
+
+def run_job(
+    command: Sequence[str],
+    nprocs: int,
+    *,
+    sink: Sink,
+    tag_output: bool = False,
+    timeout: float | None = None,
+    ring_bytes: int | None = None,
+    keep_going: bool = False,
+    stdin_to_rank0: bool = True,
+    env: Mapping[str, str] | None = None,
+    handle_signals: bool = False,
+    die_with_launcher: bool = False,
+    grace: float = GRACE_SECONDS,
+) -> JobResult:
+    """Run ``command`` as ranks ``0..nprocs-1`` of one job and wait until the job ends.
+
+    Each rank gets the launcher's environment plus ``env``, the ``TREECAST_*`` variables of
+    :mod:`treecast.runtime.env` and ``PYTHONUNBUFFERED=1``. Rank 0 reads the launcher's stdin
+    (if ``stdin_to_rank0``), the others read /dev/null. Output goes to ``sink`` in whole
+    lines. The launcher's notes (``treecast: rank 2 exited with code 3``) go to its stderr.
+
+    Args:
+        command: argv of every rank (see :func:`~treecast.launcher.program.resolve_command`).
+        nprocs: number of ranks.
+        sink: receives the ranks' output and the launcher's notes.
+        tag_output: prefix each line with ``[rank] ``.
+        timeout: end the job after this many seconds (None: no limit).
+        ring_bytes: ring capacity per pair of ranks in the world segment (None: default).
+        keep_going: when a rank fails, let the others run on instead of ending them.
+        stdin_to_rank0: give rank 0 the launcher's stdin rather than /dev/null.
+        env: extra environment variables for every rank.
+        handle_signals: end the job cleanly on SIGINT, SIGTERM and SIGHUP (main thread only;
+            signals ignored when the launcher started stay ignored). Without it, an exception
+            such as KeyboardInterrupt still ends every rank before it propagates.
+        die_with_launcher: have the kernel SIGKILL the ranks if the launcher dies (Linux;
+            set between fork and exec, so only safe in a single-threaded launcher).
+        grace: seconds between SIGTERM and SIGKILL when ending ranks.
+
+    Returns:
+        How the job ended; the ranks have all exited and the job's segments are gone.
+
+    Raises:
+        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, or ``ring_bytes`` too small.
+        OSError: the world segment could not be created (nothing was started).
+    """
+    if nprocs < 1:
+        raise ValueError(f"the number of ranks must be >= 1, got {nprocs}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    job = _Job(
+        list(command),
+        nprocs,
+        sink=sink,
+        tag_output=tag_output,
+        keep_going=keep_going,
+        stdin_to_rank0=stdin_to_rank0,
+        env=dict(env or {}),
+        die_with_launcher=die_with_launcher,
+        grace=grace,
+    )
+    return job.run(timeout=timeout, ring_bytes=ring_bytes, handle_signals=handle_signals)
+
+
+class _Pipe:
+    """One rank's stdout or stderr pipe and the forwarder of its lines."""
+
+    __slots__ = ("file", "forwarder")
+
+    def __init__(self, file: IO[bytes], forwarder: LineForwarder) -> None:
+        self.file = file
+        self.forwarder = forwarder
+
+
+class _Job:
+    """State of one running job; see :func:`run_job`."""
+
+    def __init__(
+        self,
+        command: list[str],
+        nprocs: int,
+        *,
+        sink: Sink,
+        tag_output: bool,
+        keep_going: bool,
+        stdin_to_rank0: bool,
+        env: dict[str, str],
+        die_with_launcher: bool,
+        grace: float,
+    ) -> None:
+        self.command = command
+        self.nprocs = nprocs
+        self.sink = sink
+        self.tag_output = tag_output
+        self.keep_going = keep_going
+        self.stdin_to_rank0 = stdin_to_rank0
+        self.env = env
+        self.die_with_launcher = die_with_launcher
+        self.grace = grace
+        self.job = new_job_token()
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.pipes: dict[int, list[_Pipe]] = {}
+        self.statuses: list[int | None] = [None] * nprocs
+        self.selector = selectors.DefaultSelector()
+        self.received: list[int] = []  # signals delivered to the launcher, in order
+        self.handled = 0  # how many of self.received were acted upon
+        self.stopping = False  # the launcher is ending the ranks; later exits are not failures
+        self.kill_at: float | None = None
+        self.failed_rank: int | None = None
+        self.start_error: OSError | None = None
+        self.timed_out = False
+        self.signal: int | None = None
+
+    def run(self, *, timeout: float | None, ring_bytes: int | None, handle_signals: bool) -> JobResult:
+        """Create the segment, start the ranks, supervise them and clean up; see run_job."""
+        with self._deferred_signals(handle_signals):
+            try:
+                shm = create_world_segment(self.job, self.nprocs, ring_bytes)
+                try:
+                    self._start_ranks(shm)
+                except OSError as exc:
+                    self.start_error = exc
+                    self._note(f"cannot start rank {len(self.procs)}: {exc}")
+                    self._terminate(others=True)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                self._supervise(deadline, timeout)
+            finally:
+                self._shutdown()
+        return JobResult(
+            returncode=self._returncode(),
+            statuses=tuple(self.statuses),
+            failed_rank=self.failed_rank,
+            timed_out=self.timed_out,
+            signal=self.signal,
+            job=self.job,
+        )
+
+    def _returncode(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        if self.start_error is not None:
+            return {FileNotFoundError: 127, PermissionError: 126}.get(type(self.start_error), 1)
+        if self.timed_out:
+            return EXIT_TIMEOUT
+        if self.failed_rank is not None:
+            status = self.statuses[self.failed_rank]
+            assert status is not None
+            return exit_status(status)
+        return 0
+
+    @contextlib.contextmanager
+    def _deferred_signals(self, enabled: bool) -> Iterator[None]:
+        """While the job runs, turn SIGINT/SIGTERM/SIGHUP into requests to end it."""
+        previous: dict[signal.Signals, _Handler] = {}
+        if enabled and threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                if signal.getsignal(sig) != signal.SIG_IGN:
+                    previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    def _note(self, text: str) -> None:
+        self.sink.write(STDERR, f"treecast: {text}\n".encode())
+
+    def _start_ranks(self, shm: str) -> None:
+        base = dict(os.environ)
+        base.update(self.env)
+        base.update(
+            {
+                ENV_SIZE: str(self.nprocs),
+                ENV_JOB: self.job,
+                ENV_SHM: shm,
+                ENV_LAUNCHER_PID: str(os.getpid()),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        preexec = functools.partial(die_with_parent, os.getpid()) if self.die_with_launcher else None
+        for rank in range(self.nprocs):
+            if self.received:  # asked to stop while starting: start no more
+                return
+            use_stdin = rank == 0 and self.stdin_to_rank0
+            proc = subprocess.Popen(
+                self.command,
+                stdin=None if use_stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**base, ENV_RANK: str(rank)},
+                bufsize=0,
+                preexec_fn=preexec,
+            )
+            self.procs[rank] = proc
+            prefix = f"[{rank}] ".encode() if self.tag_output else b""
+            self.pipes[rank] = []
+            for file, stream in ((proc.stdout, STDOUT), (proc.stderr, STDERR)):
+                assert file is not None
+                pipe = _Pipe(file, LineForwarder(self.sink, stream, prefix))
+                self.selector.register(file, selectors.EVENT_READ, pipe)
+                self.pipes[rank].append(pipe)
+
+    def _live(self) -> list[subprocess.Popen[bytes]]:
+        return [p for r, p in self.procs.items() if self.statuses[r] is None]
+
+    def _supervise(self, deadline: float | None, timeout: float | None) -> None:
+        """Forward output and react to exits, signals and the timeout until every rank ended."""
+        while True:
+            now = time.monotonic()
+            wait = POLL_SECONDS
+            for limit in (deadline, self.kill_at):
+                if limit is not None:
+                    wait = min(wait, max(0.0, limit - now))
+            for key, _ in self.selector.select(wait):
+                self._read(key.data)
+            self._reap()
+            now = time.monotonic()
+            if self.handled < len(self.received):
+                self._on_stop_request()
+            if deadline is not None and now >= deadline and not self.stopping:
+                self.timed_out = True
+                self._note(f"timeout: the job ran longer than {timeout:g} s")
+                self._terminate(others=False)
+            if self.kill_at is not None and now >= self.kill_at:
+                self._kill_live()
+            if not self._live():
+                return
+
+    def _on_stop_request(self) -> None:
+        """Act on newly received signals: the first ends the job, a repeat kills at once."""
+        first = self.handled == 0
+        signum = self.received[-1]
+        self.handled = len(self.received)
+        if first:
+            self.signal = signum
+            self._note(f"received {signal.Signals(signum).name}")
+            self._terminate(others=False)
+        else:
+            self._kill_live()
+
+    def _read(self, pipe: _Pipe) -> None:
+        """Read what one pipe holds now; at EOF, forward the last line and close the pipe."""
+        chunk = os.read(pipe.file.fileno(), _READ_BYTES)
+        if chunk:
+            pipe.forwarder.feed(chunk)
+        else:
+            self._close(pipe)
+
+    def _close(self, pipe: _Pipe) -> None:
+        self.selector.unregister(pipe.file)
+        pipe.file.close()
+        pipe.forwarder.close()
+
+    def _drain(self, pipes: list[_Pipe]) -> None:
+        """Forward all that an exited rank left in its pipes, without waiting for more."""
+        for pipe in pipes:
+            if pipe.file.closed:
+                continue
+            os.set_blocking(pipe.file.fileno(), False)
+            for _ in range(_DRAIN_READS):
+                try:
+                    chunk = os.read(pipe.file.fileno(), _READ_BYTES)
+                except BlockingIOError:  # a child of the rank holds the pipe open
+                    break
+                if not chunk:
+                    self._close(pipe)
+                    break
+                pipe.forwarder.feed(chunk)
+
+    def _reap(self) -> None:
+        """Record ranks that exited; the first failure ends the others unless keep_going."""
+        for rank, proc in self.procs.items():
+            if self.statuses[rank] is not None:
+                continue
+            status = proc.poll()
+            if status is None:
+                continue
+            self.statuses[rank] = status
+            self._drain(self.pipes[rank])  # so the rank's last words precede our note
+            if status == 0 or self.stopping:
+                continue
+            self._note(f"rank {rank} {describe_exit(status)}")
+            if self.failed_rank is None:
+                self.failed_rank = rank
+            if not self.keep_going:
+                self._terminate(others=True)
+
+    def _terminate(self, *, others: bool) -> None:
+        """Start ending the job: SIGTERM to every live rank now, SIGKILL after the grace.
+
+        Args:
+            others: the job ends because of a rank (say "the other N ranks"), not from outside.
+        """
+        self.stopping = True
+        live = self._live()
+        if live:
+            which = f"other {_ranks(len(live))}" if others else f"{_ranks(len(live))} still running"
+            self._note(f"terminating the {which}")
+        for proc in live:
+            proc.terminate()
+        self.kill_at = time.monotonic() + self.grace
+
+    def _kill_live(self) -> None:
+        for proc in self._live():
+            proc.kill()
+        self.kill_at = None
+
+    def _shutdown(self) -> None:
+        """End what still runs (after an exception), close the pipes, unlink the segments."""
+        try:
+            live = self._live()
+            for proc in live:
+                proc.terminate()
+            end = time.monotonic() + self.grace
+            for proc in live:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.0, end - time.monotonic()))
+        finally:
+            for proc in self._live():
+                proc.kill()
+            for rank, proc in self.procs.items():
+                self.statuses[rank] = proc.wait()
+            for key in list(self.selector.get_map().values()):
+                self._close(key.data)
+            self.selector.close()
+            unlink_job_segments(self.job)

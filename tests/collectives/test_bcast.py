@@ -1,0 +1,89 @@
+"""Broadcast, barrier, dup and split on real processes over shared memory."""
+
+import numpy as np
+import pytest
+
+import treecast
+from treecast.testing import run_ranks
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _bcast_every_root():
+    comm = treecast.world()
+    out = []
+    for root in range(comm.size):
+        obj = {"root": root, "arr": np.arange(200_000) * root, "s": "x" * root} if comm.rank == root else None
+        got = comm.bcast(obj, root=root)
+        assert got["root"] == root and got["s"] == "x" * root
+        assert np.array_equal(got["arr"], np.arange(200_000) * root)
+        for n in (0, 1, 1000, 300_001):
+            buf = np.arange(n, dtype=np.float64) + root if comm.rank == root else np.full(n, -1.0)
+            comm.Bcast(buf, root=root)
+            assert np.array_equal(buf, np.arange(n, dtype=np.float64) + root), (root, n)
+        out.append(root)
+    comm.barrier()
+    return out
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_bcast_correct_for_every_size_and_root(n):
+    assert run_ranks(_bcast_every_root, n) == [list(range(n))] * n
+
+
+def test_bcast_oversubscribed_eight_ranks_on_two_cores_finishes():
+    assert run_ranks(_bcast_every_root, 8, timeout=170) == [list(range(8))] * 8
+
+
+def _bcast_big():
+    comm = treecast.world()
+    n = 64 << 20
+    buf = np.frombuffer(np.random.default_rng(1).bytes(n), np.uint8).copy() if comm.rank == 0 else np.empty(n, np.uint8)
+    comm.Bcast(buf, root=0)
+    obj = comm.bcast(buf if comm.rank == 0 else None, root=0)
+    return int(buf.astype(np.uint64).sum()), int(obj.astype(np.uint64).sum())
+
+
+def test_bcast_64_mib_buffer_and_object():
+    results = run_ranks(_bcast_big, 3)
+    assert len(set(results)) == 1
+
+
+def _mismatched_bcast_size():
+    comm = treecast.world()
+    buf = np.zeros(10 if comm.rank == 0 else 5)
+    with pytest.raises((treecast.TruncationError, ValueError)):
+        comm.Bcast(buf, root=0)
+    return True
+
+
+def test_bcast_with_smaller_buffer_on_receiver_raises():
+    assert run_ranks(_mismatched_bcast_size, 2)[1]
+
+
+def _dup_split():
+    comm = treecast.world()
+    dup = comm.dup()
+    # user messages on comm never match traffic on dup, nor collective traffic
+    if comm.rank == 0:
+        comm.send("on-world", 1, tag=0)
+        dup.send("on-dup", 1, tag=0)
+    got = None
+    if comm.rank == 1:
+        got = (dup.recv(source=0, tag=treecast.ANY_TAG), comm.recv(source=treecast.ANY_SOURCE, tag=treecast.ANY_TAG))
+    sub = comm.split(color=comm.rank % 2, key=-comm.rank)
+    val = sub.bcast(comm.rank, root=0)
+    sub.barrier()
+    none = comm.split(color=treecast.UNDEFINED if comm.rank == 0 else 1)
+    sub.free()
+    with pytest.raises(treecast.CommunicatorClosedError):
+        sub.bcast(1)
+    return got, sub.rank, sub.size, val, none is None
+
+
+def test_dup_and_split_keep_message_spaces_apart():
+    res = run_ranks(_dup_split, 4)
+    assert res[1][0] == ("on-dup", "on-world")
+    # split with key=-rank reverses the order: the highest old rank becomes rank 0
+    assert [(r[1], r[2], r[3]) for r in res] == [(1, 2, 2), (1, 2, 3), (0, 2, 2), (0, 2, 3)]
+    assert [r[4] for r in res] == [True, False, False, False]

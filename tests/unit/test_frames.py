@@ -1,0 +1,57 @@
+import threading
+
+import numpy as np
+import pytest
+
+from treecast.errors import DeserializationError, SerializationError
+from treecast.message import frames
+from treecast.message.buffers import byte_view
+
+
+def test_large_arrays_travel_out_of_band_without_copy():
+    a = np.arange(100_000, dtype=np.float64)
+    fr = frames.dumps({"a": a, "small": np.arange(3)})
+    assert len(fr) == 2
+    assert fr[1].nbytes == a.nbytes
+    assert np.shares_memory(np.frombuffer(fr[1], dtype=np.float64), a)
+    # rebuilt arrays sit on the received frames (no copy)
+    received = [memoryview(bytearray(f)) for f in fr]
+    out = frames.loads(received)
+    np.testing.assert_array_equal(out["a"], a)
+    assert np.shares_memory(out["a"], np.frombuffer(received[1], dtype=np.uint8))
+
+
+def test_non_contiguous_arrays_round_trip():
+    a = np.arange(200_000).reshape(400, 500)[:, ::3]
+    out = frames.loads(frames.dumps(a))
+    np.testing.assert_array_equal(out, a)
+
+
+def test_unpicklable_raises_serialization_error_naming_type():
+    with pytest.raises(SerializationError, match="_thread.lock"):
+        frames.dumps(threading.Lock())
+    with pytest.raises(TypeError):
+        frames.dumps(lambda x: x)
+
+
+def test_garbage_raises_deserialization_error():
+    with pytest.raises(DeserializationError):
+        frames.loads([memoryview(b"not a pickle")])
+
+
+def test_byte_view_of_specs_and_orders():
+    a = np.arange(10, dtype=np.int32)
+    assert byte_view(a, "x").nbytes == 40
+    assert byte_view([a, np.int32], "x").nbytes == 40
+    assert byte_view([a, 3, np.int32], "x").nbytes == 12
+    f = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    v = byte_view(f, "x", writable=True)
+    assert v.nbytes == 96
+    with pytest.raises(TypeError, match="contiguous"):
+        byte_view(np.arange(10)[::2], "Send buf")
+    with pytest.raises(TypeError, match="read-only"):
+        byte_view(b"abc", "Recv buf", writable=True)
+    with pytest.raises(TypeError, match="buffer"):
+        byte_view(3.5, "Send buf")
+    with pytest.raises(ValueError, match="count 11"):
+        byte_view([a, 11, np.int32], "Send buf")
