@@ -15,6 +15,7 @@ from typing import Any
 
 from .algorithms import barrier as barrier_algorithms
 from .algorithms import bcast as bcast_algorithms
+from .algorithms.schedule import steps_of
 from .constants import ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED
 from .engine.blocking import Payload, run_blocking
 from .errors import (
@@ -31,6 +32,9 @@ from .transports import base as tbase
 from .transports.base import RecvOp, Transport
 
 _SEQ_MASK = (1 << 62) - 1
+_EMPTY = memoryview(b"")
+SPIN_INLINE = 32
+"""Polls of a blocking receive for a small message on the fast path before posting it."""
 
 
 def _as_int(value: Any, name: str, op: str) -> int:
@@ -161,7 +165,7 @@ class Comm:
             return
         op = t.isend(wdest, self._ctx, tag, frames)
         if not op.done:
-            t.wait(lambda: op.done, None, f"send to rank {dest}")
+            t.wait_op(op, None, "send")
 
     def _irecv_obj(self, source: int, tag: int, op: str) -> Request:
         self._live(op)
@@ -198,14 +202,20 @@ class Comm:
         if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
             tag = self._tag(tag, "tag", "recv", any_ok=True)
         t = self._t
-        r = t.irecv(self._ctx, self._world_source(source), tag, None)
+        wsrc = self._world_source(source)
+        if status is None:
+            for _ in range(SPIN_INLINE):
+                got = t.recv_inline(self._ctx, wsrc, tag)
+                if got is not None:
+                    return frames_mod.loads([memoryview(got[0])], "recv")
+        r = t.irecv(self._ctx, wsrc, tag, None)
         if not r.done:
-            t.wait(lambda: r.done, None, f"recv from rank {source}")
+            t.wait_op(r, None, "recv")
         if r.error is not None:
             raise r.error
         if status is not None:
             self._fill(status, r)
-        return frames_mod.loads(r.frames, f"recv from rank {self._rank_of.get(r.src, r.src)}")
+        return frames_mod.loads(r.frames, "recv")
 
     def sendrecv(
         self,
@@ -325,8 +335,8 @@ class Comm:
         """Block until every rank of the communicator has called ``barrier``."""
         self._live("barrier")
         tag = self._next_tag()
-        sched = barrier_algorithms.dissemination(self.rank, self.size)
-        run_blocking(sched, self._t, self._group, self._coll_ctx, tag, Payload([]), "barrier")
+        steps = steps_of(barrier_algorithms.dissemination, self.rank, self.size)
+        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, Payload([_EMPTY]), "barrier")
 
     Barrier = barrier
 
@@ -337,17 +347,19 @@ class Comm:
             InvalidRankError: bad ``root`` (raised on every rank, nothing sent).
             SerializationError: at the root, ``obj`` cannot be pickled.
         """
-        self._live("bcast")
-        root = self._root(root, "bcast")
+        if self._freed:
+            self._live("bcast")
+        if type(root) is not int or not 0 <= root < self.size:
+            root = self._root(root, "bcast")
         if self.size == 1:
             return obj
-        tag = self._next_tag()
+        self._coll_seq = tag = (self._coll_seq + 1) & _SEQ_MASK
         payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
-        sched = bcast_algorithms.binomial(self.rank, self.size, root)
-        run_blocking(sched, self._t, self._group, self._coll_ctx, tag, payload, f"bcast(root={root})")
+        steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
+        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, payload, "bcast")
         if self.rank == root:
             return obj
-        return frames_mod.loads(payload.frames, f"bcast from root {root}")
+        return frames_mod.loads(payload.frames, "bcast")
 
     def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
         """Broadcast the bytes of ``buf`` at ``root`` into ``buf`` on every other rank.
@@ -363,8 +375,8 @@ class Comm:
         if self.size == 1:
             return
         tag = self._next_tag()
-        sched = bcast_algorithms.binomial(self.rank, self.size, root)
-        run_blocking(sched, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), f"Bcast(root={root})")
+        steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
+        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), "Bcast")
 
     def _allgather_small(self, obj: Any, op: str) -> list[Any]:
         """Every rank's small object, in rank order (used to build communicators)."""

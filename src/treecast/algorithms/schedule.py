@@ -7,8 +7,9 @@ Engines interpret the steps: :class:`Send` posts a send of the payload and does 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +33,13 @@ class WaitAll:
 
 Step = Send | Recv | WaitAll
 Schedule = Iterator[Step]
+
+
+@lru_cache(maxsize=1024)
+def steps_of(algorithm: Callable[..., Iterable[Step]], *args: int) -> tuple[Step, ...]:
+    """The steps of a schedule that depends only on its integer arguments, computed once.
+
+    Schedules are pure functions of (rank, size, root, ...), so their step lists are
+    cached; the engine iterates a tuple instead of resuming a generator per step.
+    """
+    return tuple(algorithm(*args))

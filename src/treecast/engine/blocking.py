@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from ..algorithms.schedule import Recv, Schedule, Send, WaitAll
+from ..algorithms.schedule import Recv, Send, Step, WaitAll
 from ..errors import InvalidArgumentError
 from ..transports.base import SendOp, Transport
 
@@ -25,7 +25,7 @@ class Payload:
 
 
 def run_blocking(
-    schedule: Schedule,
+    schedule: Iterable[Step],
     transport: Transport,
     group: Sequence[int],
     ctx: int,
@@ -42,22 +42,33 @@ def run_blocking(
         TimeoutError: ``timeout`` seconds passed.
     """
     sends: list[SendOp] = []
+    frames = payload.frames
     for step in schedule:
-        if isinstance(step, Send):
-            sends.append(transport.isend(group[step.peer], ctx, tag, payload.frames))
-        elif isinstance(step, Recv):
+        if type(step) is Send:
+            world_peer = group[step.peer]
+            if len(frames) == 1 and transport.send_inline(world_peer, ctx, tag, frames[0]):
+                continue
+            sends.append(transport.isend(world_peer, ctx, tag, frames))
+        elif type(step) is Recv:
+            if payload.buffer is None:
+                got = transport.recv_inline(ctx, group[step.peer], tag)
+                if got is not None:
+                    payload.frames = frames = [memoryview(got[0])]
+                    continue
             recv = transport.irecv(ctx, group[step.peer], tag, payload.buffer)
-            transport.wait(lambda r=recv: r.done, timeout, what)  # type: ignore[misc]
+            if not recv.done:
+                transport.wait_op(recv, timeout, what)
             if recv.error is not None:
                 raise recv.error
             if payload.buffer is None:
-                payload.frames = recv.frames
+                payload.frames = frames = recv.frames
             elif recv.nbytes != payload.buffer.nbytes:
                 raise InvalidArgumentError(
                     f"{what}: received {recv.nbytes} bytes from rank {step.peer} but this rank's "
                     f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
                 )
-        elif isinstance(step, WaitAll):
+        elif type(step) is WaitAll:
             transport.waitall(sends, timeout, what)
             sends.clear()
-    transport.waitall(sends, timeout, what)
+    if sends:
+        transport.waitall(sends, timeout, what)

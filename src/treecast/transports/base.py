@@ -223,10 +223,16 @@ class Transport:
         """
         return False
 
+    def recv_inline(self, ctx: int, source: int, tag: int) -> tuple[bytes, int] | None:
+        """Take a small one-frame message from ``source`` if it is next in line and whole;
+        return ``(payload, tag)``, or None (then use :meth:`irecv`). A fast path for latency.
+        """
+        return None
+
     def isend(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> SendOp:
         """Start sending ``frames`` to world rank ``dest``; the frames must stay unchanged
         until the returned op is done."""
-        op = SendOp(dest, ctx, tag, [as_bytes_view(f) for f in frames])
+        op = SendOp(dest, ctx, tag, frames if all(f.format == "B" and f.ndim == 1 for f in frames) else [as_bytes_view(f) for f in frames])
         if dest == self.rank:
             self._send_to_self(op)
         else:
@@ -298,6 +304,19 @@ class Transport:
                     raise TimeoutError(f"rank {self.rank}: {what} did not complete within {timeout} s")
                 if self.liveness_check is not None:
                     self.liveness_check()
+
+    def wait_op(self, op: SendOp | RecvOp, timeout: float | None = None, what: str = "operation") -> None:
+        """Make progress until ``op`` is done (the common case of :meth:`wait`, without a closure).
+
+        Raises:
+            TimeoutError, ProcessFailedError: as :meth:`wait`.
+        """
+        poll = self._poll
+        for _ in range(64):  # the first polls are the hot path of a ping-pong
+            if op.done:
+                return
+            poll()
+        self.wait(lambda: op.done, timeout, what)
 
     def waitall(self, ops: Sequence[Any], timeout: float | None = None, what: str = "operation") -> None:
         """Wait until every op (SendOp or RecvOp) is done."""

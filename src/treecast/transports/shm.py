@@ -22,7 +22,7 @@ import struct
 from collections import deque
 
 from ..errors import CommunicatorClosedError
-from .base import Frames, Incoming, SendOp, Transport
+from .base import ANY_TAG, Frames, Incoming, SendOp, Transport
 from .segments import attach_segment
 from .shm_layout import CTRL_FMT, MAGIC, RING_HEADER, VERSION, ring_offset
 
@@ -149,6 +149,27 @@ class ShmTransport(Transport):
         ring.head = head = head + total
         ring.ctrl[HEAD] = head
         return True
+
+    def recv_inline(self, ctx: int, source: int, tag: int) -> tuple[bytes, int] | None:
+        if self._posted or self._unexpected or source < 0 or source == self.rank:
+            return None  # earlier receives or messages must be matched first
+        ring = self._in[source]
+        if ring is None or ring.stage:
+            return None
+        tail = ring.tail
+        avail = ring.ctrl[HEAD] - tail
+        pos = tail % ring.cap
+        end = pos + HEADER.size
+        if avail < HEADER.size or end > ring.cap:
+            return None
+        data = ring.data
+        mctx, mtag, n, nframes, _ = HEADER.unpack_from(data, pos)
+        if mctx != ctx or nframes != 1 or (tag != ANY_TAG and tag != mtag) or avail < HEADER.size + n or end + n > ring.cap:
+            return None
+        payload = bytes(data[end : end + n])
+        ring.tail = tail = tail + HEADER.size + n
+        ring.ctrl[TAIL] = tail
+        return payload, mtag
 
     def _push(self, ring: _OutRing) -> bool:
         """Write as much of the ring's queued sends as fits; return True if bytes moved."""
@@ -280,7 +301,8 @@ class ShmTransport(Transport):
             self._sending = [r for r in self._sending if r.queue]
         for src, ring in zip(self._in_peers, self._in_rings):
             if ring.ctrl[HEAD] != ring.tail:
-                moved = self._pull(src, ring) or moved
+                self._pull(src, ring)
+                moved = True
         return moved
 
     def close(self) -> None:
