@@ -59,6 +59,7 @@ results: dict[str, float] = {}
 small = {"step": 3, "name": "weights", "shape": [4, 4]}
 
 if size >= 2:
+
     def pingpong() -> None:
         if rank == 0:
             comm.send(small, 1, tag=1)
@@ -69,16 +70,24 @@ if size >= 2:
 
     results["send/recv small object (half round trip)"] = measure(pingpong, 5000, 500) / 2
 
-results["bcast small object"] = measure(lambda: comm.bcast(small if rank == 0 else None, root=0), 5000, 500)
+results["bcast small object"] = measure(
+    lambda: comm.bcast(small if rank == 0 else None, root=0), 5000, 500
+)
 results["barrier"] = measure(comm.barrier, 5000, 500)
 one_kib = b"k" * 1024
-results["bcast 1 KiB object"] = measure(lambda: comm.bcast(one_kib if rank == 0 else None, root=0), 3000, 300)
+results["bcast 1 KiB object"] = measure(
+    lambda: comm.bcast(one_kib if rank == 0 else None, root=0), 3000, 300
+)
 for nbytes, iters in ((8, 5000), (1 << 20, 200), (64 << 20, 10)):
     buf = np.empty(nbytes, np.uint8)
     if rank == 0:
         buf[:] = (np.arange(nbytes) * 31 + nbytes) % 253
-    results[f"Bcast {nbytes} B"] = measure(lambda b=buf: comm.Bcast(b, root=0), iters, max(2, iters // 10))
-    assert np.array_equal(buf, ((np.arange(nbytes) * 31 + nbytes) % 253).astype(np.uint8)), "Bcast corrupted data"
+    results[f"Bcast {nbytes} B"] = measure(
+        lambda b=buf: comm.Bcast(b, root=0), iters, max(2, iters // 10)
+    )
+    assert np.array_equal(buf, ((np.arange(nbytes) * 31 + nbytes) % 253).astype(np.uint8)), (
+        "Bcast corrupted data"
+    )
 
 if rank == 0:
     src = np.ones(64 << 20, np.uint8)

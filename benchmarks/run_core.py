@@ -33,11 +33,30 @@ def main() -> int:
     kernels = str(HERE / "core_kernels.py")
     with tempfile.TemporaryDirectory() as tmp:
         tc_json, mpi_json = os.path.join(tmp, "tc.json"), os.path.join(tmp, "mpi.json")
-        subprocess.run([sys.executable, "-m", "treecast", "run", "-n", str(args.n), sys.executable, kernels, "treecast", tc_json], check=True, timeout=900)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "treecast",
+                "run",
+                "-n",
+                str(args.n),
+                sys.executable,
+                kernels,
+                "treecast",
+                tc_json,
+            ],
+            check=True,
+            timeout=900,
+        )
         mpiexec = shutil.which("mpiexec")
         mpi = None
         if mpiexec:
-            subprocess.run([mpiexec, "-n", str(args.n), sys.executable, kernels, "mpi4py", mpi_json], check=True, timeout=900)
+            subprocess.run(
+                [mpiexec, "-n", str(args.n), sys.executable, kernels, "mpi4py", mpi_json],
+                check=True,
+                timeout=900,
+            )
             mpi = json.loads(Path(mpi_json).read_text())["results"]
         tc = json.loads(Path(tc_json).read_text())["results"]
     lines = [

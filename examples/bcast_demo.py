@@ -1,6 +1,6 @@
 """Broadcast demo: rank 0's data reaches every rank through a binomial tree.
 
-    treecast run -n 4 python examples/bcast_demo.py
+treecast run -n 4 python examples/bcast_demo.py
 """
 
 import time
@@ -61,4 +61,6 @@ if rank == 0:
 else:
     comm.send(line, 0, tag=99)
 if rank == 0:
-    print(f"\nall {size} ranks received rank 0's data (best of {reps} runs, 2 cores shared by {size} ranks)")
+    print(
+        f"\nall {size} ranks received rank 0's data (best of {reps} runs, 2 cores shared by {size} ranks)"
+    )

@@ -1,8 +1,8 @@
 """treecast: fast, safe collective communication for Python processes.
 
-    import treecast
-    comm = treecast.world()
-    data = comm.bcast(data, root=0)
+import treecast
+comm = treecast.world()
+data = comm.bcast(data, root=0)
 """
 
 from __future__ import annotations
@@ -24,19 +24,12 @@ from .errors import (
     TreecastError,
     TruncationError,
 )
+from .launch import launch
 from .request import Request
 from .runtime.world import self_comm, world
 from .status import Status
 
 __version__ = "0.1.0"
-
-
-def launch(fn, nprocs, *args, **kwargs):  # type: ignore[no-untyped-def]
-    """Run ``fn(*args)`` on ``nprocs`` new ranks; return the list of results (see
-    :func:`treecast.launch.launch`)."""
-    from .launch import launch as _launch
-
-    return _launch(fn, nprocs, *args, **kwargs)
 
 
 __all__ = [

@@ -43,7 +43,9 @@ def _as_int(value: Any, name: str, op: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise InvalidArgumentTypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}") from None
+        raise InvalidArgumentTypeError(
+            f"{op}: {name} must be an int, got {type(value).__name__} {value!r}"
+        ) from None
 
 
 class Comm:
@@ -57,7 +59,9 @@ class Comm:
         size: number of ranks in the communicator.
     """
 
-    def __init__(self, transport: Transport, group: Sequence[int], ctx: int, name: str = "") -> None:
+    def __init__(
+        self, transport: Transport, group: Sequence[int], ctx: int, name: str = ""
+    ) -> None:
         self._t = transport
         self._group = tuple(group)
         self._rank_of = {w: i for i, w in enumerate(self._group)}
@@ -74,11 +78,11 @@ class Comm:
         return f"<treecast.Comm {self.name} rank={self.rank} size={self.size}>"
 
     # ---- mpi4py accessors ---------------------------------------------------------------------
-    def Get_rank(self) -> int:  # noqa: N802
+    def Get_rank(self) -> int:
         """This process's rank in the communicator."""
         return self.rank
 
-    def Get_size(self) -> int:  # noqa: N802
+    def Get_size(self) -> int:
         """Number of ranks in the communicator."""
         return self.size
 
@@ -104,7 +108,9 @@ class Comm:
     def _root(self, value: Any, op: str) -> int:
         r = _as_int(value, "root", op)
         if not 0 <= r < self.size:
-            raise InvalidRankError(f"{op}: root={r} is not a valid rank; expected 0 <= root < {self.size}")
+            raise InvalidRankError(
+                f"{op}: root={r} is not a valid rank; expected 0 <= root < {self.size}"
+            )
         return r
 
     def _tag(self, value: Any, name: str, op: str, any_ok: bool = False) -> int:
@@ -112,7 +118,9 @@ class Comm:
         if 0 <= t <= TAG_UB or (any_ok and t == ANY_TAG):
             return t
         extra = " or ANY_TAG" if any_ok else ""
-        raise InvalidTagError(f"{op}: {name}={t} is not a valid tag; expected 0 <= {name} <= {TAG_UB}{extra}")
+        raise InvalidTagError(
+            f"{op}: {name}={t} is not a valid tag; expected 0 <= {name} <= {TAG_UB}{extra}"
+        )
 
     def _world_source(self, source: int) -> int:
         return tbase.ANY_SOURCE if source == ANY_SOURCE else self._group[source]
@@ -186,7 +194,13 @@ class Comm:
         compatibility and not needed (frames are sized by the sender)."""
         return self._irecv_obj(source, tag, "irecv")
 
-    def recv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> Any:
+    def recv(
+        self,
+        buf: Any = None,
+        source: int = ANY_SOURCE,
+        tag: int = ANY_TAG,
+        status: Status | None = None,
+    ) -> Any:
         """Receive and return an object.
 
         Raises:
@@ -235,7 +249,9 @@ class Comm:
         sreq.wait()
         return obj
 
-    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> bool:
+    def probe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
         """Block until a matching message is available (without receiving it)."""
         self._live("probe")
         src = self._peer(source, "source", "probe", any_ok=True)
@@ -256,7 +272,9 @@ class Comm:
             status.source, status.tag, status.count = self._rank_of[msg.src], msg.tag, msg.nbytes
         return True
 
-    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> bool:
+    def iprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> bool:
         """Return True if a matching message is available (without receiving it)."""
         self._live("iprobe")
         src = self._peer(source, "source", "iprobe", any_ok=True)
@@ -269,7 +287,7 @@ class Comm:
         return msg is not None
 
     # ---- point-to-point: buffers ----------------------------------------------------------------
-    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:  # noqa: N802
+    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:
         """Start sending the bytes of ``buf``; do not modify it until the request completes."""
         self._live("Isend")
         dest = self._peer(dest, "dest", "Isend")
@@ -279,7 +297,7 @@ class Comm:
             return _null_request(self._t)
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view]))
 
-    def Send(self, buf: Any, dest: int, tag: int = 0) -> None:  # noqa: N802
+    def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
         """Send the bytes of ``buf`` (a NumPy array or buffer-protocol object) to ``dest``.
 
         Raises:
@@ -288,7 +306,7 @@ class Comm:
         """
         self.Isend(buf, dest, tag).wait()
 
-    def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:  # noqa: N802
+    def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         """Start receiving into ``buf``."""
         self._live("Irecv")
         source = self._peer(source, "source", "Irecv", any_ok=True)
@@ -303,7 +321,9 @@ class Comm:
 
         return Request(self._t, recv, finish)
 
-    def Recv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None) -> None:  # noqa: N802
+    def Recv(
+        self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> None:
         """Receive into ``buf``; the message may be shorter than the buffer (see ``status.count``).
 
         Raises:
@@ -312,7 +332,7 @@ class Comm:
         """
         self.Irecv(buf, source, tag).wait(status)
 
-    def Sendrecv(  # noqa: N802
+    def Sendrecv(
         self,
         sendbuf: Any,
         dest: int,
@@ -361,7 +381,7 @@ class Comm:
             return obj
         return frames_mod.loads(payload.frames, "bcast")
 
-    def Bcast(self, buf: Any, root: int = 0) -> None:  # noqa: N802
+    def Bcast(self, buf: Any, root: int = 0) -> None:
         """Broadcast the bytes of ``buf`` at ``root`` into ``buf`` on every other rank.
 
         Raises:
@@ -376,14 +396,20 @@ class Comm:
             return
         tag = self._next_tag()
         steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
-        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), "Bcast")
+        run_blocking(
+            steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), "Bcast"
+        )
 
     def _allgather_small(self, obj: Any, op: str) -> list[Any]:
         """Every rank's small object, in rank order (used to build communicators)."""
         tag = self._next_tag()
         frames = frames_mod.dumps(obj, op)
-        sends = [self._t.isend(w, self._coll_ctx, tag, frames) for w in self._group if w != self._t.rank]
-        recvs = [self._t.irecv(self._coll_ctx, w, tag, None) for w in self._group if w != self._t.rank]
+        sends = [
+            self._t.isend(w, self._coll_ctx, tag, frames) for w in self._group if w != self._t.rank
+        ]
+        recvs = [
+            self._t.irecv(self._coll_ctx, w, tag, None) for w in self._group if w != self._t.rank
+        ]
         self._t.waitall([*sends, *recvs], None, op)
         values = iter(frames_mod.loads(r.frames, op) for r in recvs)
         return [obj if i == self.rank else next(values) for i in range(self.size)]
@@ -391,13 +417,17 @@ class Comm:
     # ---- communicator management ----------------------------------------------------------------
     def _derive_ctx(self, label: str) -> int:
         self._child_seq += 1
-        digest = hashlib.blake2b(f"{self._ctx}/{self._child_seq}/{label}".encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(
+            f"{self._ctx}/{self._child_seq}/{label}".encode(), digest_size=8
+        ).digest()
         return int.from_bytes(digest, "little") & ((1 << 63) - 2)
 
     def dup(self) -> Comm:
         """A new communicator with the same ranks and a separate message space."""
         self._live("dup")
-        return Comm(self._t, self._group, self._derive_ctx("dup"), f"{self.name}.dup{self._child_seq}")
+        return Comm(
+            self._t, self._group, self._derive_ctx("dup"), f"{self.name}.dup{self._child_seq}"
+        )
 
     Dup = dup
 

@@ -59,7 +59,7 @@ class ProcessFailedError(TreecastError):
         self.ranks = ranks
 
 
-class TimeoutError(TreecastError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(TreecastError, builtins.TimeoutError):
     """A blocking call did not complete within its timeout."""
 
 

@@ -78,7 +78,11 @@ class Request:
     Cancel = cancel
 
     @staticmethod
-    def waitall(requests: Sequence[Request], statuses: list[Status] | None = None, timeout: float | None = None) -> list[Any]:
+    def waitall(
+        requests: Sequence[Request],
+        statuses: list[Status] | None = None,
+        timeout: float | None = None,
+    ) -> list[Any]:
         """Wait for every request; return their results in order."""
         if requests:
             transport = requests[0]._transport

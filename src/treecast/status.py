@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Status:
     """Source, tag and size of a received message (mpi4py's ``MPI.Status``).
@@ -21,22 +23,26 @@ class Status:
         self.count = count
         self.error = 0
 
-    def Get_source(self) -> int:  # noqa: N802 - mpi4py name
+    def Get_source(self) -> int:
         return self.source
 
-    def Get_tag(self) -> int:  # noqa: N802
+    def Get_tag(self) -> int:
         return self.tag
 
-    def Get_error(self) -> int:  # noqa: N802
+    def Get_error(self) -> int:
         return self.error
 
-    def Get_count(self, datatype: object = None) -> int:  # noqa: N802
+    def Get_count(self, datatype: object = None) -> int:
         """Number of received items of ``datatype`` (bytes when None)."""
         if datatype is None:
             return self.count
         import numpy as np
 
-        dt = datatype if isinstance(datatype, (type, str, np.dtype)) else getattr(datatype, "dtype", datatype)
+        dt: Any = (
+            datatype
+            if isinstance(datatype, (type, str, np.dtype))
+            else getattr(datatype, "dtype", datatype)
+        )
         size = np.dtype(dt).itemsize
         return self.count // size
 

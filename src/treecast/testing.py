@@ -24,7 +24,11 @@ def run_ranks(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 
     try:
         import cloudpickle
 
-        if module is not None and module.__name__ not in ("__main__",) and not module.__name__.startswith("treecast"):
+        if (
+            module is not None
+            and module.__name__ not in ("__main__",)
+            and not module.__name__.startswith("treecast")
+        ):
             cloudpickle.register_pickle_by_value(module)
             registered = True
     except ImportError:  # pragma: no cover - cloudpickle is a dev dependency

@@ -18,8 +18,9 @@ def _ordering():
         return None
     got = [comm.recv(source=0, tag=treecast.ANY_TAG) for _ in range(300)]
     # tag-selective receives skip over other tags but keep per-tag order
-    tag2 = [comm.recv(source=0, tag=2) for _ in range(67)]
-    rest = [comm.recv(source=0) for _ in range(133)]
+    n2 = sum(1 for i in range(300, 500) if i % 3 == 2)
+    tag2 = [comm.recv(source=0, tag=2) for _ in range(n2)]
+    rest = [comm.recv(source=0) for _ in range(200 - n2)]
     last = comm.recv(source=0, tag=9)
     return got, tag2, rest, last
 

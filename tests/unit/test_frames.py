@@ -28,7 +28,7 @@ def test_non_contiguous_arrays_round_trip():
 
 
 def test_unpicklable_raises_serialization_error_naming_type():
-    with pytest.raises(SerializationError, match="_thread.lock"):
+    with pytest.raises(SerializationError, match=r"_thread\.lock"):
         frames.dumps(threading.Lock())
     with pytest.raises(TypeError):
         frames.dumps(lambda x: x)

@@ -34,7 +34,7 @@ def test_binomial_shape_matches_mpich():
 
 @pytest.mark.parametrize("size,root", [(0, 0), (4, 4), (4, -1)])
 def test_binomial_rejects_bad_arguments(size, root):
-    with pytest.raises(ValueError, match="root|size"):
+    with pytest.raises(ValueError, match=r"root|size"):
         binomial_tree(size, root)
 
 

@@ -19,7 +19,9 @@ class Payload:
 
     __slots__ = ("buffer", "frames")
 
-    def __init__(self, frames: list[memoryview] | None = None, buffer: memoryview | None = None) -> None:
+    def __init__(
+        self, frames: list[memoryview] | None = None, buffer: memoryview | None = None
+    ) -> None:
         self.buffer = buffer
         self.frames: list[memoryview] = [buffer] if buffer is not None else (frames or [])
 

@@ -5,8 +5,9 @@
     create the world segment  ->  start ranks 0..n-1  ->  supervise  ->  shut down
                                                          |                |
       read pipes (selectors), forward whole lines  <-----+                +-> end live ranks
-      reap exits: first failure -> abort the others                           close pipes
-      timeout / SIGINT / SIGTERM -> end the job                               unlink segments
+      reap exits: a failed rank is marked dead in the segment,                close pipes
+        and the first failure ends the others                                 unlink segments
+      timeout / SIGINT / SIGTERM -> end the job
 
 Ending ranks is always SIGTERM first, then SIGKILL after a grace period, sent by pid to
 the processes this launcher started and to nothing else. The job's shared-memory segments
@@ -30,7 +31,7 @@ from typing import IO, Any
 
 from ..runtime.env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SHM, ENV_SIZE
 from ..transports.segments import new_job_token, unlink_job_segments
-from ..transports.shm_layout import create_world_segment
+from ..transports.shm_layout import create_world_segment, mark_rank_dead
 from .lifeline import die_with_parent
 from .output import STDERR, STDOUT, LineForwarder, Sink
 
@@ -58,6 +59,8 @@ class JobResult:
         statuses: each rank's raw status as :class:`subprocess.Popen` reports it (exit code,
             or ``-s`` when killed by signal s); None for a rank that was never started.
         failed_rank: the first rank that failed on its own (not one the launcher ended).
+        start_error: why a rank could not be started (the ranks started before it were
+            ended), or None.
         timed_out: the job was ended by its timeout.
         signal: the signal that made the launcher end the job, if any.
         job: the job token (names of the job's segments).
@@ -66,6 +69,7 @@ class JobResult:
     returncode: int
     statuses: tuple[int | None, ...]
     failed_rank: int | None
+    start_error: OSError | None
     timed_out: bool
     signal: int | None
     job: str
@@ -191,6 +195,7 @@ class _Job:
         self.die_with_launcher = die_with_launcher
         self.grace = grace
         self.job = new_job_token()
+        self.shm = ""  # the world segment's name, once created
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.pipes: dict[int, list[_Pipe]] = {}
         self.statuses: list[int | None] = [None] * nprocs
@@ -204,13 +209,15 @@ class _Job:
         self.timed_out = False
         self.signal: int | None = None
 
-    def run(self, *, timeout: float | None, ring_bytes: int | None, handle_signals: bool) -> JobResult:
+    def run(
+        self, *, timeout: float | None, ring_bytes: int | None, handle_signals: bool
+    ) -> JobResult:
         """Create the segment, start the ranks, supervise them and clean up; see run_job."""
         with self._deferred_signals(handle_signals):
             try:
-                shm = create_world_segment(self.job, self.nprocs, ring_bytes)
+                self.shm = create_world_segment(self.job, self.nprocs, ring_bytes)
                 try:
-                    self._start_ranks(shm)
+                    self._start_ranks()
                 except OSError as exc:
                     self.start_error = exc
                     self._note(f"cannot start rank {len(self.procs)}: {exc}")
@@ -223,6 +230,7 @@ class _Job:
             returncode=self._returncode(),
             statuses=tuple(self.statuses),
             failed_rank=self.failed_rank,
+            start_error=self.start_error,
             timed_out=self.timed_out,
             signal=self.signal,
             job=self.job,
@@ -261,19 +269,21 @@ class _Job:
     def _note(self, text: str) -> None:
         self.sink.write(STDERR, f"treecast: {text}\n".encode())
 
-    def _start_ranks(self, shm: str) -> None:
+    def _start_ranks(self) -> None:
         base = dict(os.environ)
         base.update(self.env)
         base.update(
             {
                 ENV_SIZE: str(self.nprocs),
                 ENV_JOB: self.job,
-                ENV_SHM: shm,
+                ENV_SHM: self.shm,
                 ENV_LAUNCHER_PID: str(os.getpid()),
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        preexec = functools.partial(die_with_parent, os.getpid()) if self.die_with_launcher else None
+        preexec = (
+            functools.partial(die_with_parent, os.getpid()) if self.die_with_launcher else None
+        )
         for rank in range(self.nprocs):
             if self.received:  # asked to stop while starting: start no more
                 return
@@ -309,10 +319,10 @@ class _Job:
                     wait = min(wait, max(0.0, limit - now))
             for key, _ in self.selector.select(wait):
                 self._read(key.data)
+            if self.handled < len(self.received):  # before reaping: Ctrl-C also hits the ranks
+                self._on_stop_request()
             self._reap()
             now = time.monotonic()
-            if self.handled < len(self.received):
-                self._on_stop_request()
             if deadline is not None and now >= deadline and not self.stopping:
                 self.timed_out = True
                 self._note(f"timeout: the job ran longer than {timeout:g} s")
@@ -373,7 +383,10 @@ class _Job:
                 continue
             self.statuses[rank] = status
             self._drain(self.pipes[rank])  # so the rank's last words precede our note
-            if status == 0 or self.stopping:
+            if status == 0:
+                continue
+            mark_rank_dead(self.shm, rank)  # peers waiting on it raise instead of hanging
+            if self.stopping:
                 continue
             self._note(f"rank {rank} {describe_exit(status)}")
             if self.failed_rank is None:

@@ -15,7 +15,11 @@ from ..errors import InvalidArgumentError, InvalidBufferError
 
 
 def _datatype_itemsize(datatype: Any) -> int:
-    dt = datatype if isinstance(datatype, (type, str, np.dtype)) else getattr(datatype, "dtype", datatype)
+    dt = (
+        datatype
+        if isinstance(datatype, (type, str, np.dtype))
+        else getattr(datatype, "dtype", datatype)
+    )
     try:
         return np.dtype(dt).itemsize
     except TypeError as exc:
@@ -55,13 +59,15 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
     if not view.contiguous:
         raise InvalidBufferError(f"{what}: buffer must be contiguous (use numpy.ascontiguousarray)")
     if writable and view.readonly:
-        raise InvalidBufferError(f"{what}: receive buffer of type {type(buf).__name__} is read-only")
+        raise InvalidBufferError(
+            f"{what}: receive buffer of type {type(buf).__name__} is read-only"
+        )
     if view.format == "B" and view.ndim == 1:
         flat = view
     elif view.c_contiguous:
         flat = view.cast("B")
     else:  # Fortran order: the same bytes, viewed flat without a copy
-        flat = memoryview(np.asarray(buf).ravel(order="K")).cast("B")
+        flat = memoryview(np.asarray(buf).ravel(order="K")).cast("B")  # type: ignore[arg-type]
     if count is not None:
         nbytes = int(count) * itemsize
         if count < 0 or nbytes > flat.nbytes:

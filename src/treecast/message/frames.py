@@ -55,4 +55,6 @@ def loads(frames: Sequence[memoryview], where: str = "recv") -> object:
     try:
         return pickle.loads(frames[0], buffers=frames[1:])
     except Exception as exc:
-        raise DeserializationError(f"{where}: cannot rebuild the received object: {type(exc).__name__}: {exc}") from exc
+        raise DeserializationError(
+            f"{where}: cannot rebuild the received object: {type(exc).__name__}: {exc}"
+        ) from exc

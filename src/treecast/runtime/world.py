@@ -32,13 +32,19 @@ class _SelfTransport(Transport):
 
 
 def _make_transport() -> Transport:
-    rank_s, size_s, seg = os.environ.get(ENV_RANK), os.environ.get(ENV_SIZE), os.environ.get(ENV_SHM)
+    rank_s, size_s, seg = (
+        os.environ.get(ENV_RANK),
+        os.environ.get(ENV_SIZE),
+        os.environ.get(ENV_SHM),
+    )
     if rank_s is None or size_s is None:
         return _SelfTransport(0, 1)
     try:
         rank, size = int(rank_s), int(size_s)
     except ValueError:
-        raise TreecastError(f"{ENV_RANK}={rank_s!r} and {ENV_SIZE}={size_s!r} must be integers") from None
+        raise TreecastError(
+            f"{ENV_RANK}={rank_s!r} and {ENV_SIZE}={size_s!r} must be integers"
+        ) from None
     if not 0 <= rank < size:
         raise TreecastError(f"{ENV_RANK}={rank} is outside [0, {ENV_SIZE}={size})")
     if size == 1:

@@ -40,7 +40,12 @@ class Tree:
             lines.append(f"{prefix}{'' if top else ('`-- ' if last else '|-- ')}{rank}")
             kids = self.children[rank]
             for i, child in enumerate(kids):
-                walk(child, prefix + ("" if top else ("    " if last else "|   ")), i == len(kids) - 1, False)
+                walk(
+                    child,
+                    prefix + ("" if top else ("    " if last else "|   ")),
+                    i == len(kids) - 1,
+                    False,
+                )
 
         walk(self.root, "", True, True)
         return "\n".join(lines)

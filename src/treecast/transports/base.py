@@ -32,7 +32,7 @@ Frames = list[memoryview]
 
 def alloc_frame(nbytes: int) -> memoryview:
     """Uninitialised writable byte buffer (NumPy's allocator: aligned, no zero fill)."""
-    return memoryview(np.empty(nbytes, dtype=np.uint8))
+    return memoryview(np.empty(nbytes, dtype=np.uint8))  # type: ignore[arg-type]
 
 
 def as_bytes_view(frame: memoryview) -> memoryview:
@@ -45,7 +45,18 @@ def as_bytes_view(frame: memoryview) -> memoryview:
 class SendOp:
     """A send in flight: frames to push to ``dest``; ``done`` once all bytes are out."""
 
-    __slots__ = ("ctx", "dest", "done", "error", "frames", "nbytes", "offset", "piece", "pieces", "tag")
+    __slots__ = (
+        "ctx",
+        "dest",
+        "done",
+        "error",
+        "frames",
+        "nbytes",
+        "offset",
+        "piece",
+        "pieces",
+        "tag",
+    )
 
     def __init__(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> None:
         self.dest = dest
@@ -68,7 +79,18 @@ class RecvOp:
     in it; a larger message raises :class:`TruncationError` and writes nothing past it).
     """
 
-    __slots__ = ("buffer", "ctx", "done", "error", "frames", "nbytes", "source", "src", "tag", "want_tag")
+    __slots__ = (
+        "buffer",
+        "ctx",
+        "done",
+        "error",
+        "frames",
+        "nbytes",
+        "source",
+        "src",
+        "tag",
+        "want_tag",
+    )
 
     def __init__(self, ctx: int, source: int, tag: int, buffer: memoryview | None) -> None:
         self.ctx = ctx
@@ -93,7 +115,17 @@ class RecvOp:
 class Incoming:
     """A message being received (or fully received but not yet matched)."""
 
-    __slots__ = ("claimed", "complete", "ctx", "direct", "frames", "lengths", "nbytes", "src", "tag")
+    __slots__ = (
+        "claimed",
+        "complete",
+        "ctx",
+        "direct",
+        "frames",
+        "lengths",
+        "nbytes",
+        "src",
+        "tag",
+    )
 
     def __init__(self, src: int, ctx: int, tag: int, lengths: Sequence[int]) -> None:
         self.src = src
@@ -148,7 +180,9 @@ class Transport:
         self._closed = True
 
     # ---- called by subclasses when bytes arrive -------------------------------------------
-    def _on_header(self, src: int, ctx: int, tag: int, lengths: Sequence[int]) -> tuple[Incoming, Frames]:
+    def _on_header(
+        self, src: int, ctx: int, tag: int, lengths: Sequence[int]
+    ) -> tuple[Incoming, Frames]:
         """A message header arrived: match it and return where its bytes go."""
         msg = Incoming(src, ctx, tag, lengths)
         for i, recv in enumerate(self._posted):
@@ -210,7 +244,7 @@ class Transport:
             recv.frames = msg.frames
         else:
             targets = _targets_for(recv, msg)
-            for dst, src in zip(targets, msg.frames):
+            for dst, src in zip(targets, msg.frames, strict=False):
                 dst[:] = src
             recv.frames = targets
         recv.done = True
@@ -232,7 +266,14 @@ class Transport:
     def isend(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> SendOp:
         """Start sending ``frames`` to world rank ``dest``; the frames must stay unchanged
         until the returned op is done."""
-        op = SendOp(dest, ctx, tag, frames if all(f.format == "B" and f.ndim == 1 for f in frames) else [as_bytes_view(f) for f in frames])
+        op = SendOp(
+            dest,
+            ctx,
+            tag,
+            frames
+            if all(f.format == "B" and f.ndim == 1 for f in frames)
+            else [as_bytes_view(f) for f in frames],
+        )
         if dest == self.rank:
             self._send_to_self(op)
         else:
@@ -242,7 +283,7 @@ class Transport:
     def _send_to_self(self, op: SendOp) -> None:
         lengths = [f.nbytes for f in op.frames]
         msg, targets = self._on_header(self.rank, op.ctx, op.tag, lengths)
-        for dst, src in zip(targets, op.frames):
+        for dst, src in zip(targets, op.frames, strict=False):
             dst[:] = src
         self._on_complete(msg)
         op.done = True
@@ -277,11 +318,16 @@ class Transport:
                 return msg
         return None
 
+    def check_peers(self) -> None:
+        """Raise :class:`ProcessFailedError` if a peer is known dead (transports that can tell)."""
+
     def progress(self) -> bool:
         """Advance every send and receive in flight; return True if anything moved."""
         return self._poll()
 
-    def wait(self, done: Callable[[], bool], timeout: float | None = None, what: str = "operation") -> None:
+    def wait(
+        self, done: Callable[[], bool], timeout: float | None = None, what: str = "operation"
+    ) -> None:
         """Make progress until ``done()`` is true.
 
         Raises:
@@ -301,11 +347,16 @@ class Transport:
                 continue
             if backoff.pause():
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"rank {self.rank}: {what} did not complete within {timeout} s")
+                    raise TimeoutError(
+                        f"rank {self.rank}: {what} did not complete within {timeout} s"
+                    )
+                self.check_peers()
                 if self.liveness_check is not None:
                     self.liveness_check()
 
-    def wait_op(self, op: SendOp | RecvOp, timeout: float | None = None, what: str = "operation") -> None:
+    def wait_op(
+        self, op: SendOp | RecvOp, timeout: float | None = None, what: str = "operation"
+    ) -> None:
         """Make progress until ``op`` is done (the common case of :meth:`wait`, without a closure).
 
         Raises:
@@ -318,7 +369,9 @@ class Transport:
             poll()
         self.wait(lambda: op.done, timeout, what)
 
-    def waitall(self, ops: Sequence[Any], timeout: float | None = None, what: str = "operation") -> None:
+    def waitall(
+        self, ops: Sequence[Any], timeout: float | None = None, what: str = "operation"
+    ) -> None:
         """Wait until every op (SendOp or RecvOp) is done."""
         self.wait(lambda: all(op.done for op in ops), timeout, what)
 

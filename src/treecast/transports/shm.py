@@ -21,10 +21,20 @@ from __future__ import annotations
 import struct
 from collections import deque
 
-from ..errors import CommunicatorClosedError
+from ..errors import CommunicatorClosedError, ProcessFailedError
 from .base import ANY_TAG, Frames, Incoming, SendOp, Transport
 from .segments import attach_segment
-from .shm_layout import CTRL_FMT, MAGIC, RING_HEADER, VERSION, ring_offset
+from .shm_layout import (
+    CTRL_FMT,
+    MAGIC,
+    RING_HEADER,
+    STATE_ATTACHED,
+    STATE_DEAD,
+    STATE_FINALIZED,
+    STATE_OFFSET,
+    VERSION,
+    ring_offset,
+)
 
 HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes, reserved
 """Message header; frame lengths (u64 each) follow when nframes > 1."""
@@ -46,7 +56,18 @@ class _OutRing:
 
 
 class _InRing:
-    __slots__ = ("cap", "ctrl", "data", "lengths", "msg", "offset", "piece", "stage", "tail", "targets")
+    __slots__ = (
+        "cap",
+        "ctrl",
+        "data",
+        "lengths",
+        "msg",
+        "offset",
+        "piece",
+        "stage",
+        "tail",
+        "targets",
+    )
 
     def __init__(self, ctrl: memoryview, data: memoryview) -> None:
         self.ctrl = ctrl
@@ -95,9 +116,19 @@ class ShmTransport(Transport):
                 self._in.append(None)
                 continue
             o = ring_offset(size, cap, rank, peer)
-            self._out.append(_OutRing(buf[o : o + RING_HEADER].cast("Q"), buf[o + RING_HEADER : o + RING_HEADER + cap]))
+            self._out.append(
+                _OutRing(
+                    buf[o : o + RING_HEADER].cast("Q"), buf[o + RING_HEADER : o + RING_HEADER + cap]
+                )
+            )
             i = ring_offset(size, cap, peer, rank)
-            self._in.append(_InRing(buf[i : i + RING_HEADER].cast("Q"), buf[i + RING_HEADER : i + RING_HEADER + cap]))
+            self._in.append(
+                _InRing(
+                    buf[i : i + RING_HEADER].cast("Q"), buf[i + RING_HEADER : i + RING_HEADER + cap]
+                )
+            )
+        self._state = buf[STATE_OFFSET : STATE_OFFSET + 8 * size].cast("Q")
+        self._state[rank] = STATE_ATTACHED
         self._in_rings = [r for r in self._in if r is not None]
         self._in_peers = [p for p in range(size) if p != rank]
         self._sending: list[_OutRing] = []
@@ -105,10 +136,16 @@ class ShmTransport(Transport):
     # ---- sending --------------------------------------------------------------------------
     def _start_send(self, op: SendOp) -> None:
         if self._closed:
-            raise CommunicatorClosedError(f"rank {self.rank}: the shared-memory transport is closed")
+            raise CommunicatorClosedError(
+                f"rank {self.rank}: the shared-memory transport is closed"
+            )
         frames = op.frames
         nframes = len(frames)
-        if nframes == 1 and op.nbytes <= INLINE_LIMIT and self._put_small(op.dest, op.ctx, op.tag, frames[0]):
+        if (
+            nframes == 1
+            and op.nbytes <= INLINE_LIMIT
+            and self._put_small(op.dest, op.ctx, op.tag, frames[0])
+        ):
             op.done = True
             return
         header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, 0)
@@ -164,7 +201,13 @@ class ShmTransport(Transport):
             return None
         data = ring.data
         mctx, mtag, n, nframes, _ = HEADER.unpack_from(data, pos)
-        if mctx != ctx or nframes != 1 or (tag != ANY_TAG and tag != mtag) or avail < HEADER.size + n or end + n > ring.cap:
+        if (
+            mctx != ctx
+            or nframes != 1
+            or (tag != ANY_TAG and tag != mtag)
+            or avail < HEADER.size + n
+            or end + n > ring.cap
+        ):
             return None
         payload = bytes(data[end : end + n])
         ring.tail = tail = tail + HEADER.size + n
@@ -296,19 +339,39 @@ class ShmTransport(Transport):
     def _poll(self) -> bool:
         moved = False
         if self._sending:
-            for ring in self._sending:
-                moved = self._push(ring) or moved
+            for out in self._sending:
+                moved = self._push(out) or moved
             self._sending = [r for r in self._sending if r.queue]
-        for src, ring in zip(self._in_peers, self._in_rings):
+        for src, ring in zip(self._in_peers, self._in_rings, strict=False):
             if ring.ctrl[HEAD] != ring.tail:
                 self._pull(src, ring)
                 moved = True
         return moved
 
+    def dead_peers(self) -> tuple[int, ...]:
+        """World ranks that the launcher has marked dead."""
+        state = self._state
+        return tuple(r for r in range(self.size) if state[r] == STATE_DEAD)
+
+    def check_peers(self) -> None:
+        """Raise if a peer has died (called while a blocked call sleeps).
+
+        Raises:
+            ProcessFailedError: naming the dead world ranks.
+        """
+        dead = self.dead_peers()
+        if dead:
+            names = ", ".join(map(str, dead))
+            raise ProcessFailedError(
+                f"rank {self.rank}: rank(s) {names} died; the operation cannot complete", dead
+            )
+
     def close(self) -> None:
         if self._closed:
             return
         super().close()
+        self._state[self.rank] = STATE_FINALIZED
+        self._state.release()
         for ring in self._out:
             if ring is not None:
                 ring.ctrl.release()
@@ -322,4 +385,3 @@ class ShmTransport(Transport):
             self._mm.close()
         except BufferError:  # a frame view still points into the segment; the OS unmaps at exit
             pass
-

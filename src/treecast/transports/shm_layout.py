@@ -4,7 +4,9 @@
 
     offset 0        control page (PAGE bytes)
                       u64 magic, u64 version, u64 size, u64 ring_capacity
-                      u64 state[size]       per rank: 0 not yet attached, 1 attached, 2 finalized
+                      u64 state[size]       per rank: 0 not yet attached, 1 attached, 2 finalized,
+                                            3 dead (written by the launcher when the process ended
+                                            with an error or a signal)
     offset PAGE+    ring(src=0, dst=0), ring(0, 1), ..., ring(size-1, size-1)
                       each ring: u64 head @0 (bytes ever written, writer-owned)
                                  u64 tail @64 (bytes ever read, reader-owned)
@@ -27,6 +29,8 @@ CTRL_FMT = "<QQQQ"
 RING_HEADER = 128
 HEAD_OFFSET = 0
 TAIL_OFFSET = 64
+STATE_OFFSET = 32
+STATE_NEW, STATE_ATTACHED, STATE_FINALIZED, STATE_DEAD = 0, 1, 2, 3
 DEFAULT_RING_CAPACITY = 1 << 20
 SMALL_RING_CAPACITY = 1 << 18
 MIN_RING_CAPACITY = 4096
@@ -75,3 +79,19 @@ def create_world_segment(job: str, size: int, ring_capacity: int | None = None) 
     finally:
         mm.close()
     return name
+
+
+def mark_rank_dead(segment: str, rank: int) -> None:
+    """Record in the world segment that ``rank`` died, so that peers waiting on it raise
+    :class:`~treecast.errors.ProcessFailedError` instead of waiting forever. Called by the
+    launcher; a missing segment (job already cleaned up) is ignored."""
+    from .segments import attach_segment
+
+    try:
+        mm = attach_segment(segment)
+    except FileNotFoundError:
+        return
+    try:
+        struct.pack_into("<Q", mm, STATE_OFFSET + 8 * rank, STATE_DEAD)
+    finally:
+        mm.close()

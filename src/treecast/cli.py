@@ -1,0 +1,194 @@
+"""The ``treecast`` command line: ``treecast SUBCOMMAND ...``.
+
+Each subcommand is one :class:`Subcommand` entry in :data:`SUBCOMMANDS`: a name, a help
+line, a function that adds its arguments to its parser and a function that runs it and
+returns the exit status. To add one (``bench``, ``algorithms``, ``tree``), write those two
+functions and append an entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .launcher import FdSink, resolve_command, run_job
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``treecast`` subcommand.
+
+    Attributes:
+        name: the word after ``treecast``.
+        help: one line for ``treecast --help``.
+        add_arguments: adds the subcommand's options to its parser.
+        run: runs the subcommand with the parsed arguments; returns the exit status.
+        split_program: for commands that run a program (``treecast run``): splits the words
+            after the subcommand into (our options, PROGRAM and its ARGS), so that the
+            program's own options are never parsed by us. The second part becomes
+            ``args.program``.
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    split_program: Callable[[list[str]], tuple[list[str], list[str]]] | None = None
+
+
+# ---------------------------------------------------------------------------- treecast run
+
+_RUN_FLAGS = frozenset({"--tag-output", "--keep-going", "-h", "--help"})
+_RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes"})
+_ATTACHED_COUNT = re.compile(r"-np?\d+")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "treecast run -n N [options] PROGRAM [ARGS...]"
+    parser.description = (
+        "Start N ranks of PROGRAM on this machine, connected through shared memory. PROGRAM "
+        "is 'script.py', '-m module', '-c code', 'python ...' (run with this interpreter) "
+        "or any executable. The launcher's options must come before PROGRAM."
+    )
+    parser.add_argument(
+        "-n",
+        "-np",
+        "--np",
+        dest="nprocs",
+        type=_positive_int,
+        required=True,
+        metavar="N",
+        help="number of ranks",
+    )
+    parser.add_argument(
+        "--tag-output", action="store_true", help="prefix every output line with '[rank] '"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="end the job after SECONDS and exit with status 124",
+    )
+    parser.add_argument(
+        "--ring-bytes",
+        type=_positive_int,
+        metavar="BYTES",
+        help="capacity of each pairwise shared-memory ring (default: 1 MiB up to 8 ranks)",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="when a rank fails, let the others finish (default: end them at once)",
+    )
+
+
+def _split_run_argv(words: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s words at the first one that is not a launcher option (or at ``--``)."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            return words[:i], words[i + 1 :]
+        if word in _RUN_FLAGS or _ATTACHED_COUNT.fullmatch(word):
+            i += 1
+        elif word in _RUN_VALUED:
+            i += 2
+        elif word.startswith("--") and word.partition("=")[0] in _RUN_VALUED:
+            i += 1
+        else:
+            break
+    return words[:i], words[i:]
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        command = resolve_command(args.program)
+    except ValueError as exc:
+        print(f"treecast run: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = run_job(
+            command,
+            args.nprocs,
+            sink=FdSink(),
+            tag_output=args.tag_output,
+            timeout=args.timeout,
+            ring_bytes=args.ring_bytes,
+            keep_going=args.keep_going,
+            handle_signals=True,
+            die_with_launcher=True,
+        )
+    except ValueError as exc:
+        print(f"treecast run: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"treecast run: cannot create the job's shared memory: {exc}", file=sys.stderr)
+        return 1
+    return result.returncode
+
+
+# ------------------------------------------------------------------------------- registry
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        name="run",
+        help="start N ranks of a program on this machine",
+        add_arguments=_add_run_arguments,
+        run=_run,
+        split_program=_split_run_argv,
+    ),
+]
+"""Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """Return the ``treecast`` parser and each subcommand's parser by name."""
+    parser = argparse.ArgumentParser(
+        prog="treecast",
+        description="Fast, safe collective communication for Python processes.",
+        allow_abbrev=False,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parsers = {}
+    for command in SUBCOMMANDS:
+        subparser = sub.add_parser(
+            command.name, help=command.help, description=command.help, allow_abbrev=False
+        )
+        command.add_arguments(subparser)
+        subparser.set_defaults(_subcommand=command)
+        parsers[command.name] = subparser
+    return parser, parsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``treecast`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser, parsers = build_parser()
+    program: list[str] = []
+    chosen = next((c for c in SUBCOMMANDS if words and c.name == words[0]), None)
+    if chosen is not None and chosen.split_program is not None:
+        options, program = chosen.split_program(words[1:])
+        if not program and not {"-h", "--help"} & set(options):
+            parsers[chosen.name].error("no PROGRAM given")
+        words = [chosen.name, *options]
+    args = parser.parse_args(words)
+    args.program = program
+    subcommand: Subcommand = args._subcommand
+    return subcommand.run(args)

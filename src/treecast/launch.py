@@ -1,0 +1,177 @@
+"""``treecast.launch``: run a Python function on N fresh processes and collect its results.
+
+The function and its arguments are pickled (with cloudpickle when it is installed, so that
+lambdas, closures and functions defined in a notebook or ``__main__`` work) into a private
+temporary directory. Each rank is a new interpreter (``sys.executable -m
+treecast._launch_worker``, never a fork of the caller), started and supervised by the same
+launcher as ``treecast run``. Ranks' output is forwarded to the caller's ``sys.stdout`` and
+``sys.stderr``, so it shows in Jupyter.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import site
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .errors import InvalidArgumentError, RemoteError, SerializationError, TimeoutError
+from .launcher import TextSink, describe_exit, run_job
+from .launcher.payload import PAYLOAD_FILE, dumps, result_file
+
+T = TypeVar("T")
+
+WORKER_MODULE = "treecast._launch_worker"
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _has_cloudpickle() -> bool:
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _payload(fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
+    """Pickle ``(fn, args)`` for the ranks.
+
+    Raises:
+        SerializationError: they cannot be pickled, or ``fn`` lives in ``__main__`` and
+            cloudpickle (which sends it by value) is not installed.
+    """
+    hint = (
+        "define it in an importable module, or install cloudpickle "
+        "(pip install cloudpickle) to send lambdas, closures and notebook functions"
+    )
+    if getattr(fn, "__module__", None) == "__main__" and not _has_cloudpickle():
+        raise SerializationError(
+            f"launch: cannot send {_name(fn)} to the ranks: it is defined in __main__, which "
+            f"the ranks do not run; {hint}"
+        )
+    try:
+        return dumps((fn, args))
+    except Exception as exc:
+        raise SerializationError(
+            f"launch: cannot pickle {_name(fn)} or its arguments for the ranks: {exc}; {hint}"
+        ) from exc
+
+
+def _worker_env() -> dict[str, str]:
+    """Make the workers able to import treecast even if the caller put it on sys.path itself."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    standard = [*site.getsitepackages(), site.getusersitepackages()]
+    if root in standard:
+        return {}
+    existing = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": root + (os.pathsep + existing if existing else "")}
+
+
+def _caller_path() -> list[str]:
+    """The caller's sys.path, with '' (the current directory) made absolute."""
+    return [entry or os.getcwd() for entry in sys.path]
+
+
+def _load(path: str) -> tuple[Any, ...] | None:
+    try:
+        with open(path, "rb") as f:
+            outcome: tuple[Any, ...] = pickle.load(f)  # written by our own worker, in our 0700 dir
+    except FileNotFoundError:
+        return None
+    return outcome
+
+
+def launch(fn: Callable[..., T], nprocs: int, *args: Any, timeout: float | None = None) -> list[T]:
+    """Run ``fn(*args)`` on ``nprocs`` new processes (ranks) and return their results.
+
+    Each rank is a fresh Python interpreter with the ``TREECAST_*`` environment of a
+    ``treecast run`` job, so ``fn`` can call :func:`treecast.world` and communicate. The
+    caller's ``sys.path`` and current directory are reproduced in the ranks. Their output
+    goes to this process's ``sys.stdout``/``sys.stderr`` in whole lines; their stdin is
+    /dev/null. If a rank fails, the others are ended and the error is raised here.
+
+    Args:
+        fn: the function to run on every rank.
+        nprocs: number of ranks (>= 1).
+        *args: positional arguments passed to ``fn`` on every rank.
+        timeout: seconds after which the job is ended (None: no limit).
+
+    Returns:
+        ``fn``'s return values, indexed by rank.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+        SerializationError: ``fn`` or ``args`` cannot be pickled (a ``TypeError`` too).
+        InvalidArgumentError: ``nprocs`` < 1 or ``timeout`` <= 0 (a ``ValueError`` too).
+        RemoteError: a rank raised (the message holds its traceback, also in
+            ``remote_traceback``), or died or exited without returning.
+        TimeoutError: the job ran longer than ``timeout``.
+        OSError: the ranks or their shared memory could not be created.
+    """
+    if not callable(fn):
+        raise TypeError(f"launch: fn must be callable, got {type(fn).__name__}")
+    if isinstance(nprocs, bool) or not isinstance(nprocs, int) or nprocs < 1:
+        raise InvalidArgumentError(f"launch: nprocs must be an int >= 1, got {nprocs!r}")
+    if timeout is not None and not timeout > 0:
+        raise InvalidArgumentError(f"launch: timeout must be > 0 seconds, got {timeout!r}")
+    payload = _payload(fn, args)
+    workdir = tempfile.mkdtemp(prefix="treecast-launch-")  # mode 0700
+    try:
+        with open(os.path.join(workdir, PAYLOAD_FILE), "wb") as f:
+            pickle.dump(_caller_path(), f)
+            f.write(payload)
+        result = run_job(
+            [sys.executable, "-m", WORKER_MODULE, workdir],
+            nprocs,
+            sink=TextSink(),
+            stdin_to_rank0=False,
+            env=_worker_env(),
+            timeout=timeout,
+        )
+        if result.start_error is not None:
+            raise result.start_error
+        if result.timed_out:
+            unfinished = [r for r in range(nprocs) if not os.path.exists(result_file(workdir, r))]
+            raise TimeoutError(
+                f"launch({_name(fn)}) timed out after {timeout:g} s; "
+                f"ranks {unfinished} had not returned"
+            )
+        if result.failed_rank is not None:
+            raise _rank_error(fn, result.failed_rank, result.statuses, workdir)
+        values: list[T] = []
+        for rank in range(nprocs):
+            outcome = _load(result_file(workdir, rank))
+            if outcome is None:
+                raise RemoteError(
+                    f"launch: rank {rank} exited without returning a result from {_name(fn)}",
+                    rank,
+                )
+            values.append(outcome[1])
+        return values
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _rank_error(
+    fn: Callable[..., Any], rank: int, statuses: tuple[int | None, ...], workdir: str
+) -> RemoteError:
+    """The error that reports the first failing rank: its traceback, or how it died."""
+    outcome = _load(result_file(workdir, rank))
+    if outcome is not None and outcome[0] == "error":
+        _, remote_traceback, summary = outcome
+        return RemoteError(
+            f"launch: rank {rank} raised {summary}\n\n"
+            f"Remote traceback (rank {rank}):\n{remote_traceback}",
+            rank,
+            remote_traceback,
+        )
+    status = statuses[rank]
+    how = describe_exit(status) if status is not None else "ended"
+    return RemoteError(f"launch: rank {rank} {how} before returning from {_name(fn)}", rank)

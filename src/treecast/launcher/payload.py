@@ -1,0 +1,28 @@
+"""Files shared by :func:`treecast.launch` and its worker: payload and per-rank results."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+PAYLOAD_FILE = "payload.pkl"
+"""Name of the payload file inside the work directory."""
+
+
+def result_file(workdir: str, rank: int) -> str:
+    """Path of the file where rank ``rank`` leaves its outcome."""
+    return os.path.join(workdir, f"result-{rank}.pkl")
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickle ``obj`` with cloudpickle if it is installed (functions by value), else pickle.
+
+    Raises:
+        Exception: whatever the pickler raises for an object it cannot serialize.
+    """
+    try:
+        import cloudpickle
+    except ImportError:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))

@@ -1,0 +1,32 @@
+"""Checks shared by every test: no shared-memory segment outlives the test that made it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+SHM_DIR = "/dev/shm"
+SEGMENT_PREFIX = "treecast-"
+
+
+def _segments() -> set[str]:
+    try:
+        return {e for e in os.listdir(SHM_DIR) if e.startswith(SEGMENT_PREFIX)}
+    except FileNotFoundError:  # no /dev/shm on this platform
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_segments() -> Iterator[None]:
+    """Fail a test that leaves new /dev/shm/treecast-* entries behind."""
+    before = _segments()
+    yield
+    deadline = time.monotonic() + 2.0  # let processes that are exiting finish their cleanup
+    leaked = _segments() - before
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leaked = _segments() - before
+    assert not leaked, f"shared-memory segments left behind: {sorted(leaked)}"

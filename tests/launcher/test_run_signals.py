@@ -1,0 +1,105 @@
+"""``treecast run``: signals to the launcher, orphans, and shared-memory cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from launcher_helpers import RunTreecast, Script, process_gone, treecast_command, wait_for_files
+
+from treecast.transports.segments import job_segments, unlink_job_segments
+
+pytestmark = pytest.mark.timeout(60)
+
+SLEEPER = (
+    "import os, sys, time\n"
+    "out = os.path.join(sys.argv[1], os.environ['TREECAST_RANK'])\n"
+    "with open(out + '.tmp', 'w') as f:\n"
+    "    f.write(f\"{os.getpid()} {os.environ['TREECAST_JOB']}\")\n"
+    "os.replace(out + '.tmp', out)\n"
+    "time.sleep(60)\n"
+)
+
+
+def _start_sleepers(
+    prog: str, tmp_path: Path, nprocs: int, *, own_group: bool = False
+) -> tuple[subprocess.Popen[bytes], list[int], str]:
+    """Start a job of sleeping ranks; return the launcher, the ranks' pids and the job token.
+
+    With ``own_group`` the launcher and its ranks form a new process group, as a shell job.
+    """
+    launcher = subprocess.Popen(
+        treecast_command("-n", str(nprocs), prog, str(tmp_path)),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=own_group,
+    )
+    files = [tmp_path / str(r) for r in range(nprocs)]
+    try:
+        wait_for_files(files)
+    except AssertionError:
+        launcher.kill()
+        launcher.communicate()
+        raise
+    records = [f.read_text().split() for f in files]
+    return launcher, [int(pid) for pid, _ in records], records[0][1]
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_to_launcher_ends_every_rank(
+    script: Script, tmp_path: Path, signum: signal.Signals, status: int
+) -> None:
+    launcher, pids, job = _start_sleepers(script(SLEEPER), tmp_path, 3)
+    launcher.send_signal(signum)
+    _, err = launcher.communicate(timeout=20)
+    assert launcher.returncode == status
+    assert f"treecast: received {signum.name}" in err.decode()
+    assert all(process_gone(pid) for pid in pids)
+    assert job_segments(job) == []
+
+
+def test_ctrl_c_to_the_whole_job(script: Script, tmp_path: Path) -> None:
+    launcher, pids, job = _start_sleepers(script(SLEEPER), tmp_path, 2, own_group=True)
+    os.killpg(launcher.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    _, err = launcher.communicate(timeout=20)
+    assert launcher.returncode == 130
+    notes = [line for line in err.decode().splitlines() if line.startswith("treecast:")]
+    assert notes[0] == "treecast: received SIGINT"
+    assert not any("exited" in note or "killed" in note for note in notes)
+    assert all(process_gone(pid) for pid in pids)
+    assert job_segments(job) == []
+
+
+def test_ranks_die_with_a_sigkilled_launcher(script: Script, tmp_path: Path) -> None:
+    launcher, pids, job = _start_sleepers(script(SLEEPER), tmp_path, 2)
+    try:
+        launcher.kill()
+        launcher.communicate(timeout=20)
+        assert all(process_gone(pid) for pid in pids)
+    finally:
+        unlink_job_segments(job)  # a SIGKILLed launcher cannot clean up; the test does
+
+
+def test_no_segments_left_after_a_rank_is_sigkilled(
+    run_treecast: RunTreecast, script: Script
+) -> None:
+    prog = script(
+        "import os, signal, time\n"
+        "job, rank = os.environ['TREECAST_JOB'], os.environ['TREECAST_RANK']\n"
+        "print(job, flush=True)\n"
+        "fd = os.open(f'/dev/shm/treecast-{job}-extra-{rank}', os.O_CREAT | os.O_RDWR, 0o600)\n"
+        "os.close(fd)\n"
+        "if rank == '1':\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "time.sleep(60)\n"
+    )
+    proc = run_treecast("-n", "3", prog)
+    assert proc.returncode == 137
+    jobs = set(proc.stdout.split())
+    assert len(jobs) == 1
+    job = jobs.pop()
+    assert not [e for e in os.listdir("/dev/shm") if e.startswith(f"treecast-{job}")]
