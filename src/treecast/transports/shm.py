@@ -18,6 +18,7 @@ nothing matches), so two ranks that send large messages to each other never dead
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 
@@ -38,6 +39,8 @@ from .shm_layout import (
 
 HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes, reserved
 """Message header; frame lengths (u64 each) follow when nframes > 1."""
+CHUNK = int(os.environ.get("TREECAST_SHM_CHUNK", 256 * 1024))
+"""Largest copy between two counter updates: the pipelining grain of large messages."""
 INLINE_LIMIT = 4096
 """Messages up to this size are written as one piece (header and payload joined)."""
 HEAD = 0
@@ -227,21 +230,27 @@ class ShmTransport(Transport):
             pieces = op.pieces
             while op.piece < len(pieces):
                 piece = pieces[op.piece]
-                k = min(piece.nbytes - op.offset, free)
-                if k:
-                    pos = head % cap
-                    first = min(k, cap - pos)
-                    off = op.offset
-                    data[pos : pos + first] = piece[off : off + first]
-                    if k > first:
-                        data[0 : k - first] = piece[off + first : off + k]
-                    head += k
-                    free -= k
-                    op.offset += k
-                if op.offset < piece.nbytes:
-                    break
-                op.piece += 1
-                op.offset = 0
+                remaining = piece.nbytes - op.offset
+                if remaining == 0:
+                    op.piece += 1
+                    op.offset = 0
+                    continue
+                if free == 0:  # the reader may have made room meanwhile
+                    free = cap - (head - ring.ctrl[TAIL])
+                    if free == 0:
+                        break
+                k = min(remaining, free, CHUNK)
+                pos = head % cap
+                first = min(k, cap - pos)
+                off = op.offset
+                data[pos : pos + first] = piece[off : off + first]
+                if k > first:
+                    data[0 : k - first] = piece[off + first : off + k]
+                head += k
+                free -= k
+                op.offset += k
+                if k == CHUNK:  # publish each chunk so that the reader copies while we write
+                    ring.ctrl[HEAD] = head
             if op.piece < len(pieces):
                 break
             op.done = True
@@ -276,9 +285,13 @@ class ShmTransport(Transport):
             avail -= hsize + n
         while True:
             targets = ring.targets
-            while ring.piece < len(targets) and avail:
+            while ring.piece < len(targets):
+                if not avail:  # the writer may have published more meanwhile
+                    avail = ring.ctrl[HEAD] - tail
+                    if not avail:
+                        break
                 target = targets[ring.piece]
-                k = min(target.nbytes - ring.offset, avail)
+                k = min(target.nbytes - ring.offset, avail, CHUNK)
                 pos = tail % cap
                 first = min(k, cap - pos)
                 off = ring.offset
@@ -288,6 +301,8 @@ class ShmTransport(Transport):
                 tail += k
                 avail -= k
                 ring.offset += k
+                if k == CHUNK:  # hand the space back chunk by chunk
+                    ring.ctrl[TAIL] = tail
                 if ring.offset == target.nbytes:
                     ring.piece += 1
                     ring.offset = 0
