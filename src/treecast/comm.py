@@ -330,6 +330,18 @@ class Comm:
             TruncationError: the message is larger than ``buf`` (nothing is written to it).
             InvalidBufferError: ``buf`` is not a writable contiguous buffer.
         """
+        if (
+            status is None
+            and type(source) is int
+            and 0 <= source < self.size
+            and type(tag) is int
+            and not self._freed
+        ):
+            view = byte_view(buf, "Recv buf", writable=True)
+            t = self._t
+            for _ in range(SPIN_INLINE):
+                if t.recv_inline(self._ctx, self._group[source], tag, view) is not None:
+                    return
         self.Irecv(buf, source, tag).wait(status)
 
     def Sendrecv(

@@ -52,11 +52,17 @@ def run_blocking(
                 continue
             sends.append(transport.isend(world_peer, ctx, tag, frames))
         elif type(step) is Recv:
-            if payload.buffer is None:
-                got = transport.recv_inline(ctx, group[step.peer], tag)
-                if got is not None:
+            got = transport.recv_inline(ctx, group[step.peer], tag, payload.buffer)
+            if got is not None:
+                if payload.buffer is None:
                     payload.frames = frames = [memoryview(got[0])]
                     continue
+                if got[2] == payload.buffer.nbytes:
+                    continue
+                raise InvalidArgumentError(
+                    f"{what}: received {got[2]} bytes from rank {step.peer} but this rank's "
+                    f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
+                )
             recv = transport.irecv(ctx, group[step.peer], tag, payload.buffer)
             if not recv.done:
                 transport.wait_op(recv, timeout, what)

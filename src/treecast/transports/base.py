@@ -257,9 +257,14 @@ class Transport:
         """
         return False
 
-    def recv_inline(self, ctx: int, source: int, tag: int) -> tuple[bytes, int] | None:
-        """Take a small one-frame message from ``source`` if it is next in line and whole;
-        return ``(payload, tag)``, or None (then use :meth:`irecv`). A fast path for latency.
+    def recv_inline(
+        self, ctx: int, source: int, tag: int, into: memoryview | None = None
+    ) -> tuple[bytes, int, int] | None:
+        """Take a small one-frame message from ``source`` if it is next in line and whole.
+
+        Returns ``(payload, tag, nbytes)`` (payload empty when copied ``into`` a buffer), or
+        None: then use :meth:`irecv`, which also reports errors such as truncation. A fast
+        path for latency.
         """
         return None
 

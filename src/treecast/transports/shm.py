@@ -190,7 +190,9 @@ class ShmTransport(Transport):
         ring.ctrl[HEAD] = head
         return True
 
-    def recv_inline(self, ctx: int, source: int, tag: int) -> tuple[bytes, int] | None:
+    def recv_inline(
+        self, ctx: int, source: int, tag: int, into: memoryview | None = None
+    ) -> tuple[bytes, int, int] | None:
         if self._posted or self._unexpected or source < 0 or source == self.rank:
             return None  # earlier receives or messages must be matched first
         ring = self._in[source]
@@ -210,12 +212,17 @@ class ShmTransport(Transport):
             or (tag != ANY_TAG and tag != mtag)
             or avail < HEADER.size + n
             or end + n > ring.cap
+            or (into is not None and n > into.nbytes)
         ):
             return None
-        payload = bytes(data[end : end + n])
+        if into is None:
+            payload = bytes(data[end : end + n])
+        else:
+            into[:n] = data[end : end + n]
+            payload = b""
         ring.tail = tail = tail + HEADER.size + n
         ring.ctrl[TAIL] = tail
-        return payload, mtag
+        return payload, mtag, n
 
     def _push(self, ring: _OutRing) -> bool:
         """Write as much of the ring's queued sends as fits; return True if bytes moved."""
