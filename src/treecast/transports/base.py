@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProcessFailedError, TimeoutError, TruncationError
-from .wait import Backoff
+from .wait import Backoff, oversubscribed
 
 ANY_SOURCE = -1
 ANY_TAG = -1
@@ -165,6 +165,7 @@ class Transport:
         self._posted: list[RecvOp] = []
         self._unexpected: list[Incoming] = []
         self._closed = False
+        self._oversubscribed = oversubscribed(size)
         self.liveness_check: Callable[[], None] | None = None
 
     # ---- subclass interface -------------------------------------------------------------
@@ -341,14 +342,14 @@ class Transport:
         """
         if done():
             return
-        backoff = Backoff()
+        backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             moved = self._poll()
             if done():
                 return
             if moved:
-                backoff = Backoff()
+                backoff = Backoff(self._oversubscribed)
                 continue
             if backoff.pause():
                 if deadline is not None and time.monotonic() > deadline:
@@ -368,7 +369,9 @@ class Transport:
             TimeoutError, ProcessFailedError: as :meth:`wait`.
         """
         poll = self._poll
-        for _ in range(64):  # the first polls are the hot path of a ping-pong
+        for _ in range(
+            4 if self._oversubscribed else 64
+        ):  # the first polls are the hot path of a ping-pong
             if op.done:
                 return
             poll()
