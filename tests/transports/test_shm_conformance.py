@@ -187,3 +187,35 @@ def test_invalid_ranks_tags_and_unpicklable_objects_raise_before_sending():
     assert "source=7" in errors[3]
     assert "root=2" in errors[4]
     assert "tag=1099511627776" in errors[5]
+
+
+def _segment_and_buffers():
+    import os
+    import stat
+
+    comm = treecast.world()
+    job = os.environ["TREECAST_JOB"]
+    names = [n for n in os.listdir("/dev/shm") if n.startswith(f"treecast-{job}-")]
+    modes = {n: stat.S_IMODE(os.stat(f"/dev/shm/{n}").st_mode) for n in names}
+    other = 1 - comm.rank
+    # any buffer-protocol object works: bytearray in, NumPy array out, and Sendrecv
+    send = bytearray(f"from {comm.rank}".encode() * 3)
+    recv = np.zeros(len(send), dtype=np.uint8)
+    st = treecast.Status()
+    comm.Sendrecv(send, other, 4, recv, other, 4, status=st)
+    arr = np.arange(6, dtype=np.int32) * (comm.rank + 1)
+    out = bytearray(24)
+    comm.Sendrecv([arr, np.int32], other, 5, out, other, 5)
+    return modes, recv.tobytes().decode(), (st.source, st.tag, st.Get_count()), np.frombuffer(out, np.int32).tolist()
+
+
+def test_world_segment_is_private_and_any_buffer_works():
+    results = run_ranks(_segment_and_buffers, 2)
+    modes = results[0][0]
+    assert len(modes) == 1 and next(iter(modes)).endswith("-world")
+    assert set(modes.values()) == {0o600}
+    for rank, (_, text, status, ints) in enumerate(results):
+        other = 1 - rank
+        assert text == f"from {other}" * 3
+        assert status == (other, 4, len(text))
+        assert ints == [i * (other + 1) for i in range(6)]
