@@ -151,7 +151,7 @@ class Comm:
             return _null_request(self._t)
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, frames))
 
-    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
+    def send(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send ``obj`` to ``dest`` (returns when the bytes are handed to the transport).
 
         Raises:
@@ -173,7 +173,7 @@ class Comm:
             return
         op = t.isend(wdest, self._ctx, tag, frames)
         if not op.done:
-            t.wait_op(op, None, "send")
+            t.wait_op(op, timeout, f"send to rank {dest} (tag {tag}) on {self.name}")
 
     def _irecv_obj(self, source: int, tag: int, op: str) -> Request:
         self._live(op)
@@ -200,6 +200,8 @@ class Comm:
         source: int = ANY_SOURCE,
         tag: int = ANY_TAG,
         status: Status | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Any:
         """Receive and return an object.
 
@@ -224,7 +226,11 @@ class Comm:
                     return frames_mod.loads([memoryview(got[0])], "recv")
         r = t.irecv(self._ctx, wsrc, tag, None)
         if not r.done:
-            t.wait_op(r, None, "recv")
+            t.wait_op(
+                r,
+                timeout,
+                f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} (tag {tag}) on {self.name}",
+            )
         if r.error is not None:
             raise r.error
         if status is not None:
@@ -240,13 +246,15 @@ class Comm:
         source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
         status: Status | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Any:
         """Send ``sendobj`` to ``dest`` and receive an object from ``source``, deadlock-free."""
         self._peer(source, "source", "sendrecv", any_ok=True)
         self._tag(recvtag, "recvtag", "sendrecv", any_ok=True)
         sreq = self.isend(sendobj, dest, sendtag)
-        obj = self._irecv_obj(source, recvtag, "sendrecv").wait(status)
-        sreq.wait()
+        obj = self._irecv_obj(source, recvtag, "sendrecv").wait(status, timeout)
+        sreq.wait(timeout=timeout)
         return obj
 
     def probe(
@@ -297,14 +305,14 @@ class Comm:
             return _null_request(self._t)
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view]))
 
-    def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
+    def Send(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send the bytes of ``buf`` (a NumPy array or buffer-protocol object) to ``dest``.
 
         Raises:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag``.
             InvalidBufferError: ``buf`` is not a contiguous buffer.
         """
-        self.Isend(buf, dest, tag).wait()
+        self.Isend(buf, dest, tag).wait(timeout=timeout)
 
     def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         """Start receiving into ``buf``."""
@@ -322,7 +330,13 @@ class Comm:
         return Request(self._t, recv, finish)
 
     def Recv(
-        self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+        self,
+        buf: Any,
+        source: int = ANY_SOURCE,
+        tag: int = ANY_TAG,
+        status: Status | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         """Receive into ``buf``; the message may be shorter than the buffer (see ``status.count``).
 
@@ -342,7 +356,7 @@ class Comm:
             for _ in range(SPIN_INLINE):
                 if t.recv_inline(self._ctx, self._group[source], tag, view) is not None:
                     return
-        self.Irecv(buf, source, tag).wait(status)
+        self.Irecv(buf, source, tag).wait(status, timeout)
 
     def Sendrecv(
         self,
@@ -353,26 +367,37 @@ class Comm:
         source: int = ANY_SOURCE,
         recvtag: int = ANY_TAG,
         status: Status | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
         """Send ``sendbuf`` to ``dest`` and receive into ``recvbuf`` from ``source``."""
         if recvbuf is None:
             raise InvalidArgumentTypeError("Sendrecv: recvbuf is required (a writable buffer)")
         rreq = self.Irecv(recvbuf, source, recvtag)
         sreq = self.Isend(sendbuf, dest, sendtag)
-        rreq.wait(status)
-        sreq.wait()
+        rreq.wait(status, timeout)
+        sreq.wait(timeout=timeout)
 
     # ---- collectives ----------------------------------------------------------------------------
-    def barrier(self) -> None:
+    def barrier(self, *, timeout: float | None = None) -> None:
         """Block until every rank of the communicator has called ``barrier``."""
         self._live("barrier")
         tag = self._next_tag()
         steps = steps_of(barrier_algorithms.dissemination, self.rank, self.size)
-        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, Payload([_EMPTY]), "barrier")
+        run_blocking(
+            steps,
+            self._t,
+            self._group,
+            self._coll_ctx,
+            tag,
+            Payload([_EMPTY]),
+            ("barrier", self.name, tag, -1),
+            timeout,
+        )
 
     Barrier = barrier
 
-    def bcast(self, obj: Any = None, root: int = 0) -> Any:
+    def bcast(self, obj: Any = None, root: int = 0, *, timeout: float | None = None) -> Any:
         """Broadcast ``obj`` from ``root``; every rank returns the root's object.
 
         Raises:
@@ -388,12 +413,21 @@ class Comm:
         self._coll_seq = tag = (self._coll_seq + 1) & _SEQ_MASK
         payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
         steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
-        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, payload, "bcast")
+        run_blocking(
+            steps,
+            self._t,
+            self._group,
+            self._coll_ctx,
+            tag,
+            payload,
+            ("bcast", self.name, tag, root),
+            timeout,
+        )
         if self.rank == root:
             return obj
         return frames_mod.loads(payload.frames, "bcast")
 
-    def Bcast(self, buf: Any, root: int = 0) -> None:
+    def Bcast(self, buf: Any, root: int = 0, *, timeout: float | None = None) -> None:
         """Broadcast the bytes of ``buf`` at ``root`` into ``buf`` on every other rank.
 
         Raises:
@@ -409,7 +443,14 @@ class Comm:
         tag = self._next_tag()
         steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
         run_blocking(
-            steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), "Bcast"
+            steps,
+            self._t,
+            self._group,
+            self._coll_ctx,
+            tag,
+            Payload(buffer=view),
+            ("Bcast", self.name, tag, root),
+            timeout,
         )
 
     def _allgather_small(self, obj: Any, op: str) -> list[Any]:

@@ -206,7 +206,12 @@ def _segment_and_buffers():
     arr = np.arange(6, dtype=np.int32) * (comm.rank + 1)
     out = bytearray(24)
     comm.Sendrecv([arr, np.int32], other, 5, out, other, 5)
-    return modes, recv.tobytes().decode(), (st.source, st.tag, st.Get_count()), np.frombuffer(out, np.int32).tolist()
+    return (
+        modes,
+        recv.tobytes().decode(),
+        (st.source, st.tag, st.Get_count()),
+        np.frombuffer(out, np.int32).tolist(),
+    )
 
 
 def test_world_segment_is_private_and_any_buffer_works():

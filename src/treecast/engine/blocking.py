@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from ..algorithms.schedule import Recv, Send, Step, WaitAll
 from ..errors import InvalidArgumentError
-from ..transports.base import SendOp, Transport
+from ..transports.base import Activity, SendOp, Transport, describe
 
 
 class Payload:
@@ -33,7 +33,7 @@ def run_blocking(
     ctx: int,
     tag: int,
     payload: Payload,
-    what: str,
+    what: Activity,
     timeout: float | None = None,
 ) -> None:
     """Execute ``schedule``; peers are translated to world ranks through ``group``.
@@ -60,7 +60,7 @@ def run_blocking(
                 if got[2] == payload.buffer.nbytes:
                     continue
                 raise InvalidArgumentError(
-                    f"{what}: received {got[2]} bytes from rank {step.peer} but this rank's "
+                    f"{describe(what)}: received {got[2]} bytes from rank {step.peer} but this rank's "
                     f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
                 )
             recv = transport.irecv(ctx, group[step.peer], tag, payload.buffer)
@@ -72,7 +72,7 @@ def run_blocking(
                 payload.frames = frames = recv.frames
             elif recv.nbytes != payload.buffer.nbytes:
                 raise InvalidArgumentError(
-                    f"{what}: received {recv.nbytes} bytes from rank {step.peer} but this rank's "
+                    f"{describe(what)}: received {recv.nbytes} bytes from rank {step.peer} but this rank's "
                     f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
                 )
         elif type(step) is WaitAll:

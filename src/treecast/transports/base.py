@@ -21,11 +21,44 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProcessFailedError, TimeoutError, TruncationError
+from ..errors import InvalidArgumentError, ProcessFailedError, TimeoutError, TruncationError
 from .wait import Backoff, oversubscribed
 
 ANY_SOURCE = -1
 ANY_TAG = -1
+
+Activity = str | tuple[str, str, int, int]
+"""What a blocked call is doing: a name, or (collective, communicator, sequence, root)."""
+
+
+def describe(what: Activity | None) -> str:
+    """Human-readable form of an :data:`Activity`."""
+    if what is None:
+        return "no treecast call (running its own code, or finished)"
+    if isinstance(what, str):
+        return what
+    name, comm, seq, root = what
+    where = f" root {root}" if root >= 0 else ""
+    return f"{name} #{seq} on {comm}{where}"
+
+
+def default_timeout_from_env() -> float | None:
+    """Seconds from ``TREECAST_TIMEOUT`` (unset, empty or 0: no timeout).
+
+    Raises:
+        InvalidArgumentError: the variable is not a non-negative number.
+    """
+    raw = os.environ.get("TREECAST_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise InvalidArgumentError(f"TREECAST_TIMEOUT={raw!r} must be a number of seconds >= 0")
+    return value or None
+
 
 Frames = list[memoryview]
 
@@ -166,6 +199,7 @@ class Transport:
         self._unexpected: list[Incoming] = []
         self._closed = False
         self._oversubscribed = oversubscribed(size)
+        self.default_timeout = default_timeout_from_env()
         self.liveness_check: Callable[[], None] | None = None
 
     # ---- subclass interface -------------------------------------------------------------
@@ -332,36 +366,64 @@ class Transport:
         return self._poll()
 
     def wait(
-        self, done: Callable[[], bool], timeout: float | None = None, what: str = "operation"
+        self, done: Callable[[], bool], timeout: float | None = None, what: Activity = "operation"
     ) -> None:
         """Make progress until ``done()`` is true.
 
+        Args:
+            done: the completion test.
+            timeout: seconds; None uses :attr:`default_timeout` (``TREECAST_TIMEOUT``).
+            what: the operation, for reports: a string, or ``(name, comm, seq, root)``.
+
         Raises:
-            TimeoutError: ``timeout`` seconds passed first.
-            ProcessFailedError: the liveness check found a dead peer or launcher.
+            TimeoutError: ``timeout`` seconds passed first; the message is a hang report.
+            ProcessFailedError: a peer or the launcher died; the message names the operation.
         """
         if done():
             return
+        if timeout is None:
+            timeout = self.default_timeout
         backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            moved = self._poll()
-            if done():
-                return
-            if moved:
-                backoff = Backoff(self._oversubscribed)
-                continue
-            if backoff.pause():
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"rank {self.rank}: {what} did not complete within {timeout} s"
-                    )
-                self.check_peers()
-                if self.liveness_check is not None:
-                    self.liveness_check()
+        published = False
+        try:
+            while True:
+                moved = self._poll()
+                if done():
+                    return
+                if moved:
+                    backoff = Backoff(self._oversubscribed)
+                    continue
+                if backoff.pause():
+                    if not published:
+                        self.publish_activity(what)
+                        published = True
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"rank {self.rank}: {describe(what)} did not complete within {timeout:g} s\n"
+                            + self.hang_report(what)
+                        )
+                    try:
+                        self.check_peers()
+                        if self.liveness_check is not None:
+                            self.liveness_check()
+                    except ProcessFailedError as exc:
+                        raise ProcessFailedError(
+                            f"{exc} (in {describe(what)})", exc.ranks
+                        ) from None
+        finally:
+            if published:
+                self.publish_activity(None)
+
+    def publish_activity(self, what: Activity | None) -> None:
+        """Record what this rank is blocked in (None: nothing), where peers can read it."""
+
+    def hang_report(self, what: Activity) -> str:
+        """Lines describing what every rank is doing, for a timeout message."""
+        return f"  rank {self.rank}: in {describe(what)}"
 
     def wait_op(
-        self, op: SendOp | RecvOp, timeout: float | None = None, what: str = "operation"
+        self, op: SendOp | RecvOp, timeout: float | None = None, what: Activity = "operation"
     ) -> None:
         """Make progress until ``op`` is done (the common case of :meth:`wait`, without a closure).
 
@@ -378,7 +440,7 @@ class Transport:
         self.wait(lambda: op.done, timeout, what)
 
     def waitall(
-        self, ops: Sequence[Any], timeout: float | None = None, what: str = "operation"
+        self, ops: Sequence[Any], timeout: float | None = None, what: Activity = "operation"
     ) -> None:
         """Wait until every op (SendOp or RecvOp) is done."""
         self.wait(lambda: all(op.done for op in ops), timeout, what)

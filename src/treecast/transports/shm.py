@@ -23,9 +23,11 @@ import struct
 from collections import deque
 
 from ..errors import CommunicatorClosedError, ProcessFailedError
-from .base import ANY_TAG, Frames, Incoming, SendOp, Transport
+from .base import ANY_TAG, Activity, Frames, Incoming, SendOp, Transport, describe
 from .segments import attach_segment
 from .shm_layout import (
+    ACTIVITY_BYTES,
+    ACTIVITY_FMT,
     CTRL_FMT,
     MAGIC,
     RING_HEADER,
@@ -34,6 +36,7 @@ from .shm_layout import (
     STATE_FINALIZED,
     STATE_OFFSET,
     VERSION,
+    activity_offset,
     ring_offset,
 )
 
@@ -369,6 +372,52 @@ class ShmTransport(Transport):
                 self._pull(src, ring)
                 moved = True
         return moved
+
+    def publish_activity(self, what: Activity | None) -> None:
+        off = activity_offset(self.size) + ACTIVITY_BYTES * self.rank
+        if what is None:
+            struct.pack_into(ACTIVITY_FMT, self._mm, off, b"", 0, -1)
+        elif isinstance(what, str):
+            struct.pack_into(ACTIVITY_FMT, self._mm, off, what.encode()[:48], 0, -1)
+        else:
+            name, comm, seq, root = what
+            struct.pack_into(ACTIVITY_FMT, self._mm, off, f"{name}@{comm}".encode()[:48], seq, root)
+
+    def _activity_of(self, rank: int) -> tuple[str, int, int] | None:
+        off = activity_offset(self.size) + ACTIVITY_BYTES * rank
+        raw, seq, root = struct.unpack_from(ACTIVITY_FMT, self._mm, off)
+        name = raw.rstrip(b"\0").decode(errors="replace")
+        return (name, seq, root) if name else None
+
+    def hang_report(self, what: Activity) -> str:
+        """For every rank: the call it is blocked in; and who has not reached ours."""
+        state = self._state
+        mine = self._activity_of(self.rank)
+        lines, missing = [], []
+        for r in range(self.size):
+            act = self._activity_of(r)
+            if state[r] == STATE_DEAD:
+                desc = "dead"
+            elif state[r] == STATE_FINALIZED:
+                desc = "finished"
+            elif act is None:
+                desc = "not in a blocking treecast call (running its own code)"
+            else:
+                name, seq, root = act
+                if "@" in name:
+                    coll, comm = name.split("@", 1)
+                    desc = "in " + describe((coll, comm, seq, root))
+                else:
+                    desc = "in " + name
+            lines.append(f"  rank {r}: {desc}")
+            if not isinstance(what, str) and act != mine:
+                missing.append(r)
+        if not isinstance(what, str):
+            lines.append(
+                "  ranks that have not arrived at this collective: "
+                + (", ".join(map(str, missing)) or "none (all are in it; a message is missing)")
+            )
+        return "\n".join(lines)
 
     def dead_peers(self) -> tuple[int, ...]:
         """World ranks that the launcher has marked dead."""

@@ -7,6 +7,9 @@
                       u64 state[size]       per rank: 0 not yet attached, 1 attached, 2 finalized,
                                             3 dead (written by the launcher when the process ended
                                             with an error or a signal)
+                      activity[size]        per rank, 64 bytes: what the rank is blocked in
+                                            (48-byte name, u64 sequence number, i64 root), all
+                                            zero when it is not blocked; read for hang reports
     offset PAGE+    ring(src=0, dst=0), ring(0, 1), ..., ring(size-1, size-1)
                       each ring: u64 head @0 (bytes ever written, writer-owned)
                                  u64 tail @64 (bytes ever read, reader-owned)
@@ -24,21 +27,28 @@ import struct
 from .segments import create_segment, segment_name
 
 MAGIC = 0x7472656563617374  # "treecast"
-VERSION = 1
+VERSION = 2
 CTRL_FMT = "<QQQQ"
 RING_HEADER = 128
 HEAD_OFFSET = 0
 TAIL_OFFSET = 64
 STATE_OFFSET = 32
+ACTIVITY_BYTES = 64
+ACTIVITY_FMT = "<48sQq"
 STATE_NEW, STATE_ATTACHED, STATE_FINALIZED, STATE_DEAD = 0, 1, 2, 3
 DEFAULT_RING_CAPACITY = 1 << 20
 SMALL_RING_CAPACITY = 1 << 18
 MIN_RING_CAPACITY = 4096
 
 
+def activity_offset(size: int) -> int:
+    """Offset of rank 0's activity record in the control page."""
+    return STATE_OFFSET + 8 * size
+
+
 def page_bytes(size: int) -> int:
     """Bytes of the control page for ``size`` ranks, a multiple of the OS page size."""
-    need = struct.calcsize(CTRL_FMT) + 8 * size
+    need = activity_offset(size) + ACTIVITY_BYTES * size
     page = mmap.PAGESIZE
     return (need + page - 1) // page * page
 

@@ -1,0 +1,95 @@
+"""Never a silent hang: dead peers and timeouts become clear errors on every rank."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import treecast
+from treecast.testing import run_ranks
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _timeouts():
+    comm = treecast.world()
+    if comm.rank == 0:
+        with pytest.raises(treecast.TimeoutError) as info:
+            comm.barrier(timeout=2.0)
+        return str(info.value)
+    time.sleep(0.3)  # rank 0 is now blocked in the barrier
+    with pytest.raises(treecast.TimeoutError) as info:
+        comm.recv(source=0, tag=3, timeout=1.0)
+    return str(info.value)
+
+
+def test_timeout_raises_a_hang_report_naming_every_rank():
+    report0, report1 = run_ranks(_timeouts, 2)
+    assert "rank 0: barrier #1 on world did not complete within 2 s" in report0
+    assert "rank 0: in barrier #1 on world" in report0
+    assert "ranks that have not arrived at this collective: 1" in report0
+    assert "rank 1: recv from rank 0 (tag 3) on world did not complete within 1 s" in report1
+    assert "rank 0: in barrier #1 on world" in report1
+    assert "rank 1: in recv from rank 0 (tag 3)" in report1
+
+
+def _env_timeout():
+    comm = treecast.world()
+    if comm.rank == 1:
+        return "idle"
+    start = time.monotonic()
+    with pytest.raises(treecast.TimeoutError, match=r"within 0\.5 s"):
+        comm.recv(source=1)
+    return time.monotonic() - start
+
+
+def test_default_timeout_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TREECAST_TIMEOUT", "0.5")
+    waited, idle = run_ranks(_env_timeout, 2)
+    assert 0.5 <= waited < 2.0 and idle == "idle"
+
+
+def test_bad_timeout_variable_is_rejected(monkeypatch):
+    from treecast.transports.base import default_timeout_from_env
+
+    monkeypatch.setenv("TREECAST_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match=r"TREECAST_TIMEOUT=.soon."):
+        default_timeout_from_env()
+
+
+def test_survivors_of_a_dead_rank_raise_process_failed_error_quickly():
+    program = textwrap.dedent(
+        """
+        import os, time, treecast
+        comm = treecast.world()
+        if comm.rank == 2:
+            time.sleep(0.3)
+            os._exit(3)
+        start = time.monotonic()
+        try:
+            if comm.rank == 0:
+                comm.recv(source=2)
+            else:
+                comm.bcast(None, root=2)
+        except treecast.ProcessFailedError as exc:
+            print(f"rank {comm.rank} caught after {time.monotonic() - start:.2f}s: {exc}", flush=True)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "treecast", "run", "--keep-going", "-n", "3", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TREECAST_TIMEOUT": "30"},
+    )
+    assert proc.returncode == 3
+    assert "rank 2 exited with code 3" in proc.stderr
+    lines = sorted(line for line in proc.stdout.splitlines() if "caught" in line)
+    assert len(lines) == 2, proc.stdout
+    assert "rank(s) 2 died" in lines[0] and "(in recv from rank 2" in lines[0]
+    assert "(in bcast #1 on world root 2)" in lines[1]
+    for line in lines:
+        assert float(line.split("after ")[1].split("s:")[0]) < 2.0
