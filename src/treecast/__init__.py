@@ -10,6 +10,7 @@ from __future__ import annotations
 from .comm import Comm
 from .constants import ANY_SOURCE, ANY_TAG, IN_PLACE, PROC_NULL, TAG_UB, UNDEFINED
 from .errors import (
+    CollectiveMismatchError,
     CommunicatorClosedError,
     DeserializationError,
     InvalidArgumentError,
@@ -39,6 +40,7 @@ __all__ = [
     "PROC_NULL",
     "TAG_UB",
     "UNDEFINED",
+    "CollectiveMismatchError",
     "Comm",
     "CommunicatorClosedError",
     "DeserializationError",

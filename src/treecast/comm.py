@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +18,9 @@ from .algorithms import barrier as barrier_algorithms
 from .algorithms import bcast as bcast_algorithms
 from .algorithms.schedule import steps_of
 from .constants import ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED
-from .engine.blocking import Payload, run_blocking
+from .engine.blocking import Payload, mismatch_error, run_blocking, signature
 from .errors import (
+    CollectiveMismatchError,
     CommunicatorClosedError,
     InvalidArgumentTypeError,
     InvalidRankError,
@@ -29,9 +31,12 @@ from .message.buffers import byte_view
 from .request import Request
 from .status import Status
 from .transports import base as tbase
-from .transports.base import RecvOp, Transport
+from .transports.base import RecvOp, Transport, describe
 
 _SEQ_MASK = (1 << 62) - 1
+_DEBUG_TAG_BIT = 1 << 62
+DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
+"""``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
 _EMPTY = memoryview(b"")
 SPIN_INLINE = 32
 """Polls of a blocking receive for a small message on the fast path before posting it."""
@@ -383,16 +388,12 @@ class Comm:
         """Block until every rank of the communicator has called ``barrier``."""
         self._live("barrier")
         tag = self._next_tag()
+        what = ("barrier", self.name, tag, -1)
+        if DEBUG:
+            self._debug_check(what, -1)
         steps = steps_of(barrier_algorithms.dissemination, self.rank, self.size)
         run_blocking(
-            steps,
-            self._t,
-            self._group,
-            self._coll_ctx,
-            tag,
-            Payload([_EMPTY]),
-            ("barrier", self.name, tag, -1),
-            timeout,
+            steps, self._t, self._group, self._coll_ctx, tag, Payload([_EMPTY]), what, timeout
         )
 
     Barrier = barrier
@@ -411,18 +412,12 @@ class Comm:
         if self.size == 1:
             return obj
         self._coll_seq = tag = (self._coll_seq + 1) & _SEQ_MASK
+        what = ("bcast", self.name, tag, root)
+        if DEBUG:
+            self._debug_check(what, -1)
         payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
         steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
-        run_blocking(
-            steps,
-            self._t,
-            self._group,
-            self._coll_ctx,
-            tag,
-            payload,
-            ("bcast", self.name, tag, root),
-            timeout,
-        )
+        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, payload, what, timeout)
         if self.rank == root:
             return obj
         return frames_mod.loads(payload.frames, "bcast")
@@ -441,31 +436,58 @@ class Comm:
         if self.size == 1:
             return
         tag = self._next_tag()
+        what = ("Bcast", self.name, tag, root)
+        if DEBUG:
+            self._debug_check(what, view.nbytes)
         steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
         run_blocking(
-            steps,
-            self._t,
-            self._group,
-            self._coll_ctx,
-            tag,
-            Payload(buffer=view),
-            ("Bcast", self.name, tag, root),
-            timeout,
+            steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), what, timeout
         )
 
-    def _allgather_small(self, obj: Any, op: str) -> list[Any]:
-        """Every rank's small object, in rank order (used to build communicators)."""
-        tag = self._next_tag()
-        frames = frames_mod.dumps(obj, op)
-        sends = [
-            self._t.isend(w, self._coll_ctx, tag, frames) for w in self._group if w != self._t.rank
-        ]
-        recvs = [
-            self._t.irecv(self._coll_ctx, w, tag, None) for w in self._group if w != self._t.rank
-        ]
-        self._t.waitall([*sends, *recvs], None, op)
-        values = iter(frames_mod.loads(r.frames, op) for r in recvs)
+    def _allgather_small(self, obj: Any, what: tuple[str, str, int, int]) -> list[Any]:
+        """Every rank's small object, in rank order (linear exchange; used to build
+        communicators and for debug checks). Messages carry ``what``'s signature.
+
+        Raises:
+            CollectiveMismatchError: a peer is in another collective.
+        """
+        t = self._t
+        tag = what[2]
+        sig = signature(what)
+        frames = frames_mod.dumps(obj, what[0])
+        peers = [w for w in self._group if w != t.rank]
+        sends = [t.isend(w, self._coll_ctx, tag, frames, sig) for w in peers]
+        recvs = [t.irecv(self._coll_ctx, w, tag, None) for w in peers]
+        t.waitall([*sends, *recvs], None, what)
+        for r in recvs:
+            if r.sig != sig:
+                raise mismatch_error(what, self._rank_of[r.src], r.sig, sig)
+        values = iter(frames_mod.loads(r.frames, what[0]) for r in recvs)
         return [obj if i == self.rank else next(values) for i in range(self.size)]
+
+    def _debug_check(self, what: tuple[str, str, int, int], nbytes: int) -> None:
+        """With ``TREECAST_DEBUG=1``: every rank compares (collective, root, bytes) with every
+        other before the collective runs, so that also ranks that would only send (a root)
+        raise. Costs a linear exchange per collective.
+
+        Raises:
+            CollectiveMismatchError: naming the disagreeing ranks and what each called.
+        """
+        mine = (what[0], what[3], nbytes)
+        everyone = self._allgather_small(mine, ("check", what[1], what[2] | _DEBUG_TAG_BIT, -1))
+        odd = [(r, e) for r, e in enumerate(everyone) if e[:2] != mine[:2]]
+        if odd:
+            listing = "; ".join(f"rank {r} called {e[0]} with root {e[1]}" for r, e in odd)
+            raise CollectiveMismatchError(
+                f"{describe(what)}: ranks disagree on the collective: {listing}; this rank "
+                f"called {what[0]} with root {what[3]}"
+            )
+        sizes = {e[2] for e in everyone if e[2] >= 0}
+        if len(sizes) > 1:
+            listing = ", ".join(f"rank {r}: {e[2]}" for r, e in enumerate(everyone))
+            raise CollectiveMismatchError(
+                f"{describe(what)}: ranks passed buffers of different sizes in bytes ({listing})"
+            )
 
     # ---- communicator management ----------------------------------------------------------------
     def _derive_ctx(self, label: str) -> int:
@@ -498,7 +520,7 @@ class Comm:
         key = _as_int(key, "key", "split")
         if color < 0 and color != UNDEFINED:
             raise InvalidRankError(f"split: color={color} must be >= 0 or UNDEFINED")
-        entries = self._allgather_small((color, key), "split")
+        entries = self._allgather_small((color, key), ("split", self.name, self._next_tag(), -1))
         ctx = self._derive_ctx("split")
         if color == UNDEFINED:
             return None

@@ -51,6 +51,11 @@ class CommunicatorClosedError(TreecastError):
     """An operation was attempted on a freed communicator or a closed transport."""
 
 
+class CollectiveMismatchError(TreecastError):
+    """Ranks called different collectives, or the same one with different roots, at the
+    same point of a communicator's sequence; raised on the rank that notices."""
+
+
 class ProcessFailedError(TreecastError):
     """A peer process died while this rank was communicating with it."""
 
@@ -73,6 +78,7 @@ class RemoteError(TreecastError):
 
 
 __all__ = [
+    "CollectiveMismatchError",
     "CommunicatorClosedError",
     "DeserializationError",
     "InvalidArgumentError",

@@ -93,3 +93,44 @@ def test_survivors_of_a_dead_rank_raise_process_failed_error_quickly():
     assert "(in bcast #1 on world root 2)" in lines[1]
     for line in lines:
         assert float(line.split("after ")[1].split("s:")[0]) < 2.0
+
+
+def _different_collectives():
+    comm = treecast.world()
+    if comm.rank == 0:
+        comm.bcast("data", root=0)  # a root only sends: it cannot notice
+        return "sent"
+    with pytest.raises(treecast.CollectiveMismatchError) as info:
+        comm.barrier(timeout=10)
+    return str(info.value)
+
+
+def test_different_collectives_raise_on_the_receiving_rank():
+    sent, message = run_ranks(_different_collectives, 2)
+    assert sent == "sent"
+    assert "barrier #1 on world: rank 0 sent a message of bcast with root 0" in message
+    assert "this rank is in barrier" in message
+
+
+def _debug_roots_and_sizes():
+    import numpy as np
+
+    comm = treecast.world()
+    out = []
+    with pytest.raises(treecast.CollectiveMismatchError) as info:
+        comm.bcast("x", root=comm.rank)  # every rank thinks it is the root
+    out.append(str(info.value))
+    with pytest.raises(treecast.CollectiveMismatchError) as info:
+        comm.Bcast(np.zeros(4 + comm.rank), root=0)
+    out.append(str(info.value))
+    comm.barrier()  # still usable afterwards
+    return out
+
+
+def test_debug_mode_catches_different_roots_and_sizes_on_every_rank(monkeypatch):
+    monkeypatch.setenv("TREECAST_DEBUG", "1")
+    for rank, (roots, sizes) in enumerate(run_ranks(_debug_roots_and_sizes, 2)):
+        other = 1 - rank
+        assert f"rank {other} called bcast with root {other}" in roots
+        assert f"this rank called bcast with root {rank}" in roots
+        assert "different sizes in bytes (rank 0: 32, rank 1: 40)" in sizes

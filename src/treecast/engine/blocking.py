@@ -5,8 +5,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..algorithms.schedule import Recv, Send, Step, WaitAll
-from ..errors import InvalidArgumentError
+from ..errors import CollectiveMismatchError, InvalidArgumentError
 from ..transports.base import Activity, SendOp, Transport, describe
+
+COLLECTIVE_CODES = {"barrier": 1, "bcast": 2, "Bcast": 3, "split": 4, "check": 5}
+"""Codes of the collectives, carried in every collective message's signature."""
+
+
+def signature(what: Activity) -> int:
+    """The signature that every message of a collective carries: the collective and its
+    root. A receiver that gets another signature knows the ranks disagree (cheap check,
+    always on: an integer compare per received message)."""
+    if isinstance(what, str):
+        return 0
+    return COLLECTIVE_CODES.get(what[0], 255) | ((what[3] + 1) << 8)
+
+
+def describe_signature(sig: int) -> str:
+    """Human-readable form of :func:`signature`'s value."""
+    names = {code: name for name, code in COLLECTIVE_CODES.items()}
+    root = (sig >> 8) - 1
+    return names.get(sig & 0xFF, f"collective {sig & 0xFF}") + (
+        f" with root {root}" if root >= 0 else ""
+    )
+
+
+def mismatch_error(what: Activity, peer: int, got: int, want: int) -> CollectiveMismatchError:
+    return CollectiveMismatchError(
+        f"{describe(what)}: rank {peer} sent a message of {describe_signature(got)} where this rank "
+        f"is in {describe_signature(want)}; every rank must call the same collectives in the "
+        "same order with the same root"
+    )
 
 
 class Payload:
@@ -45,15 +74,18 @@ def run_blocking(
     """
     sends: list[SendOp] = []
     frames = payload.frames
+    sig = signature(what)
     for step in schedule:
         if type(step) is Send:
             world_peer = group[step.peer]
-            if len(frames) == 1 and transport.send_inline(world_peer, ctx, tag, frames[0]):
+            if len(frames) == 1 and transport.send_inline(world_peer, ctx, tag, frames[0], sig):
                 continue
-            sends.append(transport.isend(world_peer, ctx, tag, frames))
+            sends.append(transport.isend(world_peer, ctx, tag, frames, sig))
         elif type(step) is Recv:
             got = transport.recv_inline(ctx, group[step.peer], tag, payload.buffer)
             if got is not None:
+                if got[3] != sig:
+                    raise mismatch_error(what, step.peer, got[3], sig)
                 if payload.buffer is None:
                     payload.frames = frames = [memoryview(got[0])]
                     continue
@@ -66,6 +98,8 @@ def run_blocking(
             recv = transport.irecv(ctx, group[step.peer], tag, payload.buffer)
             if not recv.done:
                 transport.wait_op(recv, timeout, what)
+            if recv.sig != sig:
+                raise mismatch_error(what, step.peer, recv.sig, sig)
             if recv.error is not None:
                 raise recv.error
             if payload.buffer is None:

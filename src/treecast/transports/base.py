@@ -88,10 +88,14 @@ class SendOp:
         "offset",
         "piece",
         "pieces",
+        "sig",
         "tag",
     )
 
-    def __init__(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> None:
+    def __init__(
+        self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview], sig: int = 0
+    ) -> None:
+        self.sig = sig
         self.dest = dest
         self.ctx = ctx
         self.tag = tag
@@ -119,6 +123,7 @@ class RecvOp:
         "error",
         "frames",
         "nbytes",
+        "sig",
         "source",
         "src",
         "tag",
@@ -126,6 +131,7 @@ class RecvOp:
     )
 
     def __init__(self, ctx: int, source: int, tag: int, buffer: memoryview | None) -> None:
+        self.sig = 0
         self.ctx = ctx
         self.source = source
         self.want_tag = tag
@@ -156,11 +162,13 @@ class Incoming:
         "frames",
         "lengths",
         "nbytes",
+        "sig",
         "src",
         "tag",
     )
 
-    def __init__(self, src: int, ctx: int, tag: int, lengths: Sequence[int]) -> None:
+    def __init__(self, src: int, ctx: int, tag: int, lengths: Sequence[int], sig: int = 0) -> None:
+        self.sig = sig
         self.src = src
         self.ctx = ctx
         self.tag = tag
@@ -216,10 +224,10 @@ class Transport:
 
     # ---- called by subclasses when bytes arrive -------------------------------------------
     def _on_header(
-        self, src: int, ctx: int, tag: int, lengths: Sequence[int]
+        self, src: int, ctx: int, tag: int, lengths: Sequence[int], sig: int = 0
     ) -> tuple[Incoming, Frames]:
         """A message header arrived: match it and return where its bytes go."""
-        msg = Incoming(src, ctx, tag, lengths)
+        msg = Incoming(src, ctx, tag, lengths, sig)
         for i, recv in enumerate(self._posted):
             if recv.matches(ctx, src, tag):
                 del self._posted[i]
@@ -234,7 +242,7 @@ class Transport:
         self._unexpected.append(msg)
         return msg, msg.frames
 
-    def _on_small(self, src: int, ctx: int, tag: int, frame: memoryview) -> None:
+    def _on_small(self, src: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> None:
         """A whole one-frame message is readable at ``frame`` (valid only during the call)."""
         for i, recv in enumerate(self._posted):
             if recv.matches(ctx, src, tag):
@@ -243,6 +251,7 @@ class Transport:
                 recv.src = src
                 recv.tag = tag
                 recv.nbytes = n
+                recv.sig = sig
                 buf = recv.buffer
                 if buf is None:
                     recv.frames = [memoryview(bytes(frame))]
@@ -256,7 +265,7 @@ class Transport:
                     recv.frames = [buf[:n]]
                 recv.done = True
                 return
-        msg = Incoming(src, ctx, tag, (frame.nbytes,))
+        msg = Incoming(src, ctx, tag, (frame.nbytes,), sig)
         msg.frames = [memoryview(bytearray(frame))]
         msg.complete = True
         self._unexpected.append(msg)
@@ -270,6 +279,7 @@ class Transport:
         recv.src = msg.src
         recv.tag = msg.tag
         recv.nbytes = msg.nbytes
+        recv.sig = msg.sig
         if recv.buffer is not None and msg.nbytes > recv.buffer.nbytes:
             recv.error = TruncationError(
                 f"message of {msg.nbytes} bytes from rank {msg.src} (tag {msg.tag}) does not fit "
@@ -285,7 +295,7 @@ class Transport:
         recv.done = True
 
     # ---- public operations ---------------------------------------------------------------
-    def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview) -> bool:
+    def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> bool:
         """Send a small one-frame message at once if the transport can; return True if sent.
 
         A fast path for latency: False means "use :meth:`isend`", never an error.
@@ -294,16 +304,18 @@ class Transport:
 
     def recv_inline(
         self, ctx: int, source: int, tag: int, into: memoryview | None = None
-    ) -> tuple[bytes, int, int] | None:
+    ) -> tuple[bytes, int, int, int] | None:
         """Take a small one-frame message from ``source`` if it is next in line and whole.
 
-        Returns ``(payload, tag, nbytes)`` (payload empty when copied ``into`` a buffer), or
+        Returns ``(payload, tag, nbytes, sig)`` (payload empty when copied ``into`` a buffer), or
         None: then use :meth:`irecv`, which also reports errors such as truncation. A fast
         path for latency.
         """
         return None
 
-    def isend(self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview]) -> SendOp:
+    def isend(
+        self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview], sig: int = 0
+    ) -> SendOp:
         """Start sending ``frames`` to world rank ``dest``; the frames must stay unchanged
         until the returned op is done."""
         op = SendOp(
@@ -313,6 +325,7 @@ class Transport:
             frames
             if all(f.format == "B" and f.ndim == 1 for f in frames)
             else [as_bytes_view(f) for f in frames],
+            sig,
         )
         if dest == self.rank:
             self._send_to_self(op)
@@ -322,7 +335,7 @@ class Transport:
 
     def _send_to_self(self, op: SendOp) -> None:
         lengths = [f.nbytes for f in op.frames]
-        msg, targets = self._on_header(self.rank, op.ctx, op.tag, lengths)
+        msg, targets = self._on_header(self.rank, op.ctx, op.tag, lengths, op.sig)
         for dst, src in zip(targets, op.frames, strict=False):
             dst[:] = src
         self._on_complete(msg)

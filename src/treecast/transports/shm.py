@@ -40,7 +40,7 @@ from .shm_layout import (
     ring_offset,
 )
 
-HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes, reserved
+HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes, signature
 """Message header; frame lengths (u64 each) follow when nframes > 1."""
 CHUNK = int(os.environ.get("TREECAST_SHM_CHUNK", 256 * 1024))
 """Largest copy between two counter updates: the pipelining grain of large messages."""
@@ -150,11 +150,11 @@ class ShmTransport(Transport):
         if (
             nframes == 1
             and op.nbytes <= INLINE_LIMIT
-            and self._put_small(op.dest, op.ctx, op.tag, frames[0])
+            and self._put_small(op.dest, op.ctx, op.tag, frames[0], op.sig)
         ):
             op.done = True
             return
-        header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, 0)
+        header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, op.sig)
         if nframes > 1:
             header += struct.pack(f"<{nframes}Q", *(f.nbytes for f in frames))
         if op.nbytes <= INLINE_LIMIT:
@@ -169,12 +169,12 @@ class ShmTransport(Transport):
             if ring.queue:
                 self._sending.append(ring)
 
-    def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview) -> bool:
+    def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> bool:
         if dest == self.rank or frame.nbytes > INLINE_LIMIT or self._closed:
             return False
-        return self._put_small(dest, ctx, tag, frame)
+        return self._put_small(dest, ctx, tag, frame, sig)
 
-    def _put_small(self, dest: int, ctx: int, tag: int, frame: memoryview) -> bool:
+    def _put_small(self, dest: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> bool:
         """Write a one-frame message in one go if the ring is idle and has contiguous room."""
         ring = self._out[dest]
         if ring is None or ring.queue:
@@ -186,7 +186,7 @@ class ShmTransport(Transport):
         if pos + total > ring.cap or total > ring.cap - (head - ring.ctrl[TAIL]):
             return False
         data = ring.data
-        HEADER.pack_into(data, pos, ctx, tag, n, 1, 0)
+        HEADER.pack_into(data, pos, ctx, tag, n, 1, sig)
         if n:
             data[pos + HEADER.size : pos + total] = frame
         ring.head = head = head + total
@@ -195,7 +195,7 @@ class ShmTransport(Transport):
 
     def recv_inline(
         self, ctx: int, source: int, tag: int, into: memoryview | None = None
-    ) -> tuple[bytes, int, int] | None:
+    ) -> tuple[bytes, int, int, int] | None:
         if self._posted or self._unexpected or source < 0 or source == self.rank:
             return None  # earlier receives or messages must be matched first
         ring = self._in[source]
@@ -208,7 +208,7 @@ class ShmTransport(Transport):
         if avail < HEADER.size or end > ring.cap:
             return None
         data = ring.data
-        mctx, mtag, n, nframes, _ = HEADER.unpack_from(data, pos)
+        mctx, mtag, n, nframes, sig = HEADER.unpack_from(data, pos)
         if (
             mctx != ctx
             or nframes != 1
@@ -225,7 +225,7 @@ class ShmTransport(Transport):
             payload = b""
         ring.tail = tail = tail + HEADER.size + n
         ring.ctrl[TAIL] = tail
-        return payload, mtag, n
+        return payload, mtag, n, sig
 
     def _push(self, ring: _OutRing) -> bool:
         """Write as much of the ring's queued sends as fits; return True if bytes moved."""
@@ -286,11 +286,11 @@ class ShmTransport(Transport):
             pos = tail % cap
             if pos + hsize > cap:
                 break
-            ctx, tag, n, nframes, _ = HEADER.unpack_from(data, pos)
+            ctx, tag, n, nframes, sig = HEADER.unpack_from(data, pos)
             end = pos + hsize + n
             if nframes != 1 or avail < hsize + n or end > cap:
                 break
-            self._on_small(src, ctx, tag, data[pos + hsize : end])
+            self._on_small(src, ctx, tag, data[pos + hsize : end], sig)
             tail += hsize + n
             avail -= hsize + n
         while True:
@@ -333,19 +333,19 @@ class ShmTransport(Transport):
         ring.piece = 0
         ring.offset = 0
         if ring.stage == 0:
-            ctx, tag, total, nframes, _ = HEADER.unpack(ring.targets[0])
+            ctx, tag, total, nframes, sig = HEADER.unpack(ring.targets[0])
             ring.lengths = (total,)
             if nframes > 1:
                 ring.stage = 1
                 ring.targets = [memoryview(bytearray(8 * nframes))]
-                ring.msg = Incoming(src, ctx, tag, ())
+                ring.msg = Incoming(src, ctx, tag, (), sig)
                 return
-            self._begin_payload(src, ring, ctx, tag)
+            self._begin_payload(src, ring, ctx, tag, sig)
         elif ring.stage == 1:
             raw = ring.targets[0]
             assert ring.msg is not None
             ring.lengths = struct.unpack(f"<{raw.nbytes // 8}Q", raw)
-            self._begin_payload(src, ring, ring.msg.ctx, ring.msg.tag)
+            self._begin_payload(src, ring, ring.msg.ctx, ring.msg.tag, ring.msg.sig)
         else:
             assert ring.msg is not None
             msg = ring.msg
@@ -354,8 +354,8 @@ class ShmTransport(Transport):
             ring.targets = [memoryview(bytearray(HEADER.size))]
             self._on_complete(msg)
 
-    def _begin_payload(self, src: int, ring: _InRing, ctx: int, tag: int) -> None:
-        msg, targets = self._on_header(src, ctx, tag, ring.lengths)
+    def _begin_payload(self, src: int, ring: _InRing, ctx: int, tag: int, sig: int) -> None:
+        msg, targets = self._on_header(src, ctx, tag, ring.lengths, sig)
         ring.msg = msg
         ring.stage = 2
         ring.targets = targets
