@@ -218,10 +218,10 @@ class Comm:
             self._live("recv")
         if type(source) is not int or not (0 <= source < self.size or source == ANY_SOURCE):
             source = self._peer(source, "source", "recv", any_ok=True)
-            if source == PROC_NULL:
-                return None
         if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
             tag = self._tag(tag, "tag", "recv", any_ok=True)
+        if source == PROC_NULL:
+            return None
         t = self._t
         wsrc = self._world_source(source)
         if status is None:
