@@ -30,3 +30,18 @@ def no_leaked_segments() -> Iterator[None]:
         time.sleep(0.05)
         leaked = _segments() - before
     assert not leaked, f"shared-memory segments left behind: {sorted(leaked)}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-runs",
+        type=int,
+        default=int(os.environ.get("TREECAST_CHAOS_RUNS", "30")),
+        help="runs of the SIGKILL chaos test (default 30, or TREECAST_CHAOS_RUNS)",
+    )
+
+
+@pytest.fixture
+def chaos_runs(request: pytest.FixtureRequest) -> int:
+    """How many times the chaos test starts a job and kills a random rank."""
+    return int(request.config.getoption("--chaos-runs"))

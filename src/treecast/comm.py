@@ -438,7 +438,7 @@ class Comm:
         tag = self._next_tag()
         what = ("Bcast", self.name, tag, root)
         if DEBUG:
-            self._debug_check(what, view.nbytes)
+            self._debug_check(what, view.nbytes, str(getattr(buf, "dtype", "")))
         steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
         run_blocking(
             steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), what, timeout
@@ -465,7 +465,7 @@ class Comm:
         values = iter(frames_mod.loads(r.frames, what[0]) for r in recvs)
         return [obj if i == self.rank else next(values) for i in range(self.size)]
 
-    def _debug_check(self, what: tuple[str, str, int, int], nbytes: int) -> None:
+    def _debug_check(self, what: tuple[str, str, int, int], nbytes: int, dtype: str = "") -> None:
         """With ``TREECAST_DEBUG=1``: every rank compares (collective, root, bytes) with every
         other before the collective runs, so that also ranks that would only send (a root)
         raise. Costs a linear exchange per collective.
@@ -473,7 +473,7 @@ class Comm:
         Raises:
             CollectiveMismatchError: naming the disagreeing ranks and what each called.
         """
-        mine = (what[0], what[3], nbytes)
+        mine = (what[0], what[3], nbytes, dtype)
         everyone = self._allgather_small(mine, ("check", what[1], what[2] | _DEBUG_TAG_BIT, -1))
         odd = [(r, e) for r, e in enumerate(everyone) if e[:2] != mine[:2]]
         if odd:
@@ -481,6 +481,14 @@ class Comm:
             raise CollectiveMismatchError(
                 f"{describe(what)}: ranks disagree on the collective: {listing}; this rank "
                 f"called {what[0]} with root {what[3]}"
+            )
+        dtypes = {e[3] for e in everyone if e[3]}
+        if len(dtypes) > 1:
+            listing = ", ".join(
+                f"rank {r}: {e[3] or 'untyped buffer'}" for r, e in enumerate(everyone)
+            )
+            raise CollectiveMismatchError(
+                f"{describe(what)}: ranks passed buffers of different dtypes ({listing})"
             )
         sizes = {e[2] for e in everyone if e[2] >= 0}
         if len(sizes) > 1:

@@ -16,8 +16,6 @@ from treecast.testing import run_ranks
 
 pytestmark = pytest.mark.timeout(300)
 
-CHAOS_RUNS = int(os.environ.get("TREECAST_CHAOS_RUNS", "30"))
-
 
 def _run(args, program, **kw):
     return subprocess.run(
@@ -97,9 +95,9 @@ CHAOS_PROGRAM = """
 """
 
 
-def test_chaos_sigkill_a_random_rank_at_a_random_moment():
+def test_chaos_sigkill_a_random_rank_at_a_random_moment(chaos_runs):
     rng = random.Random(20261123)
-    for run in range(CHAOS_RUNS):
+    for run in range(chaos_runs):
         with tempfile.TemporaryDirectory() as tmp:
             seed = rng.randrange(1 << 30)
             proc = subprocess.Popen(

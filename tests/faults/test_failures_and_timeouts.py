@@ -123,14 +123,18 @@ def _debug_roots_and_sizes():
     with pytest.raises(treecast.CollectiveMismatchError) as info:
         comm.Bcast(np.zeros(4 + comm.rank), root=0)
     out.append(str(info.value))
+    with pytest.raises(treecast.CollectiveMismatchError) as info:
+        comm.Bcast(np.zeros(4, dtype=np.float64 if comm.rank else np.int64), root=0)
+    out.append(str(info.value))
     comm.barrier()  # still usable afterwards
     return out
 
 
 def test_debug_mode_catches_different_roots_and_sizes_on_every_rank(monkeypatch):
     monkeypatch.setenv("TREECAST_DEBUG", "1")
-    for rank, (roots, sizes) in enumerate(run_ranks(_debug_roots_and_sizes, 2)):
+    for rank, (roots, sizes, dtypes) in enumerate(run_ranks(_debug_roots_and_sizes, 2)):
         other = 1 - rank
         assert f"rank {other} called bcast with root {other}" in roots
         assert f"this rank called bcast with root {rank}" in roots
         assert "different sizes in bytes (rank 0: 32, rank 1: 40)" in sizes
+        assert "different dtypes (rank 0: int64, rank 1: float64)" in dtypes
