@@ -36,6 +36,7 @@ from .transports.base import RecvOp, Transport, describe
 _SEQ_MASK = (1 << 62) - 1
 _DEBUG_TAG_BIT = 1 << 62
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
+_FORCED_BCAST = os.environ.get("TREECAST_BCAST_ALGORITHM") or None
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
 _EMPTY = memoryview(b"")
 SPIN_INLINE = 32
@@ -422,24 +423,35 @@ class Comm:
             return obj
         return frames_mod.loads(payload.frames, "bcast")
 
-    def Bcast(self, buf: Any, root: int = 0, *, timeout: float | None = None) -> None:
+    def Bcast(
+        self, buf: Any, root: int = 0, *, timeout: float | None = None, algorithm: str | None = None
+    ) -> None:
         """Broadcast the bytes of ``buf`` at ``root`` into ``buf`` on every other rank.
+
+        Args:
+            buf: NumPy array, buffer-protocol object or ``[buf, datatype]`` spec.
+            root: the rank whose buffer is sent.
+            timeout: seconds (default ``TREECAST_TIMEOUT``).
+            algorithm: force an algorithm (``binomial``, ``pipelined_chain``,
+                ``pipelined_binary``); default ``TREECAST_BCAST_ALGORITHM`` or by size.
 
         Raises:
             InvalidRankError: bad ``root``.
             InvalidBufferError: ``buf`` is not a (writable, off the root) contiguous buffer.
             InvalidArgumentError: ranks passed buffers of different sizes.
+            ValueError: unknown ``algorithm``.
         """
         self._live("Bcast")
         root = self._root(root, "Bcast")
         view = byte_view(buf, "Bcast buf", writable=self.rank != root)
+        name = bcast_algorithms.select_buffer(self.size, view.nbytes, algorithm or _FORCED_BCAST)
         if self.size == 1:
             return
         tag = self._next_tag()
         what = ("Bcast", self.name, tag, root)
         if DEBUG:
             self._debug_check(what, view.nbytes, str(getattr(buf, "dtype", "")))
-        steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
+        steps = bcast_algorithms.buffer_steps(name, self.rank, self.size, root, view.nbytes)
         run_blocking(
             steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), what, timeout
         )

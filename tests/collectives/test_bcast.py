@@ -101,3 +101,27 @@ def test_dup_and_split_keep_message_spaces_apart():
     # split with key=-rank reverses the order: the highest old rank becomes rank 0
     assert [(r[1], r[2], r[3]) for r in res] == [(1, 2, 2), (1, 2, 3), (0, 2, 2), (0, 2, 3)]
     assert [r[4] for r in res] == [True, False, False, False]
+
+
+def _every_bcast_algorithm():
+    comm = treecast.world()
+    for algorithm in ("binomial", "pipelined_chain", "pipelined_binary"):
+        for root in range(comm.size):
+            for n in (0, 5, 256 * 1024, 256 * 1024 + 1, 3 * 256 * 1024 - 7):
+                expect = (np.arange(n) * (root + 3)) % 251
+                buf = expect.astype(np.uint8) if comm.rank == root else np.zeros(n, np.uint8)
+                comm.Bcast(buf, root=root, algorithm=algorithm)
+                assert np.array_equal(buf, expect.astype(np.uint8)), (algorithm, root, n)
+    with pytest.raises(ValueError, match="unknown Bcast algorithm 'fastest'"):
+        comm.Bcast(np.zeros(3), algorithm="fastest")
+    return True
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_every_bcast_algorithm_every_root_and_segment_edge(n):
+    assert all(run_ranks(_every_bcast_algorithm, n))
+
+
+def test_bcast_algorithm_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TREECAST_BCAST_ALGORITHM", "pipelined_chain")
+    assert all(run_ranks(_bcast_every_root, 3))

@@ -14,16 +14,22 @@ from functools import lru_cache
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Post a send of the payload to ``peer``."""
+    """Post a send of the payload to ``peer``; of bytes ``offset .. offset + nbytes`` of a
+    buffer payload when ``nbytes >= 0`` (a segment of a pipelined algorithm)."""
 
     peer: int
+    offset: int = 0
+    nbytes: int = -1
 
 
 @dataclass(frozen=True, slots=True)
 class Recv:
-    """Receive the payload from ``peer`` and wait for it."""
+    """Receive the payload (or the segment ``offset, nbytes`` of a buffer payload) from
+    ``peer`` and wait for it."""
 
     peer: int
+    offset: int = 0
+    nbytes: int = -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,41 +73,42 @@ def run_blocking(
         TimeoutError: ``timeout`` seconds passed.
     """
     sends: list[SendOp] = []
+    buffer = payload.buffer
     frames = payload.frames
     sig = signature(what)
     for step in schedule:
         if type(step) is Send:
             world_peer = group[step.peer]
-            if len(frames) == 1 and transport.send_inline(world_peer, ctx, tag, frames[0], sig):
+            out = frames if step.nbytes < 0 else [buffer[step.offset : step.offset + step.nbytes]]  # type: ignore[index]
+            if len(out) == 1 and transport.send_inline(world_peer, ctx, tag, out[0], sig):
                 continue
-            sends.append(transport.isend(world_peer, ctx, tag, frames, sig))
+            sends.append(transport.isend(world_peer, ctx, tag, out, sig))
         elif type(step) is Recv:
-            got = transport.recv_inline(ctx, group[step.peer], tag, payload.buffer)
+            target = buffer
+            if buffer is not None and step.nbytes >= 0:
+                target = buffer[step.offset : step.offset + step.nbytes]
+            got = transport.recv_inline(ctx, group[step.peer], tag, target)
             if got is not None:
-                if got[3] != sig:
-                    raise mismatch_error(what, step.peer, got[3], sig)
-                if payload.buffer is None:
+                got_sig, nbytes = got[3], got[2]
+                if buffer is None and got_sig == sig:
                     payload.frames = frames = [memoryview(got[0])]
                     continue
-                if got[2] == payload.buffer.nbytes:
+            else:
+                recv = transport.irecv(ctx, group[step.peer], tag, target)
+                if not recv.done:
+                    transport.wait_op(recv, timeout, what)
+                got_sig, nbytes = recv.sig, recv.nbytes
+                if got_sig == sig and recv.error is not None:
+                    raise recv.error
+                if buffer is None and got_sig == sig:
+                    payload.frames = frames = recv.frames
                     continue
+            if got_sig != sig:
+                raise mismatch_error(what, step.peer, got_sig, sig)
+            if target is not None and nbytes != target.nbytes:
                 raise InvalidArgumentError(
-                    f"{describe(what)}: received {got[2]} bytes from rank {step.peer} but this rank's "
-                    f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
-                )
-            recv = transport.irecv(ctx, group[step.peer], tag, payload.buffer)
-            if not recv.done:
-                transport.wait_op(recv, timeout, what)
-            if recv.sig != sig:
-                raise mismatch_error(what, step.peer, recv.sig, sig)
-            if recv.error is not None:
-                raise recv.error
-            if payload.buffer is None:
-                payload.frames = frames = recv.frames
-            elif recv.nbytes != payload.buffer.nbytes:
-                raise InvalidArgumentError(
-                    f"{describe(what)}: received {recv.nbytes} bytes from rank {step.peer} but this rank's "
-                    f"buffer has {payload.buffer.nbytes} bytes; every rank must pass the same size"
+                    f"{describe(what)}: received {nbytes} bytes from rank {step.peer} where this "
+                    f"rank expected {target.nbytes}; every rank must pass the same buffer size"
                 )
         elif type(step) is WaitAll:
             transport.waitall(sends, timeout, what)

@@ -1,0 +1,50 @@
+import pytest
+
+from treecast.algorithms import barrier, bcast
+from treecast.algorithms.schedule import Recv, Send
+
+
+def test_pipelined_chain_forwards_each_segment_as_it_arrives():
+    steps = list(bcast.pipelined_chain(1, 3, 0, 600, 256))
+    assert steps == [
+        Recv(0, 0, 256),
+        Send(2, 0, 256),
+        Recv(0, 256, 256),
+        Send(2, 256, 256),
+        Recv(0, 512, 88),
+        Send(2, 512, 88),
+    ]
+    assert list(bcast.pipelined_chain(0, 3, 0, 300, 256)) == [Send(1, 0, 256), Send(1, 256, 44)]
+    assert list(bcast.pipelined_chain(2, 3, 0, 300, 256)) == [Recv(1, 0, 256), Recv(1, 256, 44)]
+
+
+def test_pipelined_binary_interior_rank_feeds_two_children():
+    steps = list(bcast.pipelined_binary(1, 5, 0, 100, 64))
+    assert steps == [
+        Recv(0, 0, 64),
+        Send(3, 0, 64),
+        Send(4, 0, 64),
+        Recv(0, 64, 36),
+        Send(3, 64, 36),
+        Send(4, 64, 36),
+    ]
+
+
+def test_binomial_and_dissemination_steps():
+    assert list(bcast.binomial(0, 4, 0)) == [Send(2), Send(1)]
+    assert list(bcast.binomial(3, 4, 0)) == [Recv(2)]
+    assert list(barrier.dissemination(1, 5)) == [
+        Send(2),
+        Recv(0),
+        Send(3),
+        Recv(4),
+        Send(0),
+        Recv(2),
+    ]
+
+
+def test_selection_defaults_to_binomial_and_honours_a_forced_name():
+    assert bcast.select_buffer(8, 64 << 20) == "binomial"
+    assert bcast.select_buffer(8, 64 << 20, "pipelined_chain") == "pipelined_chain"
+    with pytest.raises(ValueError, match="expected one of"):
+        bcast.select_buffer(4, 10, "nope")
