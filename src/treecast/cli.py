@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .launcher import FdSink, resolve_command, run_job
 
@@ -146,6 +147,13 @@ def _run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------- registry
 
+
+def _bench_module() -> Any:
+    from . import bench
+
+    return bench
+
+
 SHAPES = ("binomial", "knomial", "kary", "chain", "inorder", "two-tree")
 
 
@@ -191,6 +199,12 @@ SUBCOMMANDS: list[Subcommand] = [
         add_arguments=_add_run_arguments,
         run=_run,
         split_program=_split_run_argv,
+    ),
+    Subcommand(
+        name="bench",
+        help="OSU-style latency of an operation against size (--compare mpi4py, --plot)",
+        add_arguments=lambda parser: _bench_module().add_arguments(parser),
+        run=lambda args: _bench_module().run(args),
     ),
     Subcommand(
         name="tree",

@@ -1,0 +1,266 @@
+"""``treecast bench``: OSU-style latency of a collective against size, optionally side by side
+with mpi4py (+ MPICH) in the same invocation, with one memcpy of the payload as the limit.
+
+The driver starts the worker (:mod:`treecast.bench.worker`) under ``treecast run`` and, with
+``--compare mpi4py``, under ``mpiexec``; it reads their progress lines for a progress bar and
+their JSON results, prints a table, and writes CSV/JSON/PNG on request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+OPS = ("bcast", "Bcast", "barrier", "sendrecv", "Sendrecv")
+"""Operations ``treecast bench`` measures."""
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``"64M"`` -> 67108864; accepts B, K, M, G suffixes (binary).
+
+    Raises:
+        ValueError: not a size.
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"size {text!r} is not a number with an optional K, M or G suffix")
+    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def size_range(spec: str) -> list[int]:
+    """``"1:64M"`` -> powers of two from 1 B to 64 MiB; ``"8,1K,1M"`` -> those sizes.
+
+    Raises:
+        ValueError: a malformed spec or an empty range.
+    """
+    if ":" in spec:
+        lo_s, hi_s = spec.split(":", 1)
+        lo, hi = parse_size(lo_s), parse_size(hi_s)
+        if lo > hi:
+            raise ValueError(f"size range {spec!r} is empty (start above end)")
+        sizes, s = [], max(lo, 1)
+        while s <= hi:
+            sizes.append(s)
+            s *= 2
+        return ([0] if lo == 0 else []) + sizes
+    return [parse_size(part) for part in spec.split(",") if part.strip()]
+
+
+def memcpy_seconds(nbytes: int) -> float:
+    """Median time of one memcpy of ``nbytes`` (the physical limit of a broadcast)."""
+    src = np.ones(max(nbytes, 1), np.uint8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    reps = max(3, min(200, (64 << 20) // max(nbytes, 1)))
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            np.copyto(dst, src)
+        samples.append((time.perf_counter() - t0) / reps)
+    return float(np.median(samples))
+
+
+def _progress(label: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """(update(done), close()) for a progress bar on stderr: rich if installed, else text."""
+    try:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(label, total=total)
+        return (lambda done: bar.update(task, completed=done)), bar.stop
+    except ImportError:
+
+        def update(done: int) -> None:
+            print(f"\r{label}: {done}/{total} sizes", end="", file=sys.stderr, flush=True)
+
+        return update, lambda: print(file=sys.stderr)
+
+
+def _run_backend(cmd: list[str], label: str, total: int, out: str) -> list[dict[str, float]]:
+    update, close = _progress(label, total)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("progress "):
+                update(int(line.split()[1]))
+            else:
+                sys.stdout.write(line)
+        rc = proc.wait()
+    finally:
+        close()
+    if rc != 0:
+        raise RuntimeError(f"{label} exited with status {rc}: {' '.join(cmd)}")
+    with open(out) as fh:
+        return list(json.load(fh)["results"])
+
+
+def _fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``treecast bench``."""
+    parser.add_argument("-n", "--nprocs", type=int, default=2, help="ranks (default 2)")
+    parser.add_argument("--op", choices=OPS, default="Bcast", help="operation (default Bcast)")
+    parser.add_argument("--sizes", default="1:64M", help="'1:64M' (powers of two) or '8,1K,1M'")
+    parser.add_argument("--root", type=int, default=0, help="root of rooted operations")
+    parser.add_argument("--compare", choices=["mpi4py"], help="also measure mpi4py + MPICH")
+    parser.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="latency against size, log-log")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``treecast bench``; return the exit status."""
+    try:
+        sizes = size_range(args.sizes)
+    except ValueError as exc:
+        print(f"treecast bench: {exc}", file=sys.stderr)
+        return 2
+    if args.nprocs < 1 or not 0 <= args.root < args.nprocs:
+        print(
+            f"treecast bench: need -n >= 1 and 0 <= --root < n; got -n {args.nprocs} --root {args.root}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.op in ("sendrecv", "Sendrecv") and args.nprocs % 2:
+        print(
+            f"treecast bench: {args.op} pairs ranks; -n must be even, got {args.nprocs}",
+            file=sys.stderr,
+        )
+        return 2
+    mpiexec = shutil.which("mpiexec") if args.compare else None
+    if args.compare and mpiexec is None:
+        print(
+            "treecast bench: --compare mpi4py needs mpiexec (pip install mpi4py mpich)",
+            file=sys.stderr,
+        )
+        return 2
+    sizes_csv = ",".join(map(str, sizes))
+    worker = [sys.executable, "-m", "treecast.bench.worker"]
+    results: dict[str, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "treecast.json")
+        cmd = [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            str(args.nprocs),
+            *worker,
+            "treecast",
+            args.op,
+            sizes_csv,
+            out,
+            str(args.root),
+        ]
+        results["treecast"] = _run_backend(cmd, f"treecast {args.op}", len(sizes), out)
+        if mpiexec:
+            out = os.path.join(tmp, "mpi4py.json")
+            cmd = [
+                mpiexec,
+                "-n",
+                str(args.nprocs),
+                *worker,
+                "mpi4py",
+                args.op,
+                sizes_csv,
+                out,
+                str(args.root),
+            ]
+            results["mpi4py"] = _run_backend(cmd, f"mpi4py {args.op}", len(sizes), out)
+    limit = (
+        {s: memcpy_seconds(s) for s in sizes}
+        if args.op in ("bcast", "Bcast", "sendrecv", "Sendrecv")
+        else {}
+    )
+    rows: list[dict[str, Any]] = []
+    for i, nbytes in enumerate(sizes):
+        tc = results["treecast"][i]["seconds"]
+        mp = results["mpi4py"][i]["seconds"] if "mpi4py" in results else None
+        rows.append(
+            {"bytes": nbytes, "treecast_s": tc, "mpi4py_s": mp, "memcpy_s": limit.get(nbytes)}
+        )
+    header = f"{args.op}, n = {args.nprocs}, root {args.root}"
+    print(
+        f"{header}\n{'bytes':>10}  {'treecast':>10}  {'mpi4py':>10}  {'ratio':>6}  {'memcpy':>10}  {'x memcpy':>8}"
+    )
+    for r in rows:
+        ratio = f"{r['treecast_s'] / r['mpi4py_s']:.2f}" if r["mpi4py_s"] else "-"
+        xm = (
+            f"{r['treecast_s'] / r['memcpy_s']:.1f}"
+            if r["memcpy_s"] and r["bytes"] >= 1024
+            else "-"
+        )
+        print(
+            f"{r['bytes']:>10}  {_fmt(r['treecast_s']):>10}  {_fmt(r['mpi4py_s']):>10}  {ratio:>6}  {_fmt(r['memcpy_s']):>10}  {xm:>8}"
+        )
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(
+                {"op": args.op, "nprocs": args.nprocs, "root": args.root, "rows": rows},
+                fh,
+                indent=1,
+            )
+    if args.plot:
+        return _plot(args.plot, header, rows)
+    return 0
+
+
+def _plot(path: str, title: str, rows: list[dict[str, Any]]) -> int:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(
+            "treecast bench: --plot needs matplotlib (pip install 'treecast[bench]')",
+            file=sys.stderr,
+        )
+        return 2
+    xs = [max(float(r["bytes"] or 0), 1.0) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (
+        ("treecast_s", "treecast"),
+        ("mpi4py_s", "mpi4py + MPICH"),
+        ("memcpy_s", "one memcpy (limit)"),
+    ):
+        ys = [r[key] for r in rows]
+        if all(y is not None for y in ys):
+            ax.loglog(xs, ys, "--" if key == "memcpy_s" else "o-", label=label)
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("latency (s)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return 0
