@@ -125,3 +125,10 @@ def test_every_bcast_algorithm_every_root_and_segment_edge(n):
 def test_bcast_algorithm_from_the_environment(monkeypatch):
     monkeypatch.setenv("TREECAST_BCAST_ALGORITHM", "pipelined_chain")
     assert all(run_ranks(_bcast_every_root, 3))
+
+
+def test_collectives_not_built_yet_raise_not_implemented_naming_themselves():
+    comm = treecast.world()
+    for name in ("gather", "Allreduce", "alltoall", "Ibcast"):
+        with pytest.raises(NotImplementedError, match=f"Comm.{name} is not implemented"):
+            getattr(comm, name)(1)
