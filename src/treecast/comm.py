@@ -16,12 +16,15 @@ from typing import Any
 
 from .algorithms import barrier as barrier_algorithms
 from .algorithms import bcast as bcast_algorithms
-from .algorithms.schedule import steps_of
+from .algorithms import blocks as block_algorithms
+from .algorithms.schedule import Step, steps_of
 from .constants import ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED
 from .engine.blocking import Payload, mismatch_error, run_blocking, signature
+from .engine.blocks import run_blocks
 from .errors import (
     CollectiveMismatchError,
     CommunicatorClosedError,
+    InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidRankError,
     InvalidTagError,
@@ -456,6 +459,125 @@ class Comm:
             steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), what, timeout
         )
 
+    # ---- block collectives (objects) ------------------------------------------------------------
+    def _items(self, seq: Any, op: str) -> list[Any]:
+        """``seq`` as a list of exactly ``size`` items (scatter, alltoall)."""
+        try:
+            items = list(seq)
+        except TypeError:
+            raise InvalidArgumentTypeError(
+                f"{op}: expected a sequence of {self.size} items, got {type(seq).__name__}"
+            ) from None
+        if len(items) != self.size:
+            raise InvalidArgumentError(
+                f"{op}: expected a sequence of {self.size} items (one per rank), got {len(items)}"
+            )
+        return items
+
+    def _blocks(
+        self,
+        name: str,
+        steps: tuple[Step, ...],
+        outgoing: list[Any],
+        incoming: list[Any],
+        root: int,
+        timeout: float | None,
+    ) -> None:
+        tag = self._next_tag()
+        what = (name, self.name, tag, root)
+        if DEBUG:
+            self._debug_check(what, -1)
+        run_blocks(
+            steps, self._t, self._group, self._coll_ctx, tag, outgoing, incoming, what, timeout
+        )
+
+    def gather(
+        self, sendobj: Any, root: int = 0, *, timeout: float | None = None
+    ) -> list[Any] | None:
+        """Collect every rank's object at ``root`` (binomial tree).
+
+        Returns:
+            At the root, the list of objects in rank order; elsewhere None.
+
+        Raises:
+            InvalidRankError: bad ``root``.
+            SerializationError: ``sendobj`` cannot be pickled.
+        """
+        self._live("gather")
+        root = self._root(root, "gather")
+        blocks: list[Any] = [None] * self.size
+        blocks[self.rank] = frames_mod.dumps(sendobj, "gather")
+        if self.size > 1:
+            steps = steps_of(block_algorithms.binomial_gather, self.rank, self.size, root)
+            self._blocks("gather", steps, blocks, blocks, root, timeout)
+        if self.rank != root:
+            return None
+        return [
+            sendobj if r == self.rank else frames_mod.loads(blocks[r], "gather")
+            for r in range(self.size)
+        ]
+
+    def scatter(self, sendobj: Any = None, root: int = 0, *, timeout: float | None = None) -> Any:
+        """Send item ``i`` of the root's sequence to rank ``i`` (binomial tree); return mine.
+
+        Raises:
+            InvalidRankError: bad ``root``.
+            InvalidArgumentError: at the root, ``sendobj`` does not have exactly ``size`` items.
+            SerializationError: at the root, an item cannot be pickled.
+        """
+        self._live("scatter")
+        root = self._root(root, "scatter")
+        blocks: list[Any] = [None] * self.size
+        items = None
+        if self.rank == root:
+            items = self._items(sendobj, "scatter")
+            blocks = [frames_mod.dumps(x, "scatter") for x in items]
+        if self.size > 1:
+            steps = steps_of(block_algorithms.binomial_scatter, self.rank, self.size, root)
+            self._blocks("scatter", steps, blocks, blocks, root, timeout)
+        if items is not None:
+            return items[self.rank]
+        return frames_mod.loads(blocks[self.rank], "scatter")
+
+    def allgather(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
+        """Every rank's object, in rank order, on every rank (ring).
+
+        Raises:
+            SerializationError: ``sendobj`` cannot be pickled.
+        """
+        self._live("allgather")
+        blocks: list[Any] = [None] * self.size
+        blocks[self.rank] = frames_mod.dumps(sendobj, "allgather")
+        if self.size > 1:
+            steps = steps_of(block_algorithms.ring_allgather, self.rank, self.size)
+            self._blocks("allgather", steps, blocks, blocks, -1, timeout)
+        return [
+            sendobj if r == self.rank else frames_mod.loads(blocks[r], "allgather")
+            for r in range(self.size)
+        ]
+
+    def alltoall(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
+        """Send item ``i`` of my sequence to rank ``i``; return the items sent to me, in
+        rank order (pairwise exchange).
+
+        Raises:
+            InvalidArgumentError: ``sendobj`` does not have exactly ``size`` items.
+            SerializationError: an item cannot be pickled.
+        """
+        self._live("alltoall")
+        items = self._items(sendobj, "alltoall")
+        outgoing = [
+            None if r == self.rank else frames_mod.dumps(x, "alltoall") for r, x in enumerate(items)
+        ]
+        incoming: list[Any] = [None] * self.size
+        if self.size > 1:
+            steps = steps_of(block_algorithms.pairwise_alltoall, self.rank, self.size)
+            self._blocks("alltoall", steps, outgoing, incoming, -1, timeout)
+        return [
+            items[r] if r == self.rank else frames_mod.loads(incoming[r], "alltoall")
+            for r in range(self.size)
+        ]
+
     def _allgather_small(self, obj: Any, what: tuple[str, str, int, int]) -> list[Any]:
         """Every rank's small object, in rank order (linear exchange; used to build
         communicators and for debug checks). Messages carry ``what``'s signature.
@@ -559,16 +681,12 @@ class Comm:
 
 
 _NOT_YET = (
-    "gather",
     "Gather",
     "Gatherv",
-    "scatter",
     "Scatter",
     "Scatterv",
-    "allgather",
     "Allgather",
     "Allgatherv",
-    "alltoall",
     "Alltoall",
     "Alltoallv",
     "reduce",
@@ -592,7 +710,7 @@ _NOT_YET = (
 def _not_implemented(name: str) -> Any:
     def method(self: Comm, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
-            f"Comm.{name} is not implemented yet (available collectives: barrier, bcast, Bcast)"
+            f"Comm.{name} is not implemented yet (available collectives: barrier, bcast, Bcast, gather, scatter, allgather, alltoall)"
         )
 
     method.__name__ = method.__qualname__ = name

@@ -48,3 +48,24 @@ def test_selection_defaults_to_binomial_and_honours_a_forced_name():
     assert bcast.select_buffer(8, 64 << 20, "pipelined_chain") == "pipelined_chain"
     with pytest.raises(ValueError, match="expected one of"):
         bcast.select_buffer(4, 10, "nope")
+
+
+def test_block_schedules_move_whole_subtrees():
+    from treecast.algorithms import blocks
+
+    assert list(blocks.binomial_gather(0, 4, 0)) == [Recv(1, blocks=(1,)), Recv(2, blocks=(2, 3))]
+    assert list(blocks.binomial_gather(2, 4, 0)) == [Recv(3, blocks=(3,)), Send(0, blocks=(2, 3))]
+    assert list(blocks.binomial_scatter(2, 5, 1)) == [Recv(1, blocks=(2,))]
+    assert list(blocks.binomial_scatter(3, 5, 1)) == [Recv(1, blocks=(3, 4)), Send(4, blocks=(4,))]
+    assert list(blocks.ring_allgather(1, 3)) == [
+        Send(2, blocks=(1,)),
+        Recv(0, blocks=(0,)),
+        Send(2, blocks=(0,)),
+        Recv(0, blocks=(2,)),
+    ]
+    assert list(blocks.pairwise_alltoall(0, 3)) == [
+        Send(1, blocks=(1,)),
+        Recv(2, blocks=(2,)),
+        Send(2, blocks=(2,)),
+        Recv(1, blocks=(1,)),
+    ]

@@ -15,11 +15,13 @@ from functools import lru_cache
 @dataclass(frozen=True, slots=True)
 class Send:
     """Post a send of the payload to ``peer``; of bytes ``offset .. offset + nbytes`` of a
-    buffer payload when ``nbytes >= 0`` (a segment of a pipelined algorithm)."""
+    buffer payload when ``nbytes >= 0`` (a segment of a pipelined algorithm); of the listed
+    per-rank ``blocks`` in block collectives (gather, scatter, allgather, alltoall)."""
 
     peer: int
     offset: int = 0
     nbytes: int = -1
+    blocks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class Recv:
     peer: int
     offset: int = 0
     nbytes: int = -1
+    blocks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,17 @@ from ..algorithms.schedule import Recv, Send, Step, WaitAll
 from ..errors import CollectiveMismatchError, InvalidArgumentError
 from ..transports.base import Activity, SendOp, Transport, describe
 
-COLLECTIVE_CODES = {"barrier": 1, "bcast": 2, "Bcast": 3, "split": 4, "check": 5}
+COLLECTIVE_CODES = {
+    "barrier": 1,
+    "bcast": 2,
+    "Bcast": 3,
+    "split": 4,
+    "check": 5,
+    "gather": 6,
+    "scatter": 7,
+    "allgather": 8,
+    "alltoall": 9,
+}
 """Codes of the collectives, carried in every collective message's signature."""
 
 
