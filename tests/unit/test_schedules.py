@@ -69,3 +69,23 @@ def test_block_schedules_move_whole_subtrees():
         Send(2, blocks=(2,)),
         Recv(1, blocks=(1,)),
     ]
+
+
+def test_bruck_allgather_collects_every_block_in_log_rounds():
+    from treecast.algorithms import blocks
+
+    for size in range(1, 18):
+        held = {r: {r} for r in range(size)}
+        plans = {r: list(blocks.bruck_allgather(r, size)) for r in range(size)}
+        rounds = len(plans[0]) // 2
+        assert rounds == (size - 1).bit_length()
+        for k in range(rounds):
+            sends = {r: plans[r][2 * k] for r in range(size)}
+            for r in range(size):
+                recv = plans[r][2 * k + 1]
+                send = sends[recv.peer]
+                assert send.peer == r and len(send.blocks) == len(recv.blocks)
+                assert set(send.blocks) <= held[recv.peer]
+            for r in range(size):
+                held[r] |= set(plans[r][2 * k + 1].blocks)
+        assert all(held[r] == set(range(size)) for r in range(size))

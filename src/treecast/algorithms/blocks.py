@@ -66,3 +66,24 @@ def pairwise_alltoall(rank: int, size: int) -> Schedule:
     for k in range(1, size):
         yield Send((rank + k) % size, blocks=((rank + k) % size,))
         yield Recv((rank - k) % size, blocks=((rank - k) % size,))
+
+
+def bruck_allgather(rank: int, size: int) -> Schedule:
+    """Bruck allgather: after round k a rank holds the ``2^k`` blocks that start at its own;
+    in each round it sends all it holds to ``rank - 2^k`` and receives as many from
+    ``rank + 2^k`` (the last round only what is missing)::
+
+        p = 5, rank 0:  round 0: send {0} -> 4, recv {1} <- 1
+                        round 1: send {0,1} -> 3, recv {2,3} <- 2
+                        round 2: send {0} -> 1, recv {4} <- 4
+
+    Cost: ceil(lg p) alpha + (p - 1)/p n beta. Any p; best for small blocks.
+    """
+    have = 1
+    while have < size:
+        count = min(have, size - have)
+        yield Send((rank - have) % size, blocks=tuple((rank + i) % size for i in range(count)))
+        yield Recv(
+            (rank + have) % size, blocks=tuple((rank + have + i) % size for i in range(count))
+        )
+        have += count

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-OPS = ("bcast", "Bcast", "barrier", "sendrecv", "Sendrecv")
+OPS = ("bcast", "Bcast", "barrier", "sendrecv", "Sendrecv", "gather", "allgather")
 """Operations ``treecast bench`` measures."""
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

@@ -61,6 +61,14 @@ def measure(comm: Any, op: str, nbytes: int, root: int) -> float:
 
         def call() -> Any:
             return comm.Sendrecv(expect, other, 0, out, other, 0)
+    elif op == "gather":
+
+        def call() -> Any:
+            return comm.gather(expect, root=root)
+    elif op == "allgather":
+
+        def call() -> Any:
+            return comm.allgather(expect)
     else:
         raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
     iters, warm = iterations(nbytes)
@@ -81,6 +89,8 @@ def measure(comm: Any, op: str, nbytes: int, root: int) -> float:
         assert np.array_equal(last, expect), f"sendrecv of {nbytes} B corrupted"
     elif op == "Sendrecv":
         assert np.array_equal(out, expect), f"Sendrecv of {nbytes} B corrupted"
+    elif op == "allgather" or (op == "gather" and rank == root):
+        assert len(last) == size and all(np.array_equal(x, expect) for x in last), f"{op} corrupted"
     return _max_over(comm, elapsed)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -204,7 +205,8 @@ class Transport:
         self.rank = rank
         self.size = size
         self._posted: list[RecvOp] = []
-        self._unexpected: list[Incoming] = []
+        # a deque: a rank that floods us fills it, and receives take from its front
+        self._unexpected: deque[Incoming] = deque()
         self._closed = False
         self._oversubscribed = oversubscribed(size)
         self.default_timeout = default_timeout_from_env()
