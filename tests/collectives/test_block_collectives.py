@@ -34,8 +34,9 @@ def _blocks_every_root():
             assert got is None
         mine = comm.scatter([_item(root, i) for i in range(p)] if r == root else None, root=root)
         assert _same(mine, _item(root, r))
-    everyone = comm.allgather(_item(r))
-    assert all(_same(everyone[i], _item(i)) for i in range(p))
+    for algorithm in ("bruck", "ring"):
+        everyone = comm.allgather(_item(r), algorithm=algorithm)
+        assert all(_same(everyone[i], _item(i)) for i in range(p))
     received = comm.alltoall([_item(r, i) for i in range(p)])
     assert all(_same(received[i], _item(i, r)) for i in range(p))
     return True
@@ -54,6 +55,7 @@ def _bad_sequences():
         lambda: comm.alltoall(5),
         lambda: comm.scatter([1] * (comm.size + 1), root=comm.rank),
         lambda: comm.gather(1, root=comm.size),
+        lambda: comm.allgather(1, algorithm="telepathy"),
     ):
         with pytest.raises((ValueError, TypeError)) as info:
             call()
@@ -68,3 +70,4 @@ def test_wrong_length_sequences_raise_before_sending():
     assert "alltoall: expected a sequence of 2 items, got int" in errors[1]
     assert "scatter: expected a sequence of 2 items (one per rank), got 3" in errors[2]
     assert "root=2" in errors[3]
+    assert "unknown allgather algorithm 'telepathy'" in errors[4]
