@@ -97,11 +97,6 @@ class Comm:
         """Number of ranks in the communicator."""
         return self.size
 
-    @property
-    def group_ranks(self) -> tuple[int, ...]:
-        """World rank of every rank of this communicator, in rank order."""
-        return self._group
-
     # ---- validation ---------------------------------------------------------------------------
     def _live(self, op: str) -> None:
         if self._freed:

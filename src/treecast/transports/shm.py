@@ -111,7 +111,6 @@ class ShmTransport(Transport):
                 f"segment {segment} holds magic {magic:#x} version {version} size {seg_size}; "
                 f"expected {MAGIC:#x} version {VERSION} size {size}"
             )
-        self.ring_capacity = cap
         buf = memoryview(self._mm)
         self._buf = buf
         self._out: list[_OutRing | None] = []
