@@ -26,6 +26,23 @@ from .errors import (
     TruncationError,
 )
 from .launch import launch
+from .ops import (
+    BAND,
+    BOR,
+    BXOR,
+    LAND,
+    LOR,
+    LXOR,
+    MAX,
+    MAXLOC,
+    MIN,
+    MINLOC,
+    NO_OP,
+    PROD,
+    REPLACE,
+    SUM,
+    Op,
+)
 from .request import Request
 from .runtime.world import self_comm, world
 from .status import Status
@@ -36,8 +53,22 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY_SOURCE",
     "ANY_TAG",
+    "BAND",
+    "BOR",
+    "BXOR",
     "IN_PLACE",
+    "LAND",
+    "LOR",
+    "LXOR",
+    "MAX",
+    "MAXLOC",
+    "MIN",
+    "MINLOC",
+    "NO_OP",
     "PROC_NULL",
+    "PROD",
+    "REPLACE",
+    "SUM",
     "TAG_UB",
     "UNDEFINED",
     "CollectiveMismatchError",
@@ -49,6 +80,7 @@ __all__ = [
     "InvalidBufferError",
     "InvalidRankError",
     "InvalidTagError",
+    "Op",
     "ProcessFailedError",
     "RemoteError",
     "Request",

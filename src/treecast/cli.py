@@ -192,6 +192,51 @@ def _tree(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("collective", nargs="?", help="only this collective (e.g. allreduce)")
+    parser.add_argument(
+        "-n", "--size", type=int, default=None, help="also show the default choice for N ranks"
+    )
+    parser.add_argument(
+        "--bytes", type=int, default=1024, help="message size for the default choice (1024)"
+    )
+
+
+def _algorithms(args: argparse.Namespace) -> int:
+    from .algorithms import registry
+    from .errors import InvalidArgumentError
+    from .selection.rules import forced_from_env, select
+
+    if args.collective and args.collective not in registry.ALGORITHMS:
+        print(
+            f"treecast algorithms: unknown collective {args.collective!r}; expected one of "
+            f"{', '.join(sorted(registry.ALGORITHMS))}",
+            file=sys.stderr,
+        )
+        return 2
+    names = [args.collective] if args.collective else list(registry.ALGORITHMS)
+    for collective in names:
+        algos = registry.ALGORITHMS[collective]
+        header = f"{collective} (TREECAST_{collective.upper()}_ALGORITHM"
+        forced = forced_from_env(collective)
+        header += f"={forced})" if forced else ")"
+        if args.size:
+            try:
+                chosen = select(collective, args.size, args.bytes).name
+            except InvalidArgumentError as exc:
+                chosen = f"error: {exc}"
+            header += f"  default for n={args.size}, {args.bytes} B: {chosen}"
+        print(header)
+        width = max(len(n) for n in algos)
+        for name, algo in algos.items():
+            safe = "  [safe fallback]" if registry.SAFE.get(collective) == name else ""
+            print(f"  {name:<{width}}  {algo.summary}{safe}")
+            if algo.restriction:
+                print(f"  {'':<{width}}  restriction: {algo.restriction}")
+        print()
+    return 0
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand(
         name="run",
@@ -211,6 +256,12 @@ SUBCOMMANDS: list[Subcommand] = [
         help="draw a communication tree (binomial, knomial, kary, chain, inorder, two-tree)",
         add_arguments=_add_tree_arguments,
         run=_tree,
+    ),
+    Subcommand(
+        name="algorithms",
+        help="list every collective's algorithms, their restrictions and the default choice",
+        add_arguments=_add_algorithms_arguments,
+        run=_algorithms,
     ),
 ]
 """Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""

@@ -14,17 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .algorithms import barrier as barrier_algorithms
-from .algorithms import bcast as bcast_algorithms
-from .algorithms import blocks as block_algorithms
-from .algorithms.schedule import Step, steps_of
+from .collectives import Collectives
 from .constants import ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED
-from .engine.blocking import Payload, mismatch_error, run_blocking, signature
-from .engine.blocks import run_blocks
+from .engine.blocking import mismatch_error, signature
 from .errors import (
     CollectiveMismatchError,
     CommunicatorClosedError,
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidRankError,
     InvalidTagError,
@@ -39,9 +34,6 @@ from .transports.base import RecvOp, Transport, describe
 _SEQ_MASK = (1 << 62) - 1
 _DEBUG_TAG_BIT = 1 << 62
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
-_FORCED_BCAST = os.environ.get("TREECAST_BCAST_ALGORITHM") or None
-_FORCED_ALLGATHER = os.environ.get("TREECAST_ALLGATHER_ALGORITHM") or None
-_ALLGATHER = {"bruck": block_algorithms.bruck_allgather, "ring": block_algorithms.ring_allgather}
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
 _EMPTY = memoryview(b"")
 SPIN_INLINE = 32
@@ -59,7 +51,7 @@ def _as_int(value: Any, name: str, op: str) -> int:
         ) from None
 
 
-class Comm:
+class Comm(Collectives):
     """A group of ranks that communicate, with mpi4py's method names.
 
     Lowercase methods move Python objects (pickle protocol 5, large buffers out of band);
@@ -384,211 +376,6 @@ class Comm:
         rreq.wait(status, timeout)
         sreq.wait(timeout=timeout)
 
-    # ---- collectives ----------------------------------------------------------------------------
-    def barrier(self, *, timeout: float | None = None) -> None:
-        """Block until every rank of the communicator has called ``barrier``."""
-        self._live("barrier")
-        tag = self._next_tag()
-        what = ("barrier", self.name, tag, -1)
-        if DEBUG:
-            self._debug_check(what, -1)
-        steps = steps_of(barrier_algorithms.dissemination, self.rank, self.size)
-        run_blocking(
-            steps, self._t, self._group, self._coll_ctx, tag, Payload([_EMPTY]), what, timeout
-        )
-
-    Barrier = barrier
-
-    def bcast(self, obj: Any = None, root: int = 0, *, timeout: float | None = None) -> Any:
-        """Broadcast ``obj`` from ``root``; every rank returns the root's object.
-
-        Raises:
-            InvalidRankError: bad ``root`` (raised on every rank, nothing sent).
-            SerializationError: at the root, ``obj`` cannot be pickled.
-        """
-        if self._freed:
-            self._live("bcast")
-        if type(root) is not int or not 0 <= root < self.size:
-            root = self._root(root, "bcast")
-        if self.size == 1:
-            return obj
-        self._coll_seq = tag = (self._coll_seq + 1) & _SEQ_MASK
-        what = ("bcast", self.name, tag, root)
-        if DEBUG:
-            self._debug_check(what, -1)
-        payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
-        steps = steps_of(bcast_algorithms.binomial, self.rank, self.size, root)
-        run_blocking(steps, self._t, self._group, self._coll_ctx, tag, payload, what, timeout)
-        if self.rank == root:
-            return obj
-        return frames_mod.loads(payload.frames, "bcast")
-
-    def Bcast(
-        self, buf: Any, root: int = 0, *, timeout: float | None = None, algorithm: str | None = None
-    ) -> None:
-        """Broadcast the bytes of ``buf`` at ``root`` into ``buf`` on every other rank.
-
-        Args:
-            buf: NumPy array, buffer-protocol object or ``[buf, datatype]`` spec.
-            root: the rank whose buffer is sent.
-            timeout: seconds (default ``TREECAST_TIMEOUT``).
-            algorithm: force an algorithm (``binomial``, ``pipelined_chain``,
-                ``pipelined_binary``); default ``TREECAST_BCAST_ALGORITHM`` or by size.
-
-        Raises:
-            InvalidRankError: bad ``root``.
-            InvalidBufferError: ``buf`` is not a (writable, off the root) contiguous buffer.
-            InvalidArgumentError: ranks passed buffers of different sizes.
-            ValueError: unknown ``algorithm``.
-        """
-        self._live("Bcast")
-        root = self._root(root, "Bcast")
-        view = byte_view(buf, "Bcast buf", writable=self.rank != root)
-        name = bcast_algorithms.select_buffer(self.size, view.nbytes, algorithm or _FORCED_BCAST)
-        if self.size == 1:
-            return
-        tag = self._next_tag()
-        what = ("Bcast", self.name, tag, root)
-        if DEBUG:
-            self._debug_check(what, view.nbytes, str(getattr(buf, "dtype", "")))
-        steps = bcast_algorithms.buffer_steps(name, self.rank, self.size, root, view.nbytes)
-        run_blocking(
-            steps, self._t, self._group, self._coll_ctx, tag, Payload(buffer=view), what, timeout
-        )
-
-    # ---- block collectives (objects) ------------------------------------------------------------
-    def _items(self, seq: Any, op: str) -> list[Any]:
-        """``seq`` as a list of exactly ``size`` items (scatter, alltoall)."""
-        try:
-            items = list(seq)
-        except TypeError:
-            raise InvalidArgumentTypeError(
-                f"{op}: expected a sequence of {self.size} items, got {type(seq).__name__}"
-            ) from None
-        if len(items) != self.size:
-            raise InvalidArgumentError(
-                f"{op}: expected a sequence of {self.size} items (one per rank), got {len(items)}"
-            )
-        return items
-
-    def _blocks(
-        self,
-        name: str,
-        steps: tuple[Step, ...],
-        outgoing: list[Any],
-        incoming: list[Any],
-        root: int,
-        timeout: float | None,
-    ) -> None:
-        tag = self._next_tag()
-        what = (name, self.name, tag, root)
-        if DEBUG:
-            self._debug_check(what, -1)
-        run_blocks(
-            steps, self._t, self._group, self._coll_ctx, tag, outgoing, incoming, what, timeout
-        )
-
-    def gather(
-        self, sendobj: Any, root: int = 0, *, timeout: float | None = None
-    ) -> list[Any] | None:
-        """Collect every rank's object at ``root`` (binomial tree).
-
-        Returns:
-            At the root, the list of objects in rank order; elsewhere None.
-
-        Raises:
-            InvalidRankError: bad ``root``.
-            SerializationError: ``sendobj`` cannot be pickled.
-        """
-        self._live("gather")
-        root = self._root(root, "gather")
-        blocks: list[Any] = [None] * self.size
-        blocks[self.rank] = frames_mod.dumps(sendobj, "gather")
-        if self.size > 1:
-            steps = steps_of(block_algorithms.binomial_gather, self.rank, self.size, root)
-            self._blocks("gather", steps, blocks, blocks, root, timeout)
-        if self.rank != root:
-            return None
-        return [
-            sendobj if r == self.rank else frames_mod.loads(blocks[r], "gather")
-            for r in range(self.size)
-        ]
-
-    def scatter(self, sendobj: Any = None, root: int = 0, *, timeout: float | None = None) -> Any:
-        """Send item ``i`` of the root's sequence to rank ``i`` (binomial tree); return mine.
-
-        Raises:
-            InvalidRankError: bad ``root``.
-            InvalidArgumentError: at the root, ``sendobj`` does not have exactly ``size`` items.
-            SerializationError: at the root, an item cannot be pickled.
-        """
-        self._live("scatter")
-        root = self._root(root, "scatter")
-        blocks: list[Any] = [None] * self.size
-        items = None
-        if self.rank == root:
-            items = self._items(sendobj, "scatter")
-            blocks = [frames_mod.dumps(x, "scatter") for x in items]
-        if self.size > 1:
-            steps = steps_of(block_algorithms.binomial_scatter, self.rank, self.size, root)
-            self._blocks("scatter", steps, blocks, blocks, root, timeout)
-        if items is not None:
-            return items[self.rank]
-        return frames_mod.loads(blocks[self.rank], "scatter")
-
-    def allgather(
-        self, sendobj: Any, *, timeout: float | None = None, algorithm: str | None = None
-    ) -> list[Any]:
-        """Every rank's object, in rank order, on every rank.
-
-        Args:
-            sendobj: this rank's object.
-            timeout: seconds (default ``TREECAST_TIMEOUT``).
-            algorithm: ``bruck`` (default: ceil(lg p) rounds; the ring measured 2.6x slower
-                for small objects at n = 4) or ``ring``; also ``TREECAST_ALLGATHER_ALGORITHM``.
-
-        Raises:
-            SerializationError: ``sendobj`` cannot be pickled.
-            ValueError: unknown ``algorithm``.
-        """
-        self._live("allgather")
-        name = algorithm or _FORCED_ALLGATHER or "bruck"
-        if name not in _ALLGATHER:
-            raise InvalidArgumentError(
-                f"unknown allgather algorithm {name!r}; expected one of {sorted(_ALLGATHER)}"
-            )
-        blocks: list[Any] = [None] * self.size
-        blocks[self.rank] = frames_mod.dumps(sendobj, "allgather")
-        if self.size > 1:
-            steps = steps_of(_ALLGATHER[name], self.rank, self.size)
-            self._blocks("allgather", steps, blocks, blocks, -1, timeout)
-        return [
-            sendobj if r == self.rank else frames_mod.loads(blocks[r], "allgather")
-            for r in range(self.size)
-        ]
-
-    def alltoall(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
-        """Send item ``i`` of my sequence to rank ``i``; return the items sent to me, in
-        rank order (pairwise exchange).
-
-        Raises:
-            InvalidArgumentError: ``sendobj`` does not have exactly ``size`` items.
-            SerializationError: an item cannot be pickled.
-        """
-        self._live("alltoall")
-        items = self._items(sendobj, "alltoall")
-        outgoing = [
-            None if r == self.rank else frames_mod.dumps(x, "alltoall") for r, x in enumerate(items)
-        ]
-        incoming: list[Any] = [None] * self.size
-        if self.size > 1:
-            steps = steps_of(block_algorithms.pairwise_alltoall, self.rank, self.size)
-            self._blocks("alltoall", steps, outgoing, incoming, -1, timeout)
-        return [
-            items[r] if r == self.rank else frames_mod.loads(incoming[r], "alltoall")
-            for r in range(self.size)
-        ]
-
     def _allgather_small(self, obj: Any, what: tuple[str, str, int, int]) -> list[Any]:
         """Every rank's small object, in rank order (linear exchange; used to build
         communicators and for debug checks). Messages carry ``what``'s signature.
@@ -689,48 +476,6 @@ class Comm:
         self._freed = True
 
     Free = free
-
-
-_NOT_YET = (
-    "Gather",
-    "Gatherv",
-    "Scatter",
-    "Scatterv",
-    "Allgather",
-    "Allgatherv",
-    "Alltoall",
-    "Alltoallv",
-    "reduce",
-    "Reduce",
-    "allreduce",
-    "Allreduce",
-    "Reduce_scatter",
-    "Reduce_scatter_block",
-    "scan",
-    "Scan",
-    "exscan",
-    "Exscan",
-    "ibcast",
-    "Ibcast",
-    "ibarrier",
-    "Ibarrier",
-)
-"""Collectives of mpi4py's API that are not built yet; calling one raises NotImplementedError."""
-
-
-def _not_implemented(name: str) -> Any:
-    def method(self: Comm, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"Comm.{name} is not implemented yet (available collectives: barrier, bcast, Bcast, gather, scatter, allgather, alltoall)"
-        )
-
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"Not implemented yet: raises NotImplementedError naming ``{name}``."
-    return method
-
-
-for _name in _NOT_YET:
-    setattr(Comm, _name, _not_implemented(_name))
 
 
 class _DoneOp(tbase.SendOp):

@@ -10,11 +10,12 @@ from .transports.base import RecvOp, SendOp, Transport
 
 
 class Request:
-    """A non-blocking operation in flight (``isend``, ``irecv``, ``Isend``, ``Irecv``).
+    """A non-blocking operation in flight (``isend``, ``irecv``, ``Isend``, ``Irecv``, and the
+    ``I*`` collectives).
 
-    ``wait()`` blocks until it completes and returns the received object (``irecv``) or
-    None; ``test()`` returns ``(done, result)`` without blocking. Each makes progress on
-    every operation of this rank.
+    ``wait()`` blocks until it completes and returns the received object (``irecv``,
+    ``ibcast``...) or None; ``test()`` returns ``(done, result)`` without blocking. Each
+    makes progress on every operation of this rank. A request is truthy until it completes.
     """
 
     __slots__ = ("_done", "_finish", "_op", "_result", "_transport")
@@ -30,6 +31,10 @@ class Request:
         self._finish = finish
         self._done = False
         self._result: Any = None
+
+    def _ready(self) -> bool:
+        """True once the operation has completed (makes no progress)."""
+        return self._op.done
 
     def _complete(self, status: Status | None) -> Any:
         if not self._done:
@@ -50,15 +55,15 @@ class Request:
             TruncationError: a buffer receive got a larger message.
             DeserializationError: an object receive got bytes that cannot be rebuilt.
         """
-        op = self._op
-        self._transport.wait(lambda: op.done, timeout, "request wait")
+        if not self._ready():
+            self._transport.wait(self._ready, timeout, "request wait")
         return self._complete(status)
 
     def test(self, status: Status | None = None) -> tuple[bool, Any]:
         """Make progress; return ``(True, result)`` if complete, else ``(False, None)``."""
-        if not self._op.done:
+        if not self._ready():
             self._transport.progress()
-        if not self._op.done:
+        if not self._ready():
             return False, None
         return True, self._complete(status)
 
@@ -71,7 +76,10 @@ class Request:
     @property
     def done(self) -> bool:
         """True once the operation has completed (no progress is made by reading this)."""
-        return self._op.done
+        return self._ready()
+
+    def __bool__(self) -> bool:
+        return not self._done
 
     Wait = wait
     Test = test
@@ -86,7 +94,7 @@ class Request:
         """Wait for every request; return their results in order."""
         if requests:
             transport = requests[0]._transport
-            transport.wait(lambda: all(r._op.done for r in requests), timeout, "waitall")
+            transport.wait(lambda: all(r._ready() for r in requests), timeout, "waitall")
         results = []
         for i, r in enumerate(requests):
             st = statuses[i] if statuses is not None and i < len(statuses) else None

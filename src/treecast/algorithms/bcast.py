@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..topology.trees import Tree, binomial_tree, chain_tree, kary_tree
+from ..topology.trees import Tree, binomial_tree, chain_tree, kary_tree, knomial_tree, two_trees
 from .schedule import Recv, Schedule, Send, Step, steps_of
 
 
@@ -91,3 +91,153 @@ def buffer_steps(name: str, rank: int, size: int, root: int, nbytes: int) -> tup
         return steps_of(binomial, rank, size, root)
     algorithm = pipelined_chain if name == "pipelined_chain" else pipelined_binary
     return steps_of(algorithm, rank, size, root, nbytes, SEGMENT_BYTES)
+
+
+def knomial(rank: int, size: int, root: int, k: int = 4) -> Schedule:
+    """K-nomial-tree broadcast of the whole payload (Open MPI's default radix 4)::
+
+        size 9, k 3:   0 -> 3, 6, 1, 2;  3 -> 4, 5;  6 -> 7, 8
+
+    Cost: about ceil(log_k p)(k - 1)(alpha + n beta): fewer levels than binomial, more sends
+    per level. Any p, any root, objects too.
+    """
+    tree = knomial_tree(size, root, k)
+    parent = tree.parents[rank]
+    if parent is not None:
+        yield Recv(parent)
+    for child in tree.children[rank]:
+        yield Send(child)
+
+
+def two_tree(rank: int, size: int, root: int, nbytes: int, segment: int) -> Schedule:
+    """Two-tree broadcast (Sanders, Speck and Traff 2009): the two complementary binary
+    trees of :func:`~treecast.topology.trees.two_trees` each carry half of the bytes, both
+    pipelined in segments, so every rank sends about n/2 bytes twice instead of n::
+
+        size 8:   tree A, bytes [0, n/2):   0 -> 4;  4 -> 2, 6;  2 -> 1, 3;  6 -> 5, 7
+                  tree B, bytes [n/2, n):   0 -> 5;  5 -> 3, 7;  3 -> 2, 4;  7 -> 6, 1
+
+    Segment ``j`` of tree A is handled before segment ``j`` of tree B on every rank, so
+    messages between the same two ranks keep one order. Cost: about
+    (2 lg p + s)(alpha + n beta / (2 s)) x 2 for s segments per half, near n beta for large n.
+    Restriction: buffer payloads (byte segments); empty segments are skipped on both sides.
+    """
+    first, second = two_trees(size, root)
+    half = (nbytes + 1) // 2
+    halves = ((first, 0, half), (second, half, nbytes - half))
+    count = -(-half // segment)
+    for j in range(count):
+        for tree, start, length in halves:
+            off = j * segment
+            if off >= length:
+                continue
+            n = min(segment, length - off)
+            parent = tree.parents[rank]
+            if parent is not None:
+                yield Recv(parent, start + off, n)
+            for child in tree.children[rank]:
+                yield Send(child, start + off, n)
+
+
+def _chunk_offset(nbytes: int, size: int, i: int) -> int:
+    """Byte offset of chunk ``i`` of ``size`` near-equal chunks (the first ``nbytes % size``
+    chunks one byte longer); chunk ``size`` ends the buffer."""
+    q, r = divmod(nbytes, size)
+    return i * q + min(i, r)
+
+
+def _chunks_segment(
+    step: type[Send] | type[Recv], peer: int, nbytes: int, size: int, lo: int, hi: int
+) -> Schedule:
+    """The byte segment of chunks ``lo .. hi-1`` (relative ranks), if not empty."""
+    start = _chunk_offset(nbytes, size, lo)
+    n = _chunk_offset(nbytes, size, hi) - start
+    if n:
+        yield step(peer, start, n)
+
+
+def _subtree_end(vr: int, size: int) -> int:
+    """End of relative rank ``vr``'s binomial subtree ``vr .. end-1``."""
+    return size if vr == 0 else min(vr + (vr & -vr), size)
+
+
+def _scatter_chunks(rank: int, size: int, root: int, nbytes: int) -> Schedule:
+    """Binomial scatter of the root's buffer: relative rank ``v`` ends holding chunks
+    ``v .. end-1`` of its subtree (one contiguous byte segment)."""
+    tree = binomial_tree(size, root)
+    vr = (rank - root) % size
+    parent = tree.parents[rank]
+    if parent is not None:
+        yield from _chunks_segment(Recv, parent, nbytes, size, vr, _subtree_end(vr, size))
+    for child in tree.children[rank]:
+        vc = (child - root) % size
+        yield from _chunks_segment(Send, child, nbytes, size, vc, _subtree_end(vc, size))
+
+
+def scatter_recursive_doubling_allgather(rank: int, size: int, root: int, nbytes: int) -> Schedule:
+    """Van de Geijn broadcast: binomial scatter of p chunks, then recursive-doubling
+    allgather of the chunks (MPICH's medium-message broadcast)::
+
+        scatter (p 4):   0 -> 2 chunks 2-3;  0 -> 1 chunk 1;  2 -> 3 chunk 3
+        allgather:       round 1: 0 <-> 1, 2 <-> 3;   round 2: 0-1 <-> 2-3
+
+    Chunks are in ranks relative to the root. A rank sends only what its partner lacks, so
+    the root never receives (its buffer may be read-only) and a scatter parent is not sent
+    back its own chunks. Cost: 2 lg p alpha + 2 (p - 1)/p n beta.
+    Restrictions: p a power of two; buffer payloads.
+
+    Raises:
+        ValueError: ``size`` is not a power of two.
+    """
+    if size & (size - 1):
+        raise ValueError(
+            f"scatter_recursive_doubling_allgather needs a power-of-two size, got {size}"
+        )
+    yield from _scatter_chunks(rank, size, root, nbytes)
+    vr = (rank - root) % size
+
+    def held(v: int, mask: int) -> tuple[int, int]:
+        """The aligned range of chunks relative rank ``v`` holds before round ``mask``."""
+        if v == 0:
+            return 0, size
+        span = max(mask, v & -v)
+        lo = v & ~(span - 1)
+        return lo, lo + span
+
+    mask = 1
+    while mask < size:
+        vp = vr ^ mask
+        peer = (vp + root) % size
+        mine, theirs = vr & ~(mask - 1), vp & ~(mask - 1)
+        plo, phi = held(vp, mask)
+        if not plo <= mine < phi:
+            yield from _chunks_segment(Send, peer, nbytes, size, mine, mine + mask)
+        lo, hi = held(vr, mask)
+        if not lo <= theirs < hi:
+            yield from _chunks_segment(Recv, peer, nbytes, size, theirs, theirs + mask)
+        mask <<= 1
+
+
+def scatter_ring_allgather(rank: int, size: int, root: int, nbytes: int) -> Schedule:
+    """Broadcast by binomial scatter of p chunks, then a ring allgather (MPICH's long-message
+    broadcast)::
+
+        scatter as in scatter_recursive_doubling_allgather, then p - 1 steps of
+        v -> v + 1 (relative ranks), step k passing chunk v - k
+
+    A rank skips receiving the chunks its scatter subtree already gave it (and its left
+    neighbour skips sending them), so the root never receives. Cost:
+    (lg p + p - 1) alpha + 2 (p - 1)/p n beta. Any p; buffer payloads.
+    """
+    yield from _scatter_chunks(rank, size, root, nbytes)
+    vr = (rank - root) % size
+    vright, vleft = (vr + 1) % size, (vr - 1) % size
+    right, left = (vright + root) % size, (vleft + root) % size
+    right_end, my_end = _subtree_end(vright, size), _subtree_end(vr, size)
+    for k in range(size - 1):
+        out = (vr - k) % size
+        if not vright <= out < right_end:
+            yield from _chunks_segment(Send, right, nbytes, size, out, out + 1)
+        into = (vr - k - 1) % size
+        if not vr <= into < my_end:
+            yield from _chunks_segment(Recv, left, nbytes, size, into, into + 1)

@@ -23,7 +23,27 @@ from typing import Any
 
 import numpy as np
 
-OPS = ("bcast", "Bcast", "barrier", "sendrecv", "Sendrecv", "gather", "allgather")
+OPS = (
+    "bcast",
+    "Bcast",
+    "barrier",
+    "sendrecv",
+    "Sendrecv",
+    "gather",
+    "Gather",
+    "scatter",
+    "Scatter",
+    "allgather",
+    "Allgather",
+    "alltoall",
+    "Alltoall",
+    "reduce",
+    "Reduce",
+    "allreduce",
+    "Allreduce",
+    "scan",
+    "Scan",
+)
 """Operations ``treecast bench`` measures."""
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

@@ -30,47 +30,97 @@ def _pattern(nbytes: int) -> np.ndarray:
     return ((np.arange(nbytes, dtype=np.uint64) * 131 + nbytes) % 251).astype(np.uint8)
 
 
+def _call_and_check(comm: Any, op: str, nbytes: int, root: int) -> tuple[Any, Any]:
+    """``(call, check)`` for ``op``: ``call()`` runs one operation, ``check(last)`` asserts
+    that the data arrived intact after timing. Reductions use float64 items
+    (``nbytes // 8``, at least one); block collectives move ``nbytes`` per rank."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    expect = _pattern(nbytes)
+    buf = expect.copy() if rank == root else np.zeros(nbytes, np.uint8)
+    other = rank ^ 1 if (rank ^ 1) < size else rank
+    out = np.zeros(nbytes, np.uint8)
+    n = max(1, nbytes // 8)
+    vec = np.arange(n, dtype=np.float64) + rank
+    total = np.arange(n, dtype=np.float64) * size + size * (size - 1) / 2
+    red = np.zeros(n)
+    many = np.tile(expect, size)
+    many_out = np.zeros(nbytes * size, np.uint8)
+
+    def same(x: Any, y: Any) -> bool:
+        return bool(np.array_equal(x, y))
+
+    table: dict[str, tuple[Any, Any]] = {
+        "bcast": (
+            lambda: comm.bcast(buf if rank == root else None, root=root),
+            lambda last: same(last, expect),
+        ),
+        "Bcast": (lambda: comm.Bcast(buf, root=root), lambda last: same(buf, expect)),
+        "barrier": (lambda: comm.barrier(), lambda last: True),
+        "sendrecv": (
+            lambda: comm.sendrecv(expect, other, source=other),
+            lambda last: same(last, expect),
+        ),
+        "Sendrecv": (
+            lambda: comm.Sendrecv(expect, other, 0, out, other, 0),
+            lambda last: same(out, expect),
+        ),
+        "gather": (
+            lambda: comm.gather(expect, root=root),
+            lambda last: rank != root or all(same(x, expect) for x in last),
+        ),
+        "Gather": (
+            lambda: comm.Gather(expect, many_out if rank == root else None, root=root),
+            lambda last: rank != root or same(many_out, many),
+        ),
+        "scatter": (
+            lambda: comm.scatter([expect] * size if rank == root else None, root=root),
+            lambda last: same(last, expect),
+        ),
+        "Scatter": (
+            lambda: comm.Scatter(many if rank == root else None, out, root=root),
+            lambda last: same(out, expect),
+        ),
+        "allgather": (
+            lambda: comm.allgather(expect),
+            lambda last: all(same(x, expect) for x in last),
+        ),
+        "Allgather": (lambda: comm.Allgather(expect, many_out), lambda last: same(many_out, many)),
+        "alltoall": (
+            lambda: comm.alltoall([expect] * size),
+            lambda last: all(same(x, expect) for x in last),
+        ),
+        "Alltoall": (lambda: comm.Alltoall(many, many_out), lambda last: same(many_out, many)),
+        "reduce": (
+            lambda: comm.reduce(vec, root=root),
+            lambda last: rank != root or same(last, total),
+        ),
+        "Reduce": (
+            lambda: comm.Reduce(vec, red, root=root),
+            lambda last: rank != root or same(red, total),
+        ),
+        "allreduce": (lambda: comm.allreduce(vec), lambda last: same(last, total)),
+        "Allreduce": (lambda: comm.Allreduce(vec, red), lambda last: same(red, total)),
+        "scan": (
+            lambda: comm.scan(vec),
+            lambda last: same(last, np.arange(n) * (rank + 1) + rank * (rank + 1) / 2),
+        ),
+        "Scan": (
+            lambda: comm.Scan(vec, red),
+            lambda last: same(red, np.arange(n) * (rank + 1) + rank * (rank + 1) / 2),
+        ),
+    }
+    if op not in table:
+        raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
+    return table[op]
+
+
 def measure(comm: Any, op: str, nbytes: int, root: int) -> float:
     """Max over ranks of mean seconds per call of ``op`` with ``nbytes``-byte payloads.
 
     Raises:
         AssertionError: the data arrived corrupted.
     """
-    rank, size = comm.Get_rank(), comm.Get_size()
-    expect = _pattern(nbytes)
-    buf = expect.copy() if rank == root else np.zeros(nbytes, np.uint8)
-    other = rank ^ 1 if (rank ^ 1) < size else rank
-    out = np.zeros(nbytes, np.uint8)
-    if op == "bcast":
-
-        def call() -> Any:
-            return comm.bcast(buf if rank == root else None, root=root)
-    elif op == "Bcast":
-
-        def call() -> Any:
-            return comm.Bcast(buf, root=root)
-    elif op == "barrier":
-
-        def call() -> Any:
-            return comm.barrier()
-    elif op == "sendrecv":
-
-        def call() -> Any:
-            return comm.sendrecv(expect, other, source=other)
-    elif op == "Sendrecv":
-
-        def call() -> Any:
-            return comm.Sendrecv(expect, other, 0, out, other, 0)
-    elif op == "gather":
-
-        def call() -> Any:
-            return comm.gather(expect, root=root)
-    elif op == "allgather":
-
-        def call() -> Any:
-            return comm.allgather(expect)
-    else:
-        raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
+    call, check = _call_and_check(comm, op, nbytes, root)
     iters, warm = iterations(nbytes)
     last: Any = None
     for _ in range(warm):
@@ -81,16 +131,7 @@ def measure(comm: Any, op: str, nbytes: int, root: int) -> float:
         last = call()
     elapsed = (time.perf_counter() - t0) / iters
     comm.barrier()
-    if op == "Bcast":
-        assert np.array_equal(buf, expect), f"Bcast of {nbytes} B corrupted"
-    elif op == "bcast":
-        assert np.array_equal(last, expect), f"bcast of {nbytes} B corrupted"
-    elif op == "sendrecv":
-        assert np.array_equal(last, expect), f"sendrecv of {nbytes} B corrupted"
-    elif op == "Sendrecv":
-        assert np.array_equal(out, expect), f"Sendrecv of {nbytes} B corrupted"
-    elif op == "allgather" or (op == "gather" and rank == root):
-        assert len(last) == size and all(np.array_equal(x, expect) for x in last), f"{op} corrupted"
+    assert check(last), f"{op} of {nbytes} B corrupted"
     return _max_over(comm, elapsed)
 
 

@@ -8,17 +8,14 @@ from ..algorithms.schedule import Recv, Send, Step, WaitAll
 from ..errors import CollectiveMismatchError, InvalidArgumentError
 from ..transports.base import Activity, SendOp, Transport, describe
 
-COLLECTIVE_CODES = {
-    "barrier": 1,
-    "bcast": 2,
-    "Bcast": 3,
-    "split": 4,
-    "check": 5,
-    "gather": 6,
-    "scatter": 7,
-    "allgather": 8,
-    "alltoall": 9,
-}
+_NAMES = ["barrier", "bcast", "Bcast", "split", "check", "gather", "scatter", "allgather", "alltoall", "Gather", "Gatherv", "Scatter", "Scatterv", "Allgather", "Allgatherv", "Alltoall", "Alltoallv", "reduce", "Reduce", "allreduce", "Allreduce", "Reduce_scatter", "Reduce_scatter_block", "scan", "Scan", "exscan", "Exscan"]
+COLLECTIVE_CODES = {name: code for code, name in enumerate(_NAMES, 1)}
+COLLECTIVE_CODES.update(
+    {
+        ("i" + n if n[0].islower() else "I" + n[0].lower() + n[1:]): c + 64
+        for n, c in COLLECTIVE_CODES.items()
+    }
+)
 """Codes of the collectives, carried in every collective message's signature."""
 
 

@@ -76,3 +76,150 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
             )
         flat = flat[:nbytes]
     return flat
+
+
+def _dtype_of(datatype: Any) -> np.dtype:
+    dt = (
+        datatype
+        if isinstance(datatype, (type, str, np.dtype))
+        else getattr(datatype, "dtype", datatype)
+    )
+    try:
+        return np.dtype(dt)
+    except TypeError as exc:
+        raise InvalidBufferError(f"unknown datatype {datatype!r} in buffer spec") from exc
+
+
+def _flat_array(buf: Any, what: str, writable: bool, dtype: np.dtype | None) -> np.ndarray:
+    try:
+        view = memoryview(buf)
+    except TypeError as exc:
+        raise InvalidBufferError(
+            f"{what}: expected a NumPy array or a buffer-protocol object, got {type(buf).__name__}"
+        ) from exc
+    if not view.contiguous:
+        raise InvalidBufferError(f"{what}: buffer must be contiguous (use numpy.ascontiguousarray)")
+    if writable and view.readonly:
+        raise InvalidBufferError(
+            f"{what}: receive buffer of type {type(buf).__name__} is read-only"
+        )
+    if isinstance(buf, np.ndarray):
+        arr = buf.reshape(-1, order="A") if buf.ndim != 1 else buf
+    else:
+        try:
+            arr = np.frombuffer(view, dtype=np.dtype(view.format))
+        except TypeError:
+            arr = np.frombuffer(view.cast("B"), dtype=np.uint8)
+        if not view.readonly:
+            arr = np.ndarray(arr.shape, arr.dtype, buffer=view)  # writable view
+    if dtype is not None and dtype != arr.dtype:
+        raw = arr.view(np.uint8) if arr.dtype.itemsize else arr
+        if raw.nbytes % dtype.itemsize:
+            raise InvalidArgumentError(
+                f"{what}: a buffer of {raw.nbytes} bytes does not hold whole {dtype} items"
+            )
+        arr = raw.view(dtype)
+    return arr
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _counts(value: Any, what: str, name: str, size: int) -> tuple[int, ...]:
+    try:
+        out = tuple(int(c) for c in value)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"{what}: {name} must be a sequence of {size} ints, got {value!r}"
+        ) from None
+    if len(out) != size:
+        raise InvalidArgumentError(
+            f"{what}: {name} must have {size} entries (one per rank), got {len(out)}: {value!r}"
+        )
+    if any(c < 0 for c in out):
+        raise InvalidArgumentError(f"{what}: {name} must be >= 0, got {value!r}")
+    return out
+
+
+def as_array(buf: Any, what: str, writable: bool = False) -> np.ndarray:
+    """A flat (1-D, no copy) NumPy array of buffer argument ``buf``: a NumPy array, any
+    buffer-protocol object, ``[buf, datatype]`` or ``[buf, count, datatype]``.
+
+    Raises:
+        InvalidBufferError: not a contiguous buffer, read-only where a writable one is
+            needed, or an unknown datatype.
+        InvalidArgumentError: the count does not fit the buffer.
+    """
+    count: int | None = None
+    dtype = None
+    if isinstance(buf, (list, tuple)):
+        if len(buf) == 2:
+            buf, datatype = buf
+        elif len(buf) == 3 and _is_int(buf[1]):
+            buf, count, datatype = buf
+        else:
+            raise InvalidBufferError(
+                f"{what}: buffer spec must be buf, [buf, datatype] or [buf, count, datatype]; "
+                f"got a {type(buf).__name__} of length {len(buf)}"
+            )
+        dtype = _dtype_of(datatype)
+    arr = _flat_array(buf, what, writable, dtype)
+    if count is not None:
+        if not 0 <= count <= arr.size:
+            raise InvalidArgumentError(
+                f"{what}: count {count} does not fit a buffer of {arr.size} {arr.dtype} items"
+            )
+        arr = arr[:count]
+    return arr
+
+
+def vector_spec(
+    buf: Any, what: str, size: int, writable: bool = False
+) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
+    """``(array, counts, displacements)`` of a v-variant buffer argument (Gatherv, ...):
+    ``[buf, counts, displs, datatype]``, ``[buf, (counts, displs), datatype]``,
+    ``[buf, counts, datatype]`` or ``[buf, counts]`` (displacements default to packed),
+    counts and displacements in items, one per rank.
+
+    Raises:
+        InvalidArgumentError: counts or displacements are not ``size`` non-negative ints, or a
+            block falls outside the buffer.
+        InvalidBufferError: as :func:`as_array`.
+    """
+    if not isinstance(buf, (list, tuple)) or len(buf) < 2 or _is_int(buf[1]):
+        raise InvalidArgumentError(
+            f"{what}: expected [buf, counts, displs, datatype] (or [buf, counts], "
+            f"[buf, (counts, displs), datatype]), got {type(buf).__name__}"
+        )
+    displs: Any = None
+    datatype: Any = None
+    if len(buf) == 4:
+        data, counts, displs, datatype = buf
+    elif len(buf) == 3:
+        data, counts, datatype = buf
+        if isinstance(counts, tuple) and len(counts) == 2 and not _is_int(counts[0]):
+            counts, displs = counts
+    elif len(buf) == 2:
+        data, counts = buf
+        if isinstance(counts, tuple) and len(counts) == 2 and not _is_int(counts[0]):
+            counts, displs = counts
+    else:
+        raise InvalidArgumentError(f"{what}: buffer spec of length {len(buf)} is not understood")
+    arr = _flat_array(data, what, writable, None if datatype is None else _dtype_of(datatype))
+    c = _counts(counts, what, "counts", size)
+    if displs is None:
+        d, pos = [], 0
+        for n in c:
+            d.append(pos)
+            pos += n
+        dd = tuple(d)
+    else:
+        dd = _counts(displs, what, "displacements", size)
+    for r, (n, off) in enumerate(zip(c, dd, strict=True)):
+        if off + n > arr.size:
+            raise InvalidArgumentError(
+                f"{what}: block of rank {r} (count {n} at displacement {off}) falls outside the "
+                f"buffer of {arr.size} {arr.dtype} items"
+            )
+    return arr, c, dd

@@ -211,6 +211,7 @@ class Transport:
         self._oversubscribed = oversubscribed(size)
         self.default_timeout = default_timeout_from_env()
         self.liveness_check: Callable[[], None] | None = None
+        self._background: list[Callable[[], bool]] = []
 
     # ---- subclass interface -------------------------------------------------------------
     def _start_send(self, op: SendOp) -> None:
@@ -376,9 +377,21 @@ class Transport:
     def check_peers(self) -> None:
         """Raise :class:`ProcessFailedError` if a peer is known dead (transports that can tell)."""
 
+    def add_background(self, advance: Callable[[], bool]) -> None:
+        """Call ``advance()`` whenever this rank makes progress, until it returns True
+        (pending non-blocking collectives, so they move while the rank blocks elsewhere)."""
+        self._background.append(advance)
+
+    def _run_background(self) -> None:
+        # an advance that starts another collective appends to the list being walked
+        self._background = [a for a in self._background if not a()]
+
     def progress(self) -> bool:
         """Advance every send and receive in flight; return True if anything moved."""
-        return self._poll()
+        moved = self._poll()
+        if self._background:
+            self._run_background()
+        return moved
 
     def wait(
         self, done: Callable[[], bool], timeout: float | None = None, what: Activity = "operation"
@@ -404,6 +417,8 @@ class Transport:
         try:
             while True:
                 moved = self._poll()
+                if self._background:
+                    self._run_background()
                 if done():
                     return
                 if moved:

@@ -1,0 +1,134 @@
+"""The rule table (``default.json``) and :func:`select`.
+
+A table maps each collective to an ordered list of rules ``{"if": {...}, "use": name}``;
+the first rule whose conditions all hold names the algorithm. ``TREECAST_RULES=path.json``
+replaces the table (same format) for tuning experiments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ..algorithms import registry
+from ..algorithms.registry import Algorithm
+from ..errors import InvalidArgumentError
+
+log = logging.getLogger("treecast.selection")
+
+CONDITIONS = (
+    "size_lt",
+    "size_ge",
+    "bytes_lt",
+    "bytes_ge",
+    "pof2",
+    "commutative",
+    "form",
+    "transport",
+)
+
+
+@lru_cache(maxsize=4)
+def load_rules(path: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The rule table: ``path``, else ``TREECAST_RULES``, else the packaged default.
+
+    Raises:
+        InvalidArgumentError: the table names an unknown collective, condition or algorithm.
+    """
+    path = path or os.environ.get("TREECAST_RULES") or None
+    if path:
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f)
+    else:
+        table = json.loads(resources.files(__package__).joinpath("default.json").read_text())
+    table = {k: v for k, v in table.items() if not k.startswith("_")}
+    for collective, rules in table.items():
+        if collective not in registry.ALGORITHMS:
+            raise InvalidArgumentError(
+                f"rule table: unknown collective {collective!r}; expected one of "
+                f"{sorted(registry.ALGORITHMS)}"
+            )
+        for rule in rules:
+            registry.get(collective, rule["use"])
+            bad = set(rule.get("if", {})) - set(CONDITIONS)
+            if bad:
+                raise InvalidArgumentError(
+                    f"rule table: unknown condition(s) {sorted(bad)} in {collective} rule "
+                    f"{rule}; expected {list(CONDITIONS)}"
+                )
+    return table
+
+
+def _holds(cond: dict[str, Any], facts: dict[str, Any]) -> bool:
+    for key, want in cond.items():
+        if key == "size_lt" and not facts["size"] < want:
+            return False
+        if key == "size_ge" and not facts["size"] >= want:
+            return False
+        if key == "bytes_lt" and not facts["bytes"] < want:
+            return False
+        if key == "bytes_ge" and not facts["bytes"] >= want:
+            return False
+        if key in ("pof2", "commutative", "form", "transport") and facts[key] != want:
+            return False
+    return True
+
+
+def forced_from_env(collective: str) -> str | None:
+    """``TREECAST_<COLLECTIVE>_ALGORITHM``, or None."""
+    return os.environ.get(f"TREECAST_{collective.upper()}_ALGORITHM") or None
+
+
+def select(
+    collective: str,
+    size: int,
+    nbytes: int,
+    *,
+    commutative: bool = True,
+    buffer: bool = True,
+    forced: str | None = None,
+    transport: str = "shm",
+) -> Algorithm:
+    """The algorithm to run: ``forced`` (a call's ``algorithm=``) or
+    ``TREECAST_<COLLECTIVE>_ALGORITHM`` if given, else the first matching rule. An algorithm
+    whose restriction fails here falls back to the collective's safe algorithm (logged at
+    debug level).
+
+    Raises:
+        InvalidArgumentError: ``forced`` is not an algorithm of ``collective``.
+    """
+    name = forced or forced_from_env(collective)
+    if name is not None:
+        algo = registry.get(collective, name)
+    else:
+        facts = {
+            "size": size,
+            "bytes": nbytes,
+            "pof2": size & (size - 1) == 0,
+            "commutative": commutative,
+            "form": "buffer" if buffer else "object",
+            "transport": transport,
+        }
+        rules = load_rules().get(collective) or [{"use": registry.SAFE[collective]}]
+        use = next((r["use"] for r in rules if _holds(r.get("if", {}), facts)), None)
+        algo = registry.get(collective, use or registry.SAFE[collective])
+    why = unusable(algo, size, nbytes, commutative, buffer)
+    if why is None:
+        return algo
+    safe = registry.get(collective, registry.SAFE[collective])
+    log.debug("%s: %s cannot run here (%s); using %s", collective, algo.name, why, safe.name)
+    return safe
+
+
+def unusable(
+    algo: Algorithm, size: int, nbytes: int, commutative: bool, buffer: bool
+) -> str | None:
+    """Why ``algo`` cannot run with these facts, or None."""
+    why = algo.unusable(size, nbytes, commutative, buffer)
+    if why is None and not buffer and algo.chunks(size, nbytes) > 1:
+        why = "it cuts the vector into chunks, which needs a buffer"
+    return why
