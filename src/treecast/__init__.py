@@ -45,6 +45,7 @@ from .ops import (
 )
 from .request import Request
 from .runtime.world import self_comm, world
+from .shared import shared_array
 from .status import Status
 
 __version__ = "0.1.0"
@@ -92,5 +93,6 @@ __all__ = [
     "__version__",
     "launch",
     "self_comm",
+    "shared_array",
     "world",
 ]

@@ -209,8 +209,18 @@ class Collectives:
         *,
         timeout: float | None = None,
         algorithm: str | None = None,
+        copy: bool = True,
     ) -> Any:
         """Broadcast ``obj`` from ``root``; every rank returns the root's object.
+
+        Args:
+            obj: the object (significant at the root only).
+            root: the rank whose object is sent.
+            timeout: seconds (default ``TREECAST_TIMEOUT``).
+            algorithm: force an algorithm (``treecast algorithms bcast``).
+            copy: False: every rank (the root too) returns the structure with its NumPy
+                arrays as read-only views on one shared copy per node (zero-copy; see
+                :mod:`treecast.shared`). Writing to them raises NumPy's ``ValueError``.
 
         Raises:
             InvalidRankError: bad ``root`` (raised on every rank, nothing sent).
@@ -221,6 +231,10 @@ class Collectives:
             self._live("bcast")
         if type(root) is not int or not 0 <= root < self.size:
             root = self._root(root, "bcast")
+        if not copy:
+            from .shared import share_object
+
+            return share_object(self, obj, root, timeout)  # type: ignore[arg-type]
         if self.size == 1:
             return obj
         algo = self._algo("bcast", -1, algorithm, buffer=False)

@@ -108,7 +108,7 @@ def check(
             pos += n
         stores = [{b: x[lo:hi].copy() for b, (lo, hi) in enumerate(bounds)} for x in xs]
         counts = simulate(_steps(algo, p, 0, total * dtype.itemsize, commutative), stores, np.add)
-        want = np.sum(xs, axis=0, dtype=dtype) if p else None
+        want = np.sum(xs, axis=0, dtype=dtype)
         for b, (lo, hi) in enumerate(bounds):
             np.testing.assert_array_equal(stores[b][b], want[lo:hi])
         return counts

@@ -80,7 +80,7 @@ def test_custom_table_from_file(tmp_path, monkeypatch):
     path = tmp_path / "rules.json"
     path.write_text(json.dumps({"allreduce": [{"use": "ring"}]}))
     monkeypatch.setenv("TREECAST_RULES", str(path))
-    load_rules.cache_clear()
+    rules.clear_caches()
     try:
         assert select("allreduce", 4, 8).name == "ring"
         bad = tmp_path / "bad.json"
@@ -88,4 +88,4 @@ def test_custom_table_from_file(tmp_path, monkeypatch):
         with pytest.raises(InvalidArgumentError, match="colour"):
             rules.load_rules(str(bad))
     finally:
-        load_rules.cache_clear()
+        rules.clear_caches()

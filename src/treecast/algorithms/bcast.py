@@ -112,24 +112,33 @@ def knomial(rank: int, size: int, root: int, k: int = 4) -> Schedule:
 def two_tree(rank: int, size: int, root: int, nbytes: int, segment: int) -> Schedule:
     """Two-tree broadcast (Sanders, Speck and Traff 2009): the two complementary binary
     trees of :func:`~treecast.topology.trees.two_trees` each carry half of the bytes, both
-    pipelined in segments, so every rank sends about n/2 bytes twice instead of n::
+    pipelined in segments, so a rank interior in one tree and a leaf in the other sends
+    about n bytes in all instead of the 2 n of one binary tree::
 
         size 8:   tree A, bytes [0, n/2):   0 -> 4;  4 -> 2, 6;  2 -> 1, 3;  6 -> 5, 7
                   tree B, bytes [n/2, n):   0 -> 5;  5 -> 3, 7;  3 -> 2, 4;  7 -> 6, 1
 
-    Segment ``j`` of tree A is handled before segment ``j`` of tree B on every rank, so
-    messages between the same two ranks keep one order. Cost: about
-    (2 lg p + s)(alpha + n beta / (2 s)) x 2 for s segments per half, near n beta for large n.
-    Restriction: buffer payloads (byte segments); empty segments are skipped on both sides.
+    Period ``j`` handles segment ``j`` of both trees. A rank that is a leaf in one tree and
+    interior in the other receives its leaf-tree segments ``d`` periods late (``d`` the
+    trees' depth), so a late leaf segment never holds up forwarding in the other tree;
+    it does so only when its two parents differ, which keeps one message order per pair of
+    ranks. Cost in the single-port model: about (2 s + lg p)(alpha + n beta / (2 s)) for s
+    segments per half, near n beta for large n. Restriction: buffer payloads (byte
+    segments); empty segments are skipped on both sides.
     """
     first, second = two_trees(size, root)
     half = (nbytes + 1) // 2
     halves = ((first, 0, half), (second, half, nbytes - half))
     count = -(-half // segment)
-    for j in range(count):
-        for tree, start, length in halves:
+    lagged, lag = -1, 0
+    interior = (bool(first.children[rank]), bool(second.children[rank]))
+    if interior[0] != interior[1] and first.parents[rank] != second.parents[rank]:
+        lagged, lag = (0 if interior[1] else 1), max(first.depth(), second.depth())
+    for period in range(count + lag):
+        for t, (tree, start, length) in enumerate(halves):
+            j = period - lag if t == lagged else period
             off = j * segment
-            if off >= length:
+            if not 0 <= off < length:
                 continue
             n = min(segment, length - off)
             parent = tree.parents[rank]

@@ -345,7 +345,7 @@ ALGORITHMS: dict[str, dict[str, Algorithm]] = _table(
     Algorithm(
         "reduce",
         "rabenseifner",
-        "recursive-halving reduce-scatter, binomial gather: 2 lg p a + 2 n b + n g",
+        "halving reduce-scatter, binomial gather: 2 lg p a + 2 (p-1)/p n b + (p-1)/p n g",
         _BUF,
         reduce.rabenseifner,
         buffer_only=True,

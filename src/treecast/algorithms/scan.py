@@ -1,6 +1,11 @@
 """Scan and exscan schedules. Block 0 is my result, block 1 the partial result over a
 window of ranks ending at me, block 2 scratch; each is a whole vector. Scan starts with
-0 and 1 holding my operand; exscan with 1 only (block 0 absent, and rank 0's stays so)."""
+0 and 1 holding my operand; exscan with 1 only (block 0 absent, and rank 0's stays so).
+
+A window from a lower rank is needed twice (folded into the result and into the window),
+and steps cannot copy, so the receiver lands the partner's block 1 in its block 2: the one
+place where sender and receiver list different ids (same count and size). The engines
+match blocks by position; the simulator is told with ``renames={(1, 2)}``."""
 
 from __future__ import annotations
 

@@ -8,7 +8,35 @@ from ..algorithms.schedule import Recv, Send, Step, WaitAll
 from ..errors import CollectiveMismatchError, InvalidArgumentError
 from ..transports.base import Activity, SendOp, Transport, describe
 
-_NAMES = ["barrier", "bcast", "Bcast", "split", "check", "gather", "scatter", "allgather", "alltoall", "Gather", "Gatherv", "Scatter", "Scatterv", "Allgather", "Allgatherv", "Alltoall", "Alltoallv", "reduce", "Reduce", "allreduce", "Allreduce", "Reduce_scatter", "Reduce_scatter_block", "scan", "Scan", "exscan", "Exscan"]
+_NAMES = [
+    "barrier",
+    "bcast",
+    "Bcast",
+    "split",
+    "check",
+    "gather",
+    "scatter",
+    "allgather",
+    "alltoall",
+    "Gather",
+    "Gatherv",
+    "Scatter",
+    "Scatterv",
+    "Allgather",
+    "Allgatherv",
+    "Alltoall",
+    "Alltoallv",
+    "reduce",
+    "Reduce",
+    "allreduce",
+    "Allreduce",
+    "Reduce_scatter",
+    "Reduce_scatter_block",
+    "scan",
+    "Scan",
+    "exscan",
+    "Exscan",
+]
 COLLECTIVE_CODES = {name: code for code, name in enumerate(_NAMES, 1)}
 COLLECTIVE_CODES.update(
     {

@@ -105,7 +105,7 @@ def _renamed(sent: Send, step: Recv, renames: Collection[tuple[int, int]]) -> bo
     return (
         bool(sent.blocks)
         and len(sent.blocks) == len(step.blocks)
-        and all(a == b or (a, b) in renames for a, b in zip(sent.blocks, step.blocks))
+        and all(a == b or (a, b) in renames for a, b in zip(sent.blocks, step.blocks, strict=True))
     )
 
 

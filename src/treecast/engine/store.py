@@ -86,6 +86,9 @@ class ObjectStore:
         for b in list(self.objects) if ids is None else ids:
             self._frames_of(b)
 
+    def release(self) -> None:
+        """Nothing to give back (objects own their frames)."""
+
     def set_frames(self, b: int, frames: list[memoryview]) -> None:
         self.frames[b] = frames
         self.objects.pop(b, None)
@@ -146,6 +149,22 @@ class ObjectStore:
             self._combine(self.get(step.src), step.dst, step.side)
 
 
+_SCRATCH_POOL: list[memoryview] = []
+"""Scratch buffers of finished collectives, reused: a fresh large allocation costs a page
+fault per 4 KiB on first touch, more than the copy it serves."""
+_POOL_KEEP = 4
+
+
+def _take_scratch(n: int) -> memoryview:
+    pool = _SCRATCH_POOL
+    for i, buf in enumerate(pool):
+        if buf.nbytes >= n:
+            return pool.pop(i)
+    if len(pool) >= _POOL_KEEP:
+        pool.pop(0)
+    return memoryview(np.empty(max(n, 4096), np.uint8)).cast("B")  # type: ignore[arg-type]
+
+
 class BufferStore:
     """Blocks that are byte ranges of flat buffers (capitalised collectives).
 
@@ -201,8 +220,16 @@ class BufferStore:
 
     def _scratch_of(self, n: int) -> memoryview:
         if self._scratch is None or self._scratch.nbytes < n:
-            self._scratch = memoryview(np.empty(n, np.uint8)).cast("B")  # type: ignore[arg-type]
+            if self._scratch is not None:
+                _SCRATCH_POOL.append(self._scratch)
+            self._scratch = _take_scratch(n)
         return self._scratch[:n]
+
+    def release(self) -> None:
+        """Give the scratch buffer back to the pool (the collective has finished)."""
+        if self._scratch is not None:
+            _SCRATCH_POOL.append(self._scratch)
+            self._scratch = None
 
     def segment(self, offset: int, nbytes: int) -> memoryview:
         return self.view(0)[offset : offset + nbytes]
@@ -273,47 +300,82 @@ def execute(
     sig = signature(what)
     sends: list[tuple[SendOp, tuple[int, ...]]] = []
     mutable = store.mutable
-    for step in steps:
-        if type(step) is Send:
-            blocks = step.blocks or WHOLE
-            out = (
-                store.pack(blocks) if step.nbytes < 0 else [store.segment(step.offset, step.nbytes)]
-            )
-            wdest = group[step.peer]
-            if len(out) == 1 and transport.send_inline(wdest, ctx, tag, out[0], sig):
-                continue
-            sends.append((transport.isend(wdest, ctx, tag, out, sig), blocks))
-        elif type(step) is Recv:
-            blocks = step.blocks or WHOLE
-            if mutable and sends:
-                yield from _wait_sends(sends, blocks)
-            target = store.target(step, blocks)
-            recv = transport.irecv(ctx, group[step.peer], tag, target)
-            if not recv.done:
-                yield recv
-            if recv.sig != sig:
-                raise mismatch_error(what, step.peer, recv.sig, sig)
-            if recv.error is not None:
-                raise recv.error
-            if target is not None and recv.nbytes != target.nbytes:
-                raise InvalidArgumentError(
-                    f"{describe(what)}: received {recv.nbytes} bytes from rank {step.peer} where "
-                    f"this rank expected {target.nbytes}; the ranks passed different counts or "
-                    "buffer sizes"
+    steps = tuple(steps)
+    posted: RecvOp | None = None  # the next step's receive, posted before this step's send
+    target: memoryview | None = None
+    try:
+        for i, step in enumerate(steps):
+            if type(step) is Send:
+                blocks = _ids_of(step)
+                out = (
+                    store.pack(blocks)
+                    if step.nbytes < 0
+                    else [store.segment(step.offset, step.nbytes)]
                 )
-            store.deliver(step, blocks, recv.frames, what)
-        elif type(step) is Combine:
-            if mutable and sends:
-                yield from _wait_sends(sends, (step.dst,))
-            store.combine(step)
-        elif type(step) is WaitAll:
-            for op, _ in sends:
-                if not op.done:
-                    yield op
-            sends.clear()
-    for op, _ in sends:
-        if not op.done:
-            yield op
+                nxt = steps[i + 1] if i + 1 < len(steps) else None
+                if type(nxt) is Recv and (not mutable or _disjoint(_ids_of(nxt), blocks, sends)):
+                    # post the receive first: the peer's data then lands in place, not in
+                    # a fresh unexpected-message buffer that must be copied again
+                    target = store.target(nxt, _ids_of(nxt))
+                    posted = transport.irecv(ctx, group[nxt.peer], tag, target)
+                wdest = group[step.peer]
+                if len(out) == 1 and transport.send_inline(wdest, ctx, tag, out[0], sig):
+                    continue
+                sends.append((transport.isend(wdest, ctx, tag, out, sig), blocks))
+            elif type(step) is Recv:
+                blocks = _ids_of(step)
+                if posted is not None:
+                    recv, posted = posted, None
+                else:
+                    if mutable and sends:
+                        yield from _wait_sends(sends, blocks)
+                    target = store.target(step, blocks)
+                    recv = transport.irecv(ctx, group[step.peer], tag, target)
+                if not recv.done:
+                    yield recv
+                if recv.sig != sig:
+                    raise mismatch_error(what, step.peer, recv.sig, sig)
+                if recv.error is not None:
+                    raise recv.error
+                if target is not None and recv.nbytes != target.nbytes:
+                    raise InvalidArgumentError(
+                        f"{describe(what)}: received {recv.nbytes} bytes from rank {step.peer} "
+                        f"where this rank expected {target.nbytes}; the ranks passed different "
+                        "counts or buffer sizes"
+                    )
+                store.deliver(step, blocks, recv.frames, what)
+            elif type(step) is Combine:
+                if mutable and sends:
+                    yield from _wait_sends(sends, (step.dst,))
+                store.combine(step)
+            elif type(step) is WaitAll:
+                for op, _ in sends:
+                    if not op.done:
+                        yield op
+                sends.clear()
+        for op, _ in sends:
+            if not op.done:
+                yield op
+    finally:
+        store.release()
+
+
+def _ids_of(step: Send | Recv) -> tuple[int, ...]:
+    """The block ids a step reads or writes; a byte segment gets an id of its own (negative,
+    from its offset), so a pipeline's receive waits only for sends of that same segment."""
+    if step.nbytes >= 0:
+        return (-1 - step.offset,)
+    return step.blocks or WHOLE
+
+
+def _disjoint(
+    blocks: Sequence[int], sending: Sequence[int], sends: list[tuple[SendOp, tuple[int, ...]]]
+) -> bool:
+    """True if no send in flight (nor the one being posted) reads any of ``blocks``."""
+    touched = set(blocks)
+    return touched.isdisjoint(sending) and all(
+        op.done or touched.isdisjoint(sent) for op, sent in sends
+    )
 
 
 def _wait_sends(

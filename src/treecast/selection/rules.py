@@ -63,6 +63,12 @@ def load_rules(path: str | None = None) -> dict[str, list[dict[str, Any]]]:
     return table
 
 
+def clear_caches() -> None:
+    """Forget the loaded table and every cached choice (after changing ``TREECAST_RULES``)."""
+    load_rules.cache_clear()
+    _select.cache_clear()
+
+
 def _holds(cond: dict[str, Any], facts: dict[str, Any]) -> bool:
     for key, want in cond.items():
         if key == "size_lt" and not facts["size"] < want:
@@ -101,7 +107,27 @@ def select(
     Raises:
         InvalidArgumentError: ``forced`` is not an algorithm of ``collective``.
     """
-    name = forced or forced_from_env(collective)
+    return _select(
+        collective,
+        size,
+        nbytes,
+        commutative,
+        buffer,
+        forced or forced_from_env(collective),
+        transport,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _select(
+    collective: str,
+    size: int,
+    nbytes: int,
+    commutative: bool,
+    buffer: bool,
+    name: str | None,
+    transport: str,
+) -> Algorithm:
     if name is not None:
         algo = registry.get(collective, name)
     else:

@@ -1,0 +1,163 @@
+"""One copy per node: zero-copy broadcast (``bcast(..., copy=False)``) and shared arrays.
+
+Both place data in a POSIX shared-memory segment of the job (``/treecast-<job>-...``, mode
+0600) that every rank maps, then unlink its name as soon as every rank has mapped it. From
+then on the memory lives exactly as long as some rank still maps it: the kernel frees it when
+the last NumPy view on it is garbage-collected, or when the job's processes exit. If a rank
+dies before the unlink, the launcher removes every segment of the job at the end.
+
+Who writes when (:func:`shared_array`): every rank sees the same bytes. Write from one rank,
+or to disjoint parts from several, then call ``comm.barrier()`` before any rank reads what
+others wrote; the barrier orders the writes before the reads (x86-64 stores are seen in
+order, and the barrier's messages go through the same memory system).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InvalidArgumentError, SerializationError
+from .message import frames as frames_mod
+from .runtime.env import ENV_JOB
+from .transports import segments
+
+if TYPE_CHECKING:
+    from .comm import Comm
+
+ALIGN = 64
+"""Buffers start at multiples of a cache line (and of every NumPy item size)."""
+
+
+def _new_name(what: str) -> str:
+    job = os.environ.get(ENV_JOB) or f"solo{os.getpid()}"
+    return segments.segment_name(job, f"{what}-{secrets.token_hex(6)}")
+
+
+def _attach(name: str, writable: bool) -> mmap.mmap:
+    flags = os.O_RDWR if writable else os.O_RDONLY
+    path = segments.SHM_DIR + name
+    fd = os.open(path, flags)
+    try:
+        size = os.fstat(fd).st_size
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
+    finally:
+        os.close(fd)
+
+
+def _dumps_all_out_of_band(obj: Any, where: str) -> tuple[bytes, list[memoryview]]:
+    """Pickle ``obj`` with every contiguous buffer out of band (however small), so that
+    every array of the result is a view on the shared copy."""
+    buffers: list[memoryview] = []
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        try:
+            buffers.append(pb.raw())
+        except BufferError:  # not contiguous: stays in the stream (a private copy)
+            return True
+        return False
+
+    try:
+        stream = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+    except Exception as exc:
+        raise SerializationError(
+            f"{where}: cannot pickle object of type {type(obj).__qualname__}: {exc}"
+        ) from exc
+    return stream, buffers
+
+
+def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) -> Any:
+    """``comm.bcast(obj, root, copy=False)``: every rank returns the root's structure whose
+    NumPy arrays (and other out-of-band buffers) are read-only views on one shared copy.
+
+    The root writes each buffer once into a new segment; the other ranks map it without
+    copying. Costs two small collectives (the segment's description, then an
+    everyone-has-mapped barrier) besides the root's write.
+
+    Raises:
+        SerializationError: at the root, ``obj`` cannot be pickled.
+        OSError: the segment could not be created (for example /dev/shm is full).
+    """
+    desc = None
+    mm = None
+    if comm.rank == root:
+        stream, buffers = _dumps_all_out_of_band(obj, "bcast(copy=False)")
+        layout, pos = [], 0
+        for b in buffers:
+            layout.append((pos, b.nbytes))
+            pos += -(-b.nbytes // ALIGN) * ALIGN
+        name = _new_name("bcast")
+        mm = segments.create_segment(name, pos)
+        try:
+            view = memoryview(mm)
+            for (off, n), b in zip(layout, buffers, strict=True):
+                view[off : off + n] = b.cast("B")
+            del view
+        except BaseException:
+            segments.unlink_segment(name)
+            raise
+        desc = (name, stream, layout)
+    try:
+        name, stream, layout = comm.bcast(desc, root=root, timeout=timeout)
+        if mm is None:
+            mm = _attach(name, writable=False)
+        shared = memoryview(mm).toreadonly()
+        result = frames_mod.loads(
+            [memoryview(stream), *(shared[off : off + n] for off, n in layout)],
+            "bcast(copy=False)",
+        )
+        comm.barrier(timeout=timeout)  # every rank has mapped it: the name can go
+    finally:
+        if comm.rank == root and desc is not None:
+            segments.unlink_segment(desc[0])
+    return result
+
+
+def shared_array(
+    comm: Comm, shape: int | tuple[int, ...], dtype: Any = np.float64, *, fill: Any = None
+) -> np.ndarray:
+    """A NumPy array that every rank of ``comm`` sees: one copy per node (what MPI-3 shared
+    windows give, without the ceremony). Collective: every rank must call it with the same
+    shape and dtype. The memory is zeroed (or set to ``fill``) before any rank gets it.
+
+    Who writes when: write from one rank, or to disjoint parts, then ``comm.barrier()``
+    before reading what other ranks wrote.
+
+    Raises:
+        InvalidArgumentError: a negative dimension or an unknown dtype (on every rank,
+            before anything is created).
+    """
+    try:
+        dt = np.dtype(dtype)
+        shp = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)  # type: ignore[union-attr, arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"shared_array: shape {shape!r} and dtype {dtype!r} must be ints and a NumPy dtype"
+        ) from exc
+    if any(s < 0 for s in shp) or dt.hasobject:
+        raise InvalidArgumentError(
+            f"shared_array: shape {shp} must be >= 0 and dtype {dt} must not hold Python objects"
+        )
+    nbytes = int(np.prod(shp, dtype=np.int64)) * dt.itemsize
+    name = None
+    if comm.rank == 0:
+        name = _new_name("array")
+        mm = segments.create_segment(name, nbytes)
+        if fill is not None:
+            np.frombuffer(mm, dt, count=nbytes // dt.itemsize if dt.itemsize else 0)[...] = fill
+    try:
+        name = comm.bcast(name, root=0)
+        if comm.rank != 0:
+            mm = _attach(name, writable=True)
+        comm.barrier()
+    finally:
+        if comm.rank == 0 and name is not None:
+            segments.unlink_segment(name)
+    count = nbytes // dt.itemsize if dt.itemsize else 0
+    return np.frombuffer(mm, dt, count=count).reshape(shp)

@@ -1,0 +1,64 @@
+"""Zero-copy broadcast (copy=False) and shared arrays: one copy per node."""
+
+import os
+
+import numpy as np
+import pytest
+
+import treecast
+from treecast.testing import run_ranks
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _zero_copy_bcast():
+    comm = treecast.world()
+    r = comm.rank
+    table = None
+    if r == 1 % comm.size:
+        table = {"w": np.arange(300_000, dtype=np.float64), "small": np.arange(3), "name": "t"}
+    got = comm.bcast(table, root=1 % comm.size, copy=False)
+    ok = (
+        got["name"] == "t"
+        and np.array_equal(got["w"], np.arange(300_000, dtype=np.float64))
+        and np.array_equal(got["small"], np.arange(3))
+        and not got["w"].flags.writeable
+        and not got["small"].flags.writeable
+    )
+    with pytest.raises(ValueError, match="read-only"):
+        got["w"][0] = 1.0
+    # every rank's array is a view on the same shared pages, not a private copy
+    with open("/proc/self/maps") as fh:
+        maps = fh.read()
+    shared = "/dev/shm/treecast-" in maps
+    comm.barrier()
+    # the segment's name is gone once every rank has mapped it: nothing left to leak
+    job = os.environ["TREECAST_JOB"]
+    names = [e for e in os.listdir("/dev/shm") if e.startswith(f"treecast-{job}-bcast")]
+    return ok and shared and names == []
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_bcast_copy_false_gives_read_only_views_on_one_shared_copy(n):
+    assert all(run_ranks(_zero_copy_bcast, n))
+
+
+def _shared_array():
+    comm = treecast.world()
+    r, p = comm.rank, comm.size
+    a = treecast.shared_array(comm, (p, 1000), np.int64)
+    ok_zero = (a == 0).all()
+    comm.barrier()
+    a[r, :] = r + 1  # disjoint rows
+    comm.barrier()
+    ok = bool(ok_zero and (a == (np.arange(p) + 1)[:, None]).all())
+    b = treecast.shared_array(comm, 5, "f4", fill=2.5)
+    ok = ok and bool((b == 2.5).all()) and b.dtype == np.float32
+    with pytest.raises(ValueError, match="shape"):
+        treecast.shared_array(comm, (-1, 2))
+    return ok
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_shared_array_is_seen_by_every_rank(n):
+    assert all(run_ranks(_shared_array, n))
