@@ -10,14 +10,16 @@ checks happen while planning, before any message is sent.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .algorithms.registry import Algorithm
-from .algorithms.schedule import Combine, Recv, Step
+from .algorithms.schedule import Combine, Recv, Send, Step
 from .constants import IN_PLACE
 from .engine.blocking import Payload, run_blocking
 from .engine.progress import CollectiveRequest
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from .transports.base import Transport
 
 Layout = dict[int, tuple[int, int, int]]
+DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
+"""``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
+_EMPTY = memoryview(b"")
 
 
 @dataclass
@@ -60,6 +65,16 @@ def _ids(steps: Iterable[Step]) -> set[int]:
         else:
             out.update(s.blocks)  # type: ignore[union-attr]
     return out
+
+
+@lru_cache(maxsize=1024)
+def _sent_ids(steps: tuple[Step, ...]) -> tuple[int, ...]:
+    """Block ids this rank's steps send (first occurrence order)."""
+    seen: dict[int, None] = {}
+    for s in steps:
+        if type(s) is Send:
+            seen.update(dict.fromkeys(s.blocks or (0,)))
+    return tuple(seen)
 
 
 def _writes(steps: Iterable[Step]) -> bool:
@@ -157,11 +172,13 @@ class Collectives:
     def _go(self, plan: Plan, timeout: float | None, nonblocking: bool) -> Any:
         tag = self._next_tag()
         what = (plan.name, self.name, tag, plan.root)
-        from .comm import DEBUG
-
         if DEBUG:
             self._debug_check(what, plan.check_bytes, plan.dtype)
         steps = self._steps(plan)
+        if type(plan.store) is ObjectStore:
+            # pickle what this rank will send now: an object that cannot be pickled raises
+            # before any message leaves (and the root of a gather never pickles its own)
+            plan.store.freeze(_sent_ids(steps))
         if nonblocking:
             gen = execute(steps, self._t, self._group, self._coll_ctx, tag, plan.store, what)
             return CollectiveRequest(self._t, gen, plan.result)
@@ -179,8 +196,6 @@ class Collectives:
         plan = self._plan_barrier("barrier")
         tag = self._next_tag()
         what = ("barrier", self.name, tag, -1)
-        from .comm import _EMPTY, DEBUG
-
         if DEBUG:
             self._debug_check(what, -1)
         run_blocking(
@@ -240,8 +255,6 @@ class Collectives:
         algo = self._algo("bcast", -1, algorithm, buffer=False)
         tag = self._next_tag()
         what = ("bcast", self.name, tag, root)
-        from .comm import DEBUG
-
         if DEBUG:
             self._debug_check(what, -1)
         payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
@@ -298,8 +311,6 @@ class Collectives:
             return
         tag = self._next_tag()
         what = ("Bcast", self.name, tag, plan.root)
-        from .comm import DEBUG
-
         if DEBUG:
             self._debug_check(what, plan.nbytes, plan.dtype)
         assert isinstance(plan.store, BufferStore)
@@ -330,7 +341,6 @@ class Collectives:
         self._live(name)
         root = self._root(root, name)
         store = ObjectStore({self.rank: sendobj}, where=name)
-        store.freeze()
         size = self.size
 
         def result() -> list[Any] | None:
@@ -368,7 +378,6 @@ class Collectives:
         if self.rank == root:
             objects = dict(enumerate(self._items(sendobj, name)))
         store = ObjectStore(objects, where=name)
-        store.freeze()
         algo = self._algo("scatter", -1, algorithm, buffer=False)
         return Plan(name, algo, store, lambda: store.get(self.rank), root)
 
@@ -398,7 +407,6 @@ class Collectives:
     def _plan_allgather(self, name: str, sendobj: Any, algorithm: str | None) -> Plan:
         self._live(name)
         store = ObjectStore({self.rank: sendobj}, where=name)
-        store.freeze()
         size = self.size
         algo = self._algo("allgather", -1, algorithm, buffer=False)
         return Plan(name, algo, store, lambda: [store.get(b) for b in range(size)])
@@ -423,7 +431,6 @@ class Collectives:
         p, r = self.size, self.rank
         items = self._items(sendobj, name)
         store = ObjectStore({r * p + d: x for d, x in enumerate(items)}, where=name)
-        store.freeze(r * p + d for d in range(p) if d != r)
         algo = self._algo("alltoall", -1, algorithm, buffer=False)
         return Plan(name, algo, store, lambda: [store.get(s * p + r) for s in range(p)])
 

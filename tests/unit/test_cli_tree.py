@@ -17,3 +17,27 @@ def test_two_tree_prints_both_trees(capsys):
 def test_tree_rejects_a_bad_root(capsys):
     assert main(["tree", "-n", "4", "--root", "9"]) == 2
     assert "root must be in [0, 3], got 9" in capsys.readouterr().err
+
+
+def test_algorithms_lists_every_collective_with_restrictions(capsys):
+    from treecast.algorithms.registry import ALGORITHMS
+
+    assert main(["algorithms"]) == 0
+    out = capsys.readouterr().out
+    for collective, algos in ALGORITHMS.items():
+        assert f"{collective} (TREECAST_{collective.upper()}_ALGORITHM" in out
+        for name in algos:
+            assert f"  {name} " in out
+    assert "restriction: commutative operators" in out
+
+
+def test_algorithms_shows_the_default_choice(capsys):
+    assert main(["algorithms", "allreduce", "-n", "4", "--bytes", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "default for n=4, 8 B: recursive_doubling" in out
+    assert "bcast (" not in out
+
+
+def test_algorithms_rejects_an_unknown_collective(capsys):
+    assert main(["algorithms", "allscatter"]) == 2
+    assert "unknown collective 'allscatter'" in capsys.readouterr().err

@@ -47,8 +47,13 @@ def test_non_commutative_operators_never_get_commutative_only_algorithms():
 def test_forced_algorithm_per_call_and_by_environment(monkeypatch):
     assert select("allreduce", 4, 8, forced="ring").name == "ring"
     monkeypatch.setenv("TREECAST_ALLREDUCE_ALGORITHM", "reduce_bcast")
-    assert select("allreduce", 4, 8).name == "reduce_bcast"
-    assert select("allreduce", 4, 8, forced="ring").name == "ring"
+    rules.clear_caches()
+    try:
+        assert select("allreduce", 4, 8).name == "reduce_bcast"
+        assert select("allreduce", 4, 8, forced="ring").name == "ring"
+    finally:
+        monkeypatch.delenv("TREECAST_ALLREDUCE_ALGORITHM")
+        rules.clear_caches()
 
 
 def test_forced_algorithm_whose_restriction_fails_falls_back_and_logs(caplog):

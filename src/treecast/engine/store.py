@@ -84,7 +84,8 @@ class ObjectStore:
         """Pickle these blocks now (default: all), so that an object that cannot be pickled
         raises :class:`SerializationError` before anything is sent."""
         for b in list(self.objects) if ids is None else ids:
-            self._frames_of(b)
+            if b in self.objects:
+                self._frames_of(b)
 
     def release(self) -> None:
         """Nothing to give back (objects own their frames)."""

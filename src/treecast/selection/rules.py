@@ -64,8 +64,10 @@ def load_rules(path: str | None = None) -> dict[str, list[dict[str, Any]]]:
 
 
 def clear_caches() -> None:
-    """Forget the loaded table and every cached choice (after changing ``TREECAST_RULES``)."""
+    """Forget the loaded table, the forced names and every cached choice (after changing
+    ``TREECAST_RULES`` or ``TREECAST_<COLLECTIVE>_ALGORITHM`` in a running process)."""
     load_rules.cache_clear()
+    forced_from_env.cache_clear()
     _select.cache_clear()
 
 
@@ -84,8 +86,9 @@ def _holds(cond: dict[str, Any], facts: dict[str, Any]) -> bool:
     return True
 
 
+@lru_cache(maxsize=64)
 def forced_from_env(collective: str) -> str | None:
-    """``TREECAST_<COLLECTIVE>_ALGORITHM``, or None."""
+    """``TREECAST_<COLLECTIVE>_ALGORITHM``, or None (read once; see :func:`clear_caches`)."""
     return os.environ.get(f"TREECAST_{collective.upper()}_ALGORITHM") or None
 
 
