@@ -52,7 +52,7 @@ class Plan:
     root: int = -1
     nbytes: int = -1
     commutative: bool = True
-    dtype: str = ""
+    dtype: Any = None
     check_bytes: int = -1
 
 
@@ -173,7 +173,7 @@ class Collectives:
         tag = self._next_tag()
         what = (plan.name, self.name, tag, plan.root)
         if DEBUG:
-            self._debug_check(what, plan.check_bytes, plan.dtype)
+            self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
         steps = self._steps(plan)
         if type(plan.store) is ObjectStore:
             # pickle what this rank will send now: an object that cannot be pickled raises
@@ -281,7 +281,7 @@ class Collectives:
         algo = self._algo("bcast", view.nbytes, algorithm)
         store = BufferStore([view], {0: (0, 0, view.nbytes)})
         return Plan(
-            name, algo, store, lambda: None, root, view.nbytes, True, str(arr.dtype), view.nbytes
+            name, algo, store, lambda: None, root, view.nbytes, True, arr.dtype, view.nbytes
         )
 
     def Bcast(
@@ -312,7 +312,7 @@ class Collectives:
         tag = self._next_tag()
         what = ("Bcast", self.name, tag, plan.root)
         if DEBUG:
-            self._debug_check(what, plan.nbytes, plan.dtype)
+            self._debug_check(what, plan.nbytes, "" if plan.dtype is None else str(plan.dtype))
         assert isinstance(plan.store, BufferStore)
         payload = Payload(buffer=plan.store.bases[0])
         run_blocking(
@@ -626,7 +626,7 @@ class Collectives:
         nbytes = -1 if v else blk * p
         algo = self._algo("gather", nbytes, "linear" if v else algorithm)
         plan = Plan(name, algo, BufferStore(bases, fixed), lambda: None, root, nbytes)
-        plan.dtype, plan.check_bytes = str(dtype), -1 if v else blk
+        plan.dtype, plan.check_bytes = dtype, -1 if v else blk
         if not at_root:
             steps = self._steps(plan)
             layout = _layout_with_temp(_ids(steps), fixed, lambda b: blk, bases)
@@ -732,7 +732,7 @@ class Collectives:
 
         algo = self._algo("scatter", nbytes, "linear" if v else algorithm)
         plan = Plan(name, algo, BufferStore(bases, fixed), result, root, nbytes)
-        plan.dtype, plan.check_bytes = str(dtype), -1 if v else blk
+        plan.dtype, plan.check_bytes = dtype, -1 if v else blk
         if not at_root:
             steps = self._steps(plan)
             layout = _layout_with_temp(_ids(steps), fixed, lambda b: blk, bases)
@@ -814,7 +814,7 @@ class Collectives:
         nbytes = sum(counts) * isz
         algo = self._algo("allgather", nbytes, algorithm)
         plan = Plan(name, algo, BufferStore([_bytes(rarr)], layout), lambda: None, -1, nbytes)
-        plan.dtype, plan.check_bytes = str(rarr.dtype), -1 if v else nbytes
+        plan.dtype, plan.check_bytes = rarr.dtype, -1 if v else nbytes
         return plan
 
     def Allgather(
@@ -901,7 +901,7 @@ class Collectives:
         nbytes = -1 if v else sarr.nbytes
         algo = self._algo("alltoall", nbytes, "pairwise" if v else algorithm)
         plan = Plan(name, algo, BufferStore(bases, fixed), lambda: None, -1, nbytes)
-        plan.dtype, plan.check_bytes = str(rarr.dtype), nbytes
+        plan.dtype, plan.check_bytes = rarr.dtype, nbytes
         steps = self._steps(plan)
         if not v:
             blk = scounts[0] * isz
@@ -1019,7 +1019,7 @@ class Collectives:
         nbytes = count * isz
         algo = self._algo(family, nbytes, algorithm, commutative=commutative)
         plan = Plan(name, algo, BufferStore([], {}), lambda: None, root, nbytes, commutative)
-        plan.dtype, plan.check_bytes = str(dtype), nbytes
+        plan.dtype, plan.check_bytes = dtype, nbytes
         steps = self._steps(plan)
         present: tuple[int, ...] | None = None
         if family in ("scan", "exscan"):

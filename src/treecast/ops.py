@@ -290,6 +290,10 @@ def _function_name(function: Callable[..., Any]) -> str:
     return str(getattr(function, "__qualname__", None) or repr(function))
 
 
+_ACCEPTED: set[tuple[str, np.dtype]] = set()
+"""(predefined operator, dtype) pairs already checked: the check runs once per pair."""
+
+
 class Op:
     """A reduction operator, mpi4py-compatible.
 
@@ -419,8 +423,10 @@ class Op:
                 lowercase object forms accept.
         """
         dtype = np.dtype(dtype)
-        self._usable(where)
         handle = self._handle
+        if (handle.name, dtype) in _ACCEPTED and handle.kind == _PREDEFINED:
+            return
+        self._usable(where)
         if handle.kind == _CALLABLE:
             raise InvalidArgumentTypeError(
                 f"{where}: op {handle.name} is a plain callable, which only the lowercase "
@@ -437,6 +443,8 @@ class Op:
             raise InvalidArgumentError(
                 f"{where}: op {handle.name} is not defined for dtype {dtype}; expected {rule[1]}"
             )
+        if handle.kind == _PREDEFINED:
+            _ACCEPTED.add((handle.name, dtype))
 
     def apply_buffer(self, incoming: np.ndarray, local: np.ndarray, incoming_first: bool) -> None:
         """Combine two buffers in place, vectorised: ``local = incoming (op) local`` if
