@@ -22,6 +22,7 @@ from .algorithms.registry import Algorithm
 from .algorithms.schedule import Combine, Recv, Send, Step
 from .constants import IN_PLACE
 from .engine.blocking import Payload, run_blocking
+from .engine.node import arena_of
 from .engine.progress import CollectiveRequest
 from .engine.store import BufferStore, ObjectStore, Store, execute, run
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
@@ -30,6 +31,7 @@ from .message.buffers import as_array, vector_spec
 from .ops import SUM, Op, resolve_op
 from .request import Request
 from .selection.rules import select
+from .transports.base import alloc_frame
 
 if TYPE_CHECKING:
     from .transports.base import Transport
@@ -38,6 +40,15 @@ Layout = dict[int, tuple[int, int, int]]
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
 _EMPTY = memoryview(b"")
+
+
+@dataclass
+class _NodeFrames:
+    """What a node-level object broadcast sends through the tree: the pickle stream and
+    the sizes of the out-of-band buffers that follow through node memory."""
+
+    stream: bytes
+    lengths: list[int]
 
 
 @dataclass
@@ -257,12 +268,30 @@ class Collectives:
         what = ("bcast", self.name, tag, root)
         if DEBUG:
             self._debug_check(what, -1)
-        payload = Payload(frames_mod.dumps(obj, "bcast") if self.rank == root else None)
+        frames = frames_mod.dumps(obj, "bcast") if self.rank == root else None
+        node = None
+        if frames is not None and len(frames) > 1 and algorithm is None:
+            # large buffers of the object: the root picks by their size (the others cannot
+            # know it) and says so in the message; the buffers then go through node memory
+            big = sum(f.nbytes for f in frames[1:])
+            if self._algo("bcast", big, None).node_level:
+                node = frames[1:]
+                frames = frames_mod.dumps(
+                    _NodeFrames(bytes(frames[0]), [f.nbytes for f in node]), "bcast"
+                )
+        payload = Payload(frames)
         steps = algo.steps(self.rank, self.size, root, -1, True)
         run_blocking(steps, self._t, self._group, self._coll_ctx, tag, payload, what, timeout)
+        if node is not None:
+            arena_of(self).bcast(self, node, root, timeout, what)  # type: ignore[arg-type]
         if self.rank == root:
             return obj
-        return frames_mod.loads(payload.frames, "bcast")
+        got = frames_mod.loads(payload.frames, "bcast")
+        if type(got) is _NodeFrames:
+            bufs = [alloc_frame(n) for n in got.lengths]
+            arena_of(self).bcast(self, bufs, root, timeout, what)  # type: ignore[arg-type]
+            return frames_mod.loads([memoryview(got.stream), *bufs], "bcast")
+        return got
 
     def ibcast(self, obj: Any = None, root: int = 0, *, algorithm: str | None = None) -> Request:
         """Start broadcasting ``obj`` from ``root``; ``wait()`` returns the root's object."""
@@ -314,6 +343,9 @@ class Collectives:
         if DEBUG:
             self._debug_check(what, plan.nbytes, "" if plan.dtype is None else str(plan.dtype))
         assert isinstance(plan.store, BufferStore)
+        if plan.algo.node_level:
+            arena_of(self).bcast(self, [plan.store.bases[0]], plan.root, timeout, what)  # type: ignore[arg-type]
+            return
         payload = Payload(buffer=plan.store.bases[0])
         run_blocking(
             self._steps(plan), self._t, self._group, self._coll_ctx, tag, payload, what, timeout

@@ -42,8 +42,8 @@ def test_the_existing_bcast_algorithms_are_registered() -> None:
     assert get("bcast", "binomial").schedule is bcast.binomial
     assert get("bcast", "pipelined_chain").schedule is bcast.pipelined_chain
     assert get("bcast", "pipelined_binary").schedule is bcast.pipelined_binary
-    assert get("bcast", "pipelined_chain").steps(1, 3, 0, 600) == bcast.buffer_steps(
-        "pipelined_chain", 1, 3, 0, 600
+    assert get("bcast", "pipelined_chain").steps(1, 3, 0, 600) == tuple(
+        bcast.pipelined_chain(1, 3, 0, 600, bcast.SEGMENT_BYTES)
     )
 
 

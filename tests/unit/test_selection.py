@@ -22,8 +22,10 @@ def test_default_table_is_valid_and_covers_every_collective():
     ("collective", "size", "nbytes", "expected"),
     [
         ("bcast", 4, 100, "binomial"),
-        ("bcast", 16, 100_000, "scatter_recursive_doubling_allgather"),
-        ("bcast", 12, 100_000, "scatter_ring_allgather"),
+        ("bcast", 16, 20_000, "scatter_recursive_doubling_allgather"),
+        ("bcast", 12, 20_000, "scatter_ring_allgather"),
+        ("bcast", 2, 4096, "shm_one_write"),
+        ("bcast", 12, 1 << 20, "shm_one_write"),
         ("allreduce", 4, 8, "recursive_doubling"),
         ("allreduce", 4, 1 << 20, "rabenseifner"),
         ("allgather", 4, 1000, "recursive_doubling"),

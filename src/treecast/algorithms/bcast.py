@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..topology.trees import Tree, binomial_tree, chain_tree, kary_tree, knomial_tree, two_trees
-from .schedule import Recv, Schedule, Send, Step, steps_of
+from .schedule import Recv, Schedule, Send
 
 
 def binomial(rank: int, size: int, root: int) -> Schedule:
@@ -57,40 +57,23 @@ def pipelined_binary(rank: int, size: int, root: int, nbytes: int, segment: int)
     return _pipelined(kary_tree(size, root, 2), rank, nbytes, segment)
 
 
-BUFFER_ALGORITHMS = {"binomial", "pipelined_chain", "pipelined_binary"}
-"""Names accepted by ``TREECAST_BCAST_ALGORITHM`` and ``Bcast(algorithm=...)``."""
 SEGMENT_BYTES = 256 * 1024
 """Segment of the pipelined algorithms (the shared-memory transport's copy grain)."""
 
 
-def select_buffer(size: int, nbytes: int, forced: str | None = None) -> str:
-    """Name of the buffer-broadcast algorithm to run: ``forced`` (from
-    ``TREECAST_BCAST_ALGORITHM`` or the call) if given, else binomial.
+def linear(rank: int, size: int, root: int) -> Schedule:
+    """Flat broadcast: the root sends the whole payload to every other rank::
 
-    Binomial is the default at every size on purpose: measured on this 2-core machine
-    (docs/performance.md), pipelining loses at 64 MiB (n = 4: binomial 42 ms, chain 59 ms,
-    binary 74 ms), because every algorithm copies the same 2 (p - 1) n bytes through the
-    rings and the cores, not the latency, are the bottleneck. ``size`` and ``nbytes`` are
-    the inputs of the rule for machines where that differs.
+        root -> 1, 2, 3, ..., p-1   (one level)
 
-    Raises:
-        ValueError: ``forced`` is not a known algorithm name.
+    Cost: (p - 1)(alpha + n beta) over messages; as a node-level shared-memory broadcast
+    (``shm_one_write``: the root writes once, every rank reads) about 2 n beta. Any p.
     """
-    if forced:
-        if forced not in BUFFER_ALGORITHMS:
-            raise ValueError(
-                f"unknown Bcast algorithm {forced!r}; expected one of {sorted(BUFFER_ALGORITHMS)}"
-            )
-        return forced
-    return "binomial"
-
-
-def buffer_steps(name: str, rank: int, size: int, root: int, nbytes: int) -> tuple[Step, ...]:
-    """The (cached) steps of buffer-broadcast algorithm ``name``."""
-    if name == "binomial":
-        return steps_of(binomial, rank, size, root)
-    algorithm = pipelined_chain if name == "pipelined_chain" else pipelined_binary
-    return steps_of(algorithm, rank, size, root, nbytes, SEGMENT_BYTES)
+    if rank != root:
+        yield Recv(root)
+        return
+    for k in range(1, size):
+        yield Send((root + k) % size)
 
 
 def knomial(rank: int, size: int, root: int, k: int = 4) -> Schedule:

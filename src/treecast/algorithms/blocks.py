@@ -56,18 +56,6 @@ def ring_allgather(rank: int, size: int) -> Schedule:
         yield Recv(left, blocks=((rank - k - 1) % size,))
 
 
-def pairwise_alltoall(rank: int, size: int) -> Schedule:
-    """Pairwise-exchange alltoall: in step k, send my block for ``rank + k`` to it and
-    receive from ``rank - k`` its block for me. Blocks are indexed by the peer: outgoing
-    block ``b`` goes to rank ``b``, incoming block ``b`` came from rank ``b``.
-
-    Cost: (p - 1)(alpha + n beta / p). Any p; MPICH's choice for large messages.
-    """
-    for k in range(1, size):
-        yield Send((rank + k) % size, blocks=((rank + k) % size,))
-        yield Recv((rank - k) % size, blocks=((rank - k) % size,))
-
-
 def bruck_allgather(rank: int, size: int) -> Schedule:
     """Bruck allgather: after round k a rank holds the ``2^k`` blocks that start at its own;
     in each round it sends all it holds to ``rank - 2^k`` and receives as many from

@@ -105,6 +105,9 @@ class Algorithm:
         arguments: maps ``(rank, size, root, nbytes, commutative)`` to the schedule's
             arguments.
         chunk_count: ``(size, nbytes) -> C``, the chunk ids of a reduce/allreduce vector.
+        node_level: runs as one shared-memory write read by every rank of the node
+            (``engine/node.py``) in blocking calls; ``schedule`` is its logical pattern,
+            which the simulator checks and the non-blocking forms run as messages.
     """
 
     collective: str
@@ -117,6 +120,7 @@ class Algorithm:
     buffer_only: bool = False
     arguments: Arguments = _rank_size
     chunk_count: Callable[[int, int], int] = _one
+    node_level: bool = False
 
     def steps(
         self, rank: int, size: int, root: int, nbytes: int, commutative: bool = True
@@ -202,6 +206,23 @@ ALGORITHMS: dict[str, dict[str, Algorithm]] = _table(
         "",
         bcast.binomial,
         arguments=_rank_size_root,
+    ),
+    Algorithm(
+        "bcast",
+        "linear",
+        "root sends to every rank, whole payload: (p-1)(a + n b)",
+        "",
+        bcast.linear,
+        arguments=_rank_size_root,
+    ),
+    Algorithm(
+        "bcast",
+        "shm_one_write",
+        "root writes once into node shared memory, all ranks copy out, pipelined: about 2 n b",
+        "",
+        bcast.linear,
+        arguments=_rank_size_root,
+        node_level=True,
     ),
     Algorithm(
         "bcast",
