@@ -72,16 +72,16 @@ def _node_bcast():
     ok = np.array_equal(got["w"], np.arange(1 << 20, dtype=np.float32)) and got["meta"] == [1, 2]
     ok = ok and got["w"].flags.writeable and getattr(comm, "_node_arena", None) is not None
     # a rank with another size takes every chunk, raises, and the arena stays in step
-    n = 700_000 if r != 2 else 300_000
+    n = 2_700_000 if r != 2 else 1_300_000
     buf = np.arange(n, dtype=np.uint8) if r == 0 else np.zeros(n, np.uint8)
     error = None
     try:
         comm.Bcast(buf, root=0, algorithm="shm_one_write")
     except treecast.InvalidArgumentError as exc:
         error = str(exc)
-    again = np.arange(600_000, dtype=np.int64) if r == 2 else np.zeros(600_000, np.int64)
+    again = np.arange(300_001, dtype=np.int64) if r == 2 else np.zeros(300_001, np.int64)
     comm.Bcast(again, root=2, algorithm="shm_one_write")
-    ok = ok and np.array_equal(again, np.arange(600_000))
+    ok = ok and np.array_equal(again, np.arange(300_001))
     return ok, error
 
 
@@ -89,4 +89,4 @@ def test_node_level_bcast_for_objects_and_size_mismatch():
     res = run_ranks(_node_bcast, 3)
     assert all(ok for ok, _ in res)
     assert res[0][1] is None and res[1][1] is None
-    assert "300000 bytes but the root's has 700000" in res[2][1]
+    assert "1300000 bytes but the root's has 2700000" in res[2][1]

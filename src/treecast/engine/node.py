@@ -34,8 +34,8 @@ from ..transports.base import Activity, describe
 if TYPE_CHECKING:
     from ..comm import Comm
 
-CHUNK = 256 * 1024
-"""Bytes per slot (the shared-memory transport's copy grain)."""
+CHUNK = 1 << 20
+"""Bytes per slot: 1 MiB measured best here (64 KiB: 2x slower at 1-64 MiB; 256 KiB: 1.2-1.8x)."""
 SLOTS = 8
 """Chunk slots in an arena: the root may run this many chunks ahead of the slowest reader."""
 LINE = 64
