@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .algorithms.registry import Algorithm
 from .algorithms.schedule import Combine, Recv, Send, Step
 from .constants import IN_PLACE
 from .engine.blocking import Payload, run_blocking
-from .engine.node import arena_of
+from .engine.node import arena_of, reduce_arena_of
 from .engine.progress import CollectiveRequest
 from .engine.store import BufferStore, ObjectStore, Store, execute, run
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
@@ -65,6 +65,8 @@ class Plan:
     commutative: bool = True
     dtype: Any = None
     check_bytes: int = -1
+    node: Callable[[float | None, Any], None] | None = None
+    """A node-level algorithm's blocking run ``node(timeout, what)``, instead of steps."""
 
 
 def _ids(steps: Iterable[Step]) -> set[int]:
@@ -185,6 +187,9 @@ class Collectives:
         what = (plan.name, self.name, tag, plan.root)
         if DEBUG:
             self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
+        if plan.node is not None:
+            plan.node(timeout, what)
+            return plan.result()
         steps = self._steps(plan)
         if type(plan.store) is ObjectStore:
             # pickle what this rank will send now: an object that cannot be pickled raises
@@ -1052,6 +1057,12 @@ class Collectives:
         algo = self._algo(family, nbytes, algorithm, commutative=commutative)
         plan = Plan(name, algo, BufferStore([], {}), lambda: None, root, nbytes, commutative)
         plan.dtype, plan.check_bytes = dtype, nbytes
+        if algo.node_level and family == "allreduce" and not name.startswith("I"):
+            assert out is not None
+            node_in = out.copy() if sendbuf is IN_PLACE else inp
+            comm: Any = self
+            plan.node = partial(reduce_arena_of(comm).allreduce, comm, node_in, out, the_op)
+            return plan
         steps = self._steps(plan)
         present: tuple[int, ...] | None = None
         if family in ("scan", "exscan"):

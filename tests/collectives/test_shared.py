@@ -90,3 +90,28 @@ def test_node_level_bcast_for_objects_and_size_mismatch():
     assert all(ok for ok, _ in res)
     assert res[0][1] is None and res[1][1] is None
     assert "1300000 bytes but the root's has 2700000" in res[2][1]
+
+
+def _node_allreduce():
+    comm = treecast.world()
+    r, p = comm.rank, comm.size
+    n = 300_001  # more than one 1 MiB chunk of float64
+    out = np.empty(n)
+    comm.Allreduce(np.arange(n, dtype=np.float64) + r, out, algorithm="shm_reduce")
+    ok = np.array_equal(out, np.arange(n) * p + p * (p - 1) / 2)
+    v = np.full(10, r + 1, np.int32)
+    comm.Allreduce(treecast.IN_PLACE, v, op=treecast.PROD, algorithm="shm_reduce")
+    ok = ok and (v == np.prod(np.arange(1, p + 1))).all()
+    error = None
+    try:
+        comm.Allreduce(np.zeros(5 + (r == 1)), np.zeros(5 + (r == 1)), algorithm="shm_reduce")
+    except treecast.InvalidArgumentError as exc:
+        error = str(exc)
+    comm.Allreduce(np.ones(3), out[:3], algorithm="shm_reduce")  # still in step
+    return bool(ok and (out[:3] == p).all()), error
+
+
+def test_node_level_allreduce_and_length_mismatch_on_every_rank():
+    res = run_ranks(_node_allreduce, 3)
+    assert all(ok for ok, _ in res)
+    assert all("rank 1: 6" in err and "rank 0: 5" in err for _, err in res)

@@ -406,6 +406,15 @@ ALGORITHMS: dict[str, dict[str, Algorithm]] = _table(
         "",
         allreduce.reduce_bcast,
     ),
+    Algorithm(
+        "allreduce",
+        "shm_reduce",
+        "node memory: all write, rank r folds part r of every input, all read: about 3 n b + n g / p",
+        _BUF,
+        allreduce.recursive_doubling,
+        buffer_only=True,
+        node_level=True,
+    ),
     *_reduce_scatter_family("reduce_scatter"),
     *_reduce_scatter_family("reduce_scatter_block"),
     Algorithm(
