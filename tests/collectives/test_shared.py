@@ -115,3 +115,18 @@ def test_node_level_allreduce_and_length_mismatch_on_every_rank():
     res = run_ranks(_node_allreduce, 3)
     assert all(ok for ok, _ in res)
     assert all("rank 1: 6" in err and "rank 0: 5" in err for _, err in res)
+
+
+def _die_while_the_segment_is_named():
+    import signal
+
+    comm = treecast.world()
+    if comm.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # never maps it: the root cannot unlink yet
+    comm.bcast({"w": np.ones(1 << 20)} if comm.rank == 0 else None, copy=False, timeout=20)
+
+
+def test_a_rank_killed_during_a_zero_copy_bcast_leaks_no_segment():
+    # the conftest fixture fails the test if any /dev/shm/treecast-* entry is left behind
+    with pytest.raises(treecast.RemoteError):
+        run_ranks(_die_while_the_segment_is_named, 3, timeout=60)
