@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -128,12 +128,8 @@ class NodeArena:
 
 
 def arena_of(comm: Comm) -> NodeArena:
-    """The communicator's arena, made on first use (collective)."""
-    arena: NodeArena | None = getattr(comm, "_node_arena", None)
-    if arena is None:
-        arena = NodeArena(comm)
-        comm._node_arena = arena  # type: ignore[attr-defined]
-    return arena
+    """The communicator's broadcast arena, made on first use (collective)."""
+    return _arena(comm, "_node_arena", NodeArena)
 
 
 def chunk_count(nbytes: int) -> int:
@@ -240,8 +236,15 @@ RCHUNK = 1 << 20
 
 def reduce_arena_of(comm: Comm) -> ReduceArena:
     """The communicator's allreduce arena, made on first use (collective)."""
-    arena: ReduceArena | None = getattr(comm, "_reduce_arena", None)
+    return _arena(comm, "_reduce_arena", ReduceArena)
+
+
+_A = TypeVar("_A", NodeArena, ReduceArena)
+
+
+def _arena(comm: Comm, attribute: str, kind: type[_A]) -> _A:
+    arena: _A | None = getattr(comm, attribute, None)
     if arena is None:
-        arena = ReduceArena(comm)
-        comm._reduce_arena = arena  # type: ignore[attr-defined]
+        arena = kind(comm)
+        setattr(comm, attribute, arena)
     return arena
