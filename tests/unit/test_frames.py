@@ -55,3 +55,33 @@ def test_byte_view_of_specs_and_orders():
         byte_view(3.5, "Send buf")
     with pytest.raises(ValueError, match="count 11"):
         byte_view([a, 11, np.int32], "Send buf")
+
+
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.arange(8, dtype=np.uint8),
+        np.zeros((3, 4), ">f4"),
+        np.arange(100_000.0).reshape(10, -1),
+        np.zeros(0),
+        np.array(5),
+        np.ones(3, complex),
+        np.array([True, False]),
+    ],
+)
+def test_plain_arrays_skip_pickle_and_round_trip_writable(a):
+    fr = frames.dumps(a)
+    assert bytes(fr[0][:4]) == frames.ARRAY_MAGIC
+    assert len(fr) == (2 if a.nbytes >= frames.OOB_THRESHOLD else 1)
+    for received in ([memoryview(bytes(f)) for f in fr], [memoryview(bytearray(f)) for f in fr]):
+        out = frames.loads(received)
+        assert out.dtype == a.dtype and out.shape == a.shape and out.flags.writeable
+        np.testing.assert_array_equal(out, a)
+
+
+def test_arrays_that_are_not_plain_still_pickle():
+    for a in (np.arange(10)[::2], np.zeros(2, [("x", "i4")]), np.array([1, "a"], dtype=object)):
+        fr = frames.dumps(a)
+        assert bytes(fr[0][:4]) != frames.ARRAY_MAGIC
+        out = frames.loads(fr)
+        assert out.dtype == a.dtype and (out == a).all()

@@ -10,7 +10,10 @@ on those frames without another copy.
 from __future__ import annotations
 
 import pickle
+import struct
 from collections.abc import Sequence
+
+import numpy as np
 
 from ..errors import DeserializationError, SerializationError
 
@@ -18,12 +21,61 @@ OOB_THRESHOLD = 64 * 1024
 """Buffers at least this large travel out of band; smaller ones stay in the pickle stream."""
 
 
+ARRAY_MAGIC = b"\x00tcA"
+"""First bytes of a plain-array frame (a pickle stream starts with ``\\x80``)."""
+_ARRAY_HEAD = struct.Struct("<4s16sB")  # magic, dtype.str, ndim; then ndim int64 dims
+_NUMERIC = frozenset("biufc")
+
+
+def _dumps_array(a: np.ndarray) -> list[memoryview]:
+    """A plain C-contiguous numeric array without pickle (NumPy's ``__reduce_ex__`` costs
+    about 12 us to pickle and 10 us to rebuild even an 8-byte array): a small header
+    (dtype, shape), then the data in band if small, out of band if large."""
+    key = (a.dtype, a.shape)
+    head = _HEADS.get(key)
+    if head is None:
+        head = _ARRAY_HEAD.pack(ARRAY_MAGIC, a.dtype.str.encode(), a.ndim) + struct.pack(
+            f"<{a.ndim}q", *a.shape
+        )
+        if len(_HEADS) < 256:
+            _HEADS[key] = head
+    if a.nbytes >= OOB_THRESHOLD:
+        return [memoryview(head), memoryview(a.reshape(-1).view(np.uint8))]  # type: ignore[arg-type]
+    return [memoryview(head + a.tobytes())]
+
+
+_HEADS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}
+"""Array headers by (dtype, shape): the same arrays travel again and again."""
+_DTYPES: dict[bytes, np.dtype] = {}
+
+
+def _loads_array(frames: Sequence[memoryview]) -> np.ndarray:
+    first = frames[0]
+    _, dt, ndim = _ARRAY_HEAD.unpack_from(first)
+    end = _ARRAY_HEAD.size + 8 * ndim
+    shape = struct.unpack_from(f"<{ndim}q", first, _ARRAY_HEAD.size)
+    data = frames[1] if len(frames) > 1 else first[end:]
+    dtype = _DTYPES.get(dt)
+    if dtype is None:
+        dtype = _DTYPES[dt] = np.dtype(dt.rstrip(b"\0").decode())
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def dumps(obj: object, where: str = "send") -> list[memoryview]:
-    """Serialise ``obj`` into frames (the first is the pickle stream).
+    """Serialise ``obj`` into frames (the first is the pickle stream, or a plain array's
+    header).
 
     Raises:
         SerializationError: ``obj`` cannot be pickled; the message names its type.
     """
+    if (
+        type(obj) is np.ndarray
+        and obj.dtype.kind in _NUMERIC
+        and obj.flags.c_contiguous
+        and not obj.dtype.metadata
+    ):
+        return _dumps_array(obj)
     buffers: list[memoryview] = []
 
     def out_of_band(pb: pickle.PickleBuffer) -> bool:
@@ -53,6 +105,8 @@ def loads(frames: Sequence[memoryview], where: str = "recv") -> object:
             does not exist in this process); the message includes the cause.
     """
     try:
+        if frames[0][:4] == ARRAY_MAGIC:
+            return _loads_array(frames)
         return pickle.loads(frames[0], buffers=frames[1:])
     except Exception as exc:
         raise DeserializationError(
