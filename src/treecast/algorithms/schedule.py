@@ -19,8 +19,10 @@ Payloads
 A step either moves the whole payload (``blocks == ()`` and ``nbytes < 0``: object and
 buffer broadcast, barrier), a byte segment of a buffer payload (``nbytes >= 0``: pipelined
 broadcasts), or a tuple of *block ids* (every other collective). A message carrying several
-blocks carries them in the order listed; sender and receiver list the same ids in the same
-order. What a block id means is fixed per collective:
+blocks carries them in the order listed; sender and receiver list the same number of blocks of
+the same sizes, in the same order, and usually the same ids (scan lands the sender's window,
+id 1, in its scratch, id 2: engines match blocks by position). What a block id means is
+fixed per collective:
 
 ==========================  ====================================================================
 gather, scatter, allgather  id ``b``: rank ``b``'s item (object) or segment (buffer, v-counts)
