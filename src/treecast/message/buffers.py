@@ -14,16 +14,25 @@ import numpy as np
 from ..errors import InvalidArgumentError, InvalidBufferError
 
 
-def _datatype_itemsize(datatype: Any) -> int:
-    dt = (
-        datatype
-        if isinstance(datatype, (type, str, np.dtype))
-        else getattr(datatype, "dtype", datatype)
-    )
+def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
+    """``memoryview(buf)``, checked: a contiguous buffer, writable if asked.
+
+    Raises:
+        InvalidBufferError: not a buffer, not contiguous, or read-only where writable is needed.
+    """
     try:
-        return np.dtype(dt).itemsize
+        view = memoryview(buf)
     except TypeError as exc:
-        raise InvalidBufferError(f"unknown datatype {datatype!r} in buffer spec") from exc
+        raise InvalidBufferError(
+            f"{what}: expected a NumPy array or a buffer-protocol object, got {type(buf).__name__}"
+        ) from exc
+    if not view.contiguous:
+        raise InvalidBufferError(f"{what}: buffer must be contiguous (use numpy.ascontiguousarray)")
+    if writable and view.readonly:
+        raise InvalidBufferError(
+            f"{what}: receive buffer of type {type(buf).__name__} is read-only"
+        )
+    return view
 
 
 def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
@@ -49,19 +58,8 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
             raise InvalidBufferError(
                 f"{what}: buffer spec must be buf, [buf, datatype] or [buf, count, datatype]; got a {type(buf).__name__} of length {len(buf)}"
             )
-        itemsize = _datatype_itemsize(datatype)
-    try:
-        view = memoryview(buf)
-    except TypeError as exc:
-        raise InvalidBufferError(
-            f"{what}: expected a NumPy array or a buffer-protocol object, got {type(buf).__name__}"
-        ) from exc
-    if not view.contiguous:
-        raise InvalidBufferError(f"{what}: buffer must be contiguous (use numpy.ascontiguousarray)")
-    if writable and view.readonly:
-        raise InvalidBufferError(
-            f"{what}: receive buffer of type {type(buf).__name__} is read-only"
-        )
+        itemsize = _dtype_of(datatype).itemsize
+    view = _checked_view(buf, what, writable)
     if view.format == "B" and view.ndim == 1:
         flat = view
     elif view.c_contiguous:
@@ -91,18 +89,7 @@ def _dtype_of(datatype: Any) -> np.dtype:
 
 
 def _flat_array(buf: Any, what: str, writable: bool, dtype: np.dtype | None) -> np.ndarray:
-    try:
-        view = memoryview(buf)
-    except TypeError as exc:
-        raise InvalidBufferError(
-            f"{what}: expected a NumPy array or a buffer-protocol object, got {type(buf).__name__}"
-        ) from exc
-    if not view.contiguous:
-        raise InvalidBufferError(f"{what}: buffer must be contiguous (use numpy.ascontiguousarray)")
-    if writable and view.readonly:
-        raise InvalidBufferError(
-            f"{what}: receive buffer of type {type(buf).__name__} is read-only"
-        )
+    view = _checked_view(buf, what, writable)
     if isinstance(buf, np.ndarray):
         arr = buf.reshape(-1, order="A") if buf.ndim != 1 else buf
     else:
