@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import operator
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,20 +21,18 @@ from .errors import (
     CommunicatorClosedError,
     InvalidArgumentTypeError,
     InvalidRankError,
+    InvalidRootError,
     InvalidTagError,
 )
 from .message import frames as frames_mod
 from .message.buffers import byte_view
-from .request import Request
+from .request import Prequest, Request
 from .status import Status
 from .transports import base as tbase
 from .transports.base import RecvOp, Transport, describe
 
 _SEQ_MASK = (1 << 62) - 1
 _DEBUG_TAG_BIT = 1 << 62
-DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
-"""``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
-_EMPTY = memoryview(b"")
 SPIN_INLINE = 32
 """Polls of a blocking receive for a small message on the fast path before posting it."""
 
@@ -106,7 +103,7 @@ class Comm(Collectives):
     def _root(self, value: Any, op: str) -> int:
         r = _as_int(value, "root", op)
         if not 0 <= r < self.size:
-            raise InvalidRankError(
+            raise InvalidRootError(
                 f"{op}: root={r} is not a valid rank; expected 0 <= root < {self.size}"
             )
         return r
@@ -123,17 +120,27 @@ class Comm(Collectives):
     def _world_source(self, source: int) -> int:
         return tbase.ANY_SOURCE if source == ANY_SOURCE else self._group[source]
 
-    def _fill(self, status: Status | None, op: RecvOp) -> None:
-        if status is not None:
-            status.source = self._rank_of.get(op.src, op.src)
-            status.tag = op.tag
-            status.count = op.nbytes
+    def _fill(self, op: RecvOp | tbase.Incoming, status: Status) -> None:
+        """Fill ``status`` from a completed receive or a probed message."""
+        status._clear()
+        status.source = self._rank_of.get(op.src, op.src)
+        status.tag = op.tag
+        status.count = op.nbytes
 
     def _next_tag(self) -> int:
         self._coll_seq = (self._coll_seq + 1) & _SEQ_MASK
         return self._coll_seq
 
     # ---- point-to-point: objects ----------------------------------------------------------------
+    def _isend_obj(self, obj: Any, dest: int, tag: int, op: str, sync: bool) -> Request:
+        self._live(op)
+        dest = self._peer(dest, "dest", op)
+        tag = self._tag(tag, "tag", op)
+        frames = frames_mod.dumps(obj, op)
+        if dest == PROC_NULL:
+            return _null_request(self._t)
+        return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, frames, sync=sync))
+
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
         """Start sending ``obj`` to ``dest``; the object is pickled before this returns.
 
@@ -141,13 +148,26 @@ class Comm(Collectives):
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
             SerializationError: ``obj`` cannot be pickled (nothing is sent).
         """
-        self._live("isend")
-        dest = self._peer(dest, "dest", "isend")
-        tag = self._tag(tag, "tag", "isend")
-        frames = frames_mod.dumps(obj, "isend")
-        if dest == PROC_NULL:
-            return _null_request(self._t)
-        return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, frames))
+        return self._isend_obj(obj, dest, tag, "isend", False)
+
+    def issend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        """Start a synchronous send of ``obj``: the request completes only once a receive on
+        ``dest`` has matched the message.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
+            SerializationError: ``obj`` cannot be pickled (nothing is sent).
+        """
+        return self._isend_obj(obj, dest, tag, "issend", True)
+
+    def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        """Buffered-mode :meth:`isend`: the same, since every send is buffered by the
+        transport (no ``Attach_buffer`` is needed).
+
+        Raises:
+            InvalidRankError, InvalidTagError, SerializationError: as :meth:`isend`.
+        """
+        return self._isend_obj(obj, dest, tag, "ibsend", False)
 
     def send(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send ``obj`` to ``dest`` (returns when the bytes are handed to the transport).
@@ -173,23 +193,44 @@ class Comm(Collectives):
         if not op.done:
             t.wait_op(op, timeout, f"send to rank {dest} (tag {tag}) on {self.name}")
 
+    def ssend(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
+        """Synchronous send: returns once a receive on ``dest`` has matched the message.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
+            SerializationError: ``obj`` cannot be pickled (nothing is sent).
+            TimeoutError: no receive matched within ``timeout`` seconds.
+        """
+        self._isend_obj(obj, dest, tag, "ssend", True).wait(timeout=timeout)
+
+    def bsend(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
+        """Buffered-mode :meth:`send`: the same, since every send is buffered by the transport.
+
+        Raises:
+            InvalidRankError, InvalidTagError, SerializationError: as :meth:`send`.
+        """
+        self._isend_obj(obj, dest, tag, "bsend", False).wait(timeout=timeout)
+
     def _irecv_obj(self, source: int, tag: int, op: str) -> Request:
         self._live(op)
         source = self._peer(source, "source", op, any_ok=True)
         tag = self._tag(tag, "tag", op, any_ok=True)
         if source == PROC_NULL:
-            return _null_request(self._t)
+            return _null_request(self._t, receive=True)
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, None)
 
-        def finish(r: RecvOp, status: Status | None) -> Any:
-            self._fill(status, r)
-            return frames_mod.loads(r.frames, f"{op} from rank {self._rank_of.get(r.src, r.src)}")
+        def finish(r: RecvOp) -> Any:
+            return _loads(r.frames, f"{op} from rank {self._rank_of.get(r.src, r.src)}")
 
-        return Request(self._t, recv, finish)
+        return Request(self._t, recv, finish, self._fill)
 
     def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         """Start receiving an object; ``wait()`` returns it. ``buf`` is accepted for mpi4py
-        compatibility and not needed (frames are sized by the sender)."""
+        compatibility and not needed (frames are sized by the sender).
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+        """
         return self._irecv_obj(source, tag, "irecv")
 
     def recv(
@@ -201,7 +242,7 @@ class Comm(Collectives):
         *,
         timeout: float | None = None,
     ) -> Any:
-        """Receive and return an object.
+        """Receive and return an object (None for a message of 0 bytes).
 
         Raises:
             InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
@@ -214,6 +255,8 @@ class Comm(Collectives):
         if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
             tag = self._tag(tag, "tag", "recv", any_ok=True)
         if source == PROC_NULL:
+            if status is not None:
+                _proc_null_status(status)
             return None
         t = self._t
         wsrc = self._world_source(source)
@@ -221,7 +264,7 @@ class Comm(Collectives):
             for _ in range(SPIN_INLINE):
                 got = t.recv_inline(self._ctx, wsrc, tag)
                 if got is not None:
-                    return frames_mod.loads([memoryview(got[0])], "recv")
+                    return _loads([memoryview(got[0])], "recv")
         r = t.irecv(self._ctx, wsrc, tag, None)
         if not r.done:
             t.wait_op(
@@ -232,8 +275,8 @@ class Comm(Collectives):
         if r.error is not None:
             raise r.error
         if status is not None:
-            self._fill(status, r)
-        return frames_mod.loads(r.frames, "recv")
+            self._fill(r, status)
+        return _loads(r.frames, "recv")
 
     def sendrecv(
         self,
@@ -247,7 +290,12 @@ class Comm(Collectives):
         *,
         timeout: float | None = None,
     ) -> Any:
-        """Send ``sendobj`` to ``dest`` and receive an object from ``source``, deadlock-free."""
+        """Send ``sendobj`` to ``dest`` and receive an object from ``source``, deadlock-free.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ranks or tags (nothing is sent).
+            SerializationError, DeserializationError: as :meth:`send` and :meth:`recv`.
+        """
         self._peer(source, "source", "sendrecv", any_ok=True)
         self._tag(recvtag, "recvtag", "sendrecv", any_ok=True)
         sreq = self.isend(sendobj, dest, sendtag)
@@ -255,14 +303,23 @@ class Comm(Collectives):
         sreq.wait(timeout=timeout)
         return obj
 
+    def _probe(self, source: int, tag: int, op: str) -> tuple[int, int]:
+        self._live(op)
+        src = self._peer(source, "source", op, any_ok=True)
+        return src, self._tag(tag, "tag", op, any_ok=True)
+
     def probe(
         self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
     ) -> bool:
-        """Block until a matching message is available (without receiving it)."""
-        self._live("probe")
-        src = self._peer(source, "source", "probe", any_ok=True)
-        tag = self._tag(tag, "tag", "probe", any_ok=True)
+        """Block until a matching message is available (without receiving it); return True.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+        """
+        src, tag = self._probe(source, tag, "probe")
         if src == PROC_NULL:
+            if status is not None:
+                _proc_null_status(status)
             return True
         found: list[Any] = []
 
@@ -274,34 +331,73 @@ class Comm(Collectives):
 
         self._t.wait(ready, None, "probe")
         if status is not None:
-            msg = found[-1]
-            status.source, status.tag, status.count = self._rank_of[msg.src], msg.tag, msg.nbytes
+            self._fill(found[-1], status)
         return True
 
     def iprobe(
         self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
     ) -> bool:
-        """Return True if a matching message is available (without receiving it)."""
-        self._live("iprobe")
-        src = self._peer(source, "source", "iprobe", any_ok=True)
-        tag = self._tag(tag, "tag", "iprobe", any_ok=True)
+        """Return True if a matching message is available (without receiving it).
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+        """
+        src, tag = self._probe(source, tag, "iprobe")
         if src == PROC_NULL:
+            if status is not None:
+                _proc_null_status(status)
             return True
         msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
         if msg is not None and status is not None:
-            status.source, status.tag, status.count = self._rank_of[msg.src], msg.tag, msg.nbytes
+            self._fill(msg, status)
         return msg is not None
 
+    Probe = probe
+    Iprobe = iprobe
+
     # ---- point-to-point: buffers ----------------------------------------------------------------
-    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:
-        """Start sending the bytes of ``buf``; do not modify it until the request completes."""
-        self._live("Isend")
-        dest = self._peer(dest, "dest", "Isend")
-        tag = self._tag(tag, "tag", "Isend")
-        view = byte_view(buf, "Isend buf")
+    def _isend_buf(self, buf: Any, dest: int, tag: int, op: str, sync: bool) -> Request:
+        self._live(op)
+        dest = self._peer(dest, "dest", op)
+        tag = self._tag(tag, "tag", op)
         if dest == PROC_NULL:
             return _null_request(self._t)
-        return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view]))
+        view = byte_view(buf, f"{op} buf")
+        return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view], sync=sync))
+
+    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:
+        """Start sending the bytes of ``buf``; do not modify it until the request completes.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``dest`` or ``tag``.
+            InvalidBufferError: ``buf`` is not a contiguous buffer.
+        """
+        return self._isend_buf(buf, dest, tag, "Isend", False)
+
+    def Issend(self, buf: Any, dest: int, tag: int = 0) -> Request:
+        """Start a synchronous send of ``buf``: the request completes only once a receive on
+        ``dest`` has matched the message.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._isend_buf(buf, dest, tag, "Issend", True)
+
+    def Ibsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
+        """Buffered-mode :meth:`Isend`: the same, since every send is buffered by the transport.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._isend_buf(buf, dest, tag, "Ibsend", False)
+
+    def Irsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
+        """Ready-mode :meth:`Isend` (the receive is already posted): the same as :meth:`Isend`.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._isend_buf(buf, dest, tag, "Irsend", False)
 
     def Send(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send the bytes of ``buf`` (a NumPy array or buffer-protocol object) to ``dest``.
@@ -310,22 +406,48 @@ class Comm(Collectives):
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag``.
             InvalidBufferError: ``buf`` is not a contiguous buffer.
         """
-        self.Isend(buf, dest, tag).wait(timeout=timeout)
+        self._isend_buf(buf, dest, tag, "Send", False).wait(timeout=timeout)
+
+    def Ssend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
+        """Synchronous :meth:`Send`: returns once a receive on ``dest`` has matched it.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.
+            TimeoutError: no receive matched within ``timeout`` seconds.
+        """
+        self._isend_buf(buf, dest, tag, "Ssend", True).wait(timeout=timeout)
+
+    def Bsend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
+        """Buffered-mode :meth:`Send`: the same, since every send is buffered by the transport.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.
+        """
+        self._isend_buf(buf, dest, tag, "Bsend", False).wait(timeout=timeout)
+
+    def Rsend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
+        """Ready-mode :meth:`Send`: the same as :meth:`Send`.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.
+        """
+        self._isend_buf(buf, dest, tag, "Rsend", False).wait(timeout=timeout)
 
     def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
-        """Start receiving into ``buf``."""
+        """Start receiving into ``buf``.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+            InvalidBufferError: ``buf`` is not a writable contiguous buffer.
+        """
         self._live("Irecv")
         source = self._peer(source, "source", "Irecv", any_ok=True)
         tag = self._tag(tag, "tag", "Irecv", any_ok=True)
-        view = byte_view(buf, "Irecv buf", writable=True)
         if source == PROC_NULL:
-            return _null_request(self._t)
+            return _null_request(self._t, receive=True)
+        view = byte_view(buf, "Irecv buf", writable=True)
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, view)
-
-        def finish(r: RecvOp, status: Status | None) -> None:
-            self._fill(status, r)
-
-        return Request(self._t, recv, finish)
+        return Request(self._t, recv, None, self._fill)
 
     def Recv(
         self,
@@ -339,6 +461,7 @@ class Comm(Collectives):
         """Receive into ``buf``; the message may be shorter than the buffer (see ``status.count``).
 
         Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
             TruncationError: the message is larger than ``buf`` (nothing is written to it).
             InvalidBufferError: ``buf`` is not a writable contiguous buffer.
         """
@@ -368,13 +491,102 @@ class Comm(Collectives):
         *,
         timeout: float | None = None,
     ) -> None:
-        """Send ``sendbuf`` to ``dest`` and receive into ``recvbuf`` from ``source``."""
+        """Send ``sendbuf`` to ``dest`` and receive into ``recvbuf`` from ``source``.
+
+        Raises:
+            InvalidArgumentTypeError: no ``recvbuf``.
+            InvalidRankError, InvalidTagError, InvalidBufferError, TruncationError: as
+                :meth:`Send` and :meth:`Recv`.
+        """
         if recvbuf is None:
             raise InvalidArgumentTypeError("Sendrecv: recvbuf is required (a writable buffer)")
+        self._peer(dest, "dest", "Sendrecv")
+        self._tag(sendtag, "sendtag", "Sendrecv")
         rreq = self.Irecv(recvbuf, source, recvtag)
         sreq = self.Isend(sendbuf, dest, sendtag)
         rreq.wait(status, timeout)
         sreq.wait(timeout=timeout)
+
+    def Sendrecv_replace(
+        self,
+        buf: Any,
+        dest: int,
+        sendtag: int = 0,
+        source: int = ANY_SOURCE,
+        recvtag: int = ANY_TAG,
+        status: Status | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Send the contents of ``buf`` to ``dest`` and replace them with a message from
+        ``source``.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError, TruncationError: as
+                :meth:`Sendrecv`.
+        """
+        self._peer(dest, "dest", "Sendrecv_replace")
+        self._tag(sendtag, "sendtag", "Sendrecv_replace")
+        view = byte_view(buf, "Sendrecv_replace buf", writable=True)
+        rreq = self.Irecv(view, source, recvtag)
+        sreq = self.Isend(bytes(view), dest, sendtag)
+        rreq.wait(status, timeout)
+        sreq.wait(timeout=timeout)
+
+    # ---- persistent requests ----------------------------------------------------------------
+    def Send_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
+        """A persistent :meth:`Isend` of ``buf``: each ``Start()`` sends its current contents.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._persistent(buf, dest, tag, "Send_init", False)
+
+    def Ssend_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
+        """A persistent :meth:`Issend`.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._persistent(buf, dest, tag, "Ssend_init", True)
+
+    def Bsend_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
+        """A persistent :meth:`Ibsend`.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._persistent(buf, dest, tag, "Bsend_init", False)
+
+    def Rsend_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
+        """A persistent :meth:`Irsend`.
+
+        Raises:
+            InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
+        """
+        return self._persistent(buf, dest, tag, "Rsend_init", False)
+
+    def _persistent(self, buf: Any, dest: int, tag: int, op: str, sync: bool) -> Prequest:
+        self._live(op)
+        dest = self._peer(dest, "dest", op)
+        tag = self._tag(tag, "tag", op)
+        if dest != PROC_NULL:
+            byte_view(buf, f"{op} buf")
+        return Prequest(lambda: self._isend_buf(buf, dest, tag, op, sync))
+
+    def Recv_init(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Prequest:
+        """A persistent :meth:`Irecv` into ``buf``.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+            InvalidBufferError: ``buf`` is not a writable contiguous buffer.
+        """
+        self._live("Recv_init")
+        source = self._peer(source, "source", "Recv_init", any_ok=True)
+        tag = self._tag(tag, "tag", "Recv_init", any_ok=True)
+        if source != PROC_NULL:
+            byte_view(buf, "Recv_init buf", writable=True)
+        return Prequest(lambda: self.Irecv(buf, source, tag))
 
     def _allgather_small(self, obj: Any, what: tuple[str, str, int, int]) -> list[Any]:
         """Every rank's small object, in rank order (linear exchange; used to build
@@ -484,5 +696,29 @@ class _DoneOp(tbase.SendOp):
         self.done = True
 
 
-def _null_request(transport: Transport) -> Request:
-    return Request(transport, _DoneOp())
+def _proc_null_status(status: Status) -> None:
+    """MPI's status of a receive from ``PROC_NULL``: source PROC_NULL, tag ANY_TAG, 0 bytes."""
+    status._clear()
+    status.source = PROC_NULL
+
+
+def _null_request(transport: Transport, receive: bool = False) -> Request:
+    """An active request that completes at once (a send to or receive from ``PROC_NULL``)."""
+    return Request(
+        transport,
+        _DoneOp(),
+        None,
+        (lambda op, status: _proc_null_status(status)) if receive else None,
+    )
+
+
+def _loads(frames: Sequence[memoryview], where: str) -> Any:
+    """The object in received ``frames``; a message of 0 bytes (a buffer send of nothing)
+    is None, as in mpi4py.
+
+    Raises:
+        DeserializationError: the bytes cannot be rebuilt into an object here.
+    """
+    if len(frames) == 1 and frames[0].nbytes == 0:
+        return None
+    return frames_mod.loads(frames, where)

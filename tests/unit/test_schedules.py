@@ -1,4 +1,3 @@
-
 from treecast.algorithms import barrier, bcast
 from treecast.algorithms.schedule import Recv, Send
 

@@ -28,7 +28,7 @@ class CollectiveRequest(Request):
         gen: Generator[Wait, None, None],
         result: Callable[[], Any],
     ) -> None:
-        super().__init__(transport, None)  # type: ignore[arg-type]
+        super().__init__(transport, None)
         self._gen = gen
         self._result_of = result
         self._waiting: Wait | None = None
@@ -61,12 +61,8 @@ class CollectiveRequest(Request):
 
     def _complete(self, status: Status | None) -> Any:
         self._done = True
+        if status is not None:
+            status._clear()
         if self._error is not None:
             raise self._error
         return self._result
-
-    def cancel(self) -> bool:
-        """Collectives cannot be cancelled: returns False."""
-        return False
-
-    Cancel = cancel

@@ -10,6 +10,17 @@ unexpected queue.
 Subclasses implement only byte movement: :meth:`Transport._start_send` queues frames,
 :meth:`Transport._poll` moves bytes and calls :meth:`Transport._on_header` /
 :meth:`Transport._on_complete` for incoming messages.
+
+Synchronous sends (``isend(..., sync=True)``, MPI's ``Issend``) complete only once a
+receive has matched the message. The matching happens here, in the transport, whenever the
+receiver makes progress (a posted receive claims the header as it arrives, or ``irecv``
+takes the message from the unexpected queue), never in the receiver's user code: the
+receiver then sends a 0-byte acknowledgement on the internal context :data:`ACK_CTX`, with
+the send's id as tag, and the sender completes the send when it holds the acknowledgement
+and has written every byte. A synchronous message carries its id in the header's
+signature field (point-to-point messages have no collective signature) and a flag that
+transports must pass to :meth:`Transport._on_header`. A synchronous send to oneself
+completes when it is matched, with no message at all.
 """
 
 from __future__ import annotations
@@ -27,6 +38,10 @@ from .wait import Backoff, oversubscribed
 
 ANY_SOURCE = -1
 ANY_TAG = -1
+ACK_CTX = (1 << 64) - 1
+"""Internal context of synchronous-send acknowledgements; communicators' contexts are below
+2**63, so no receive ever matches it."""
+SYNC_ID_MASK = (1 << 32) - 1
 
 Activity = str | tuple[str, str, int, int]
 """What a blocked call is doing: a name, or (collective, communicator, sequence, root)."""
@@ -62,6 +77,7 @@ def default_timeout_from_env() -> float | None:
 
 
 Frames = list[memoryview]
+_EMPTY = memoryview(b"")
 
 
 def alloc_frame(nbytes: int) -> memoryview:
@@ -77,24 +93,37 @@ def as_bytes_view(frame: memoryview) -> memoryview:
 
 
 class SendOp:
-    """A send in flight: frames to push to ``dest``; ``done`` once all bytes are out."""
+    """A send in flight: frames to push to ``dest``; ``done`` once all bytes are out.
+
+    A synchronous send (``sync``) is ``done`` once all bytes are out (``flushed``) *and* a
+    receive has matched it (``acked``).
+    """
 
     __slots__ = (
+        "acked",
         "ctx",
         "dest",
         "done",
         "error",
+        "flushed",
         "frames",
         "nbytes",
         "offset",
         "piece",
         "pieces",
         "sig",
+        "sync",
         "tag",
     )
 
     def __init__(
-        self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview], sig: int = 0
+        self,
+        dest: int,
+        ctx: int,
+        tag: int,
+        frames: Sequence[memoryview],
+        sig: int = 0,
+        sync: bool = False,
     ) -> None:
         self.sig = sig
         self.dest = dest
@@ -107,6 +136,22 @@ class SendOp:
         self.pieces: list[memoryview] = []
         self.piece = 0
         self.offset = 0
+        self.sync = sync
+        self.acked = False
+        self.flushed = False
+
+    def sent(self) -> None:
+        """Every byte has been written: a plain send is done, a synchronous one once acked."""
+        if self.sync:
+            self.flushed = True
+            self.done = self.acked
+        else:
+            self.done = True
+
+    def matched(self) -> None:
+        """A receive has matched this synchronous send."""
+        self.acked = True
+        self.done = self.flushed
 
 
 class RecvOp:
@@ -153,9 +198,14 @@ class RecvOp:
 
 
 class Incoming:
-    """A message being received (or fully received but not yet matched)."""
+    """A message being received (or fully received but not yet matched).
+
+    ``ack`` is set for a synchronous message until a receive matches it: the sender's id of
+    the send (a message from a peer) or the :class:`SendOp` itself (a message to oneself).
+    """
 
     __slots__ = (
+        "ack",
         "claimed",
         "complete",
         "ctx",
@@ -179,6 +229,7 @@ class Incoming:
         self.complete = False
         self.claimed: RecvOp | None = None
         self.direct = False  # frames are the claiming receive's own buffer views
+        self.ack: int | SendOp | None = None
 
 
 def _targets_for(recv: RecvOp, msg: Incoming) -> Frames:
@@ -212,6 +263,8 @@ class Transport:
         self.default_timeout = default_timeout_from_env()
         self.liveness_check: Callable[[], None] | None = None
         self._background: list[Callable[[], bool]] = []
+        self._sync_seq = 0
+        self._sync_pending: dict[tuple[int, int], SendOp] = {}
 
     # ---- subclass interface -------------------------------------------------------------
     def _start_send(self, op: SendOp) -> None:
@@ -227,26 +280,54 @@ class Transport:
 
     # ---- called by subclasses when bytes arrive -------------------------------------------
     def _on_header(
-        self, src: int, ctx: int, tag: int, lengths: Sequence[int], sig: int = 0
+        self,
+        src: int,
+        ctx: int,
+        tag: int,
+        lengths: Sequence[int],
+        sig: int = 0,
+        sync: bool = False,
     ) -> tuple[Incoming, Frames]:
-        """A message header arrived: match it and return where its bytes go."""
+        """A message header arrived: match it and return where its bytes go.
+
+        ``sync``: the message is a synchronous send whose id is ``sig``; it is acknowledged
+        as soon as a receive matches it.
+        """
         msg = Incoming(src, ctx, tag, lengths, sig)
+        if ctx == ACK_CTX:
+            self._on_ack(src, tag)
+            msg.frames = [alloc_frame(n) for n in lengths]
+            return msg, msg.frames
+        if sync:
+            msg.ack = sig
+        return self._match_header(msg)
+
+    def _match_header(self, msg: Incoming) -> tuple[Incoming, Frames]:
+        """Give ``msg`` to the first posted receive it matches, else queue it as unexpected;
+        return it with the frames its bytes go to."""
+        ctx, src, tag = msg.ctx, msg.src, msg.tag
         for i, recv in enumerate(self._posted):
             if recv.matches(ctx, src, tag):
                 del self._posted[i]
                 msg.claimed = recv
+                if msg.ack is not None:
+                    self._acknowledge(msg)
                 if recv.buffer is not None and msg.nbytes > recv.buffer.nbytes:
-                    msg.frames = [alloc_frame(n) for n in lengths]
+                    msg.frames = [alloc_frame(n) for n in msg.lengths]
                 else:
                     msg.frames = _targets_for(recv, msg)
                     msg.direct = True
                 return msg, msg.frames
-        msg.frames = [alloc_frame(n) for n in lengths]
+        msg.frames = [alloc_frame(n) for n in msg.lengths]
         self._unexpected.append(msg)
         return msg, msg.frames
 
     def _on_small(self, src: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> None:
-        """A whole one-frame message is readable at ``frame`` (valid only during the call)."""
+        """A whole one-frame message (never a synchronous one) is readable at ``frame``
+        (valid only during the call)."""
+        if ctx == ACK_CTX:
+            self._on_ack(src, tag)
+            return
         for i, recv in enumerate(self._posted):
             if recv.matches(ctx, src, tag):
                 del self._posted[i]
@@ -272,6 +353,21 @@ class Transport:
         msg.frames = [memoryview(bytearray(frame))]
         msg.complete = True
         self._unexpected.append(msg)
+
+    def _acknowledge(self, msg: Incoming) -> None:
+        """A receive has matched synchronous message ``msg``: tell its sender."""
+        ack = msg.ack
+        msg.ack = None
+        if isinstance(ack, SendOp):
+            ack.matched()
+        elif ack is not None:
+            self._start_send(SendOp(msg.src, ACK_CTX, ack, [_EMPTY]))
+
+    def _on_ack(self, src: int, send_id: int) -> None:
+        """Rank ``src`` has matched our synchronous send ``send_id``."""
+        op = self._sync_pending.pop((src, send_id), None)
+        if op is not None:
+            op.matched()
 
     def _on_complete(self, msg: Incoming) -> None:
         msg.complete = True
@@ -317,10 +413,20 @@ class Transport:
         return None
 
     def isend(
-        self, dest: int, ctx: int, tag: int, frames: Sequence[memoryview], sig: int = 0
+        self,
+        dest: int,
+        ctx: int,
+        tag: int,
+        frames: Sequence[memoryview],
+        sig: int = 0,
+        sync: bool = False,
     ) -> SendOp:
         """Start sending ``frames`` to world rank ``dest``; the frames must stay unchanged
-        until the returned op is done."""
+        until the returned op is done.
+
+        ``sync=True`` (point-to-point only, ``sig`` must be 0): a synchronous send, done only
+        once a receive has matched it.
+        """
         op = SendOp(
             dest,
             ctx,
@@ -329,20 +435,29 @@ class Transport:
             if all(f.format == "B" and f.ndim == 1 for f in frames)
             else [as_bytes_view(f) for f in frames],
             sig,
+            sync,
         )
         if dest == self.rank:
             self._send_to_self(op)
         else:
+            if sync:
+                self._sync_seq = send_id = (self._sync_seq + 1) & SYNC_ID_MASK
+                op.sig = send_id
+                self._sync_pending[(dest, send_id)] = op
             self._start_send(op)
         return op
 
     def _send_to_self(self, op: SendOp) -> None:
         lengths = [f.nbytes for f in op.frames]
-        msg, targets = self._on_header(self.rank, op.ctx, op.tag, lengths, op.sig)
+        msg = Incoming(self.rank, op.ctx, op.tag, lengths, op.sig)
+        if op.sync:
+            msg.ack = op
+        # matched (and acknowledged) like a message from a peer, then copied at once
+        msg, targets = self._match_header(msg)
         for dst, src in zip(targets, op.frames, strict=False):
             dst[:] = src
         self._on_complete(msg)
-        op.done = True
+        op.sent()
 
     def irecv(self, ctx: int, source: int, tag: int, buffer: memoryview | None = None) -> RecvOp:
         """Post a receive; it completes when a matching message has fully arrived."""
@@ -350,6 +465,8 @@ class Transport:
         for i, msg in enumerate(self._unexpected):
             if recv.matches(msg.ctx, msg.src, msg.tag):
                 del self._unexpected[i]
+                if msg.ack is not None:
+                    self._acknowledge(msg)
                 if msg.complete:
                     self._deliver(msg, recv, copied=False)
                 else:

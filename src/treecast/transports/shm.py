@@ -40,8 +40,11 @@ from .shm_layout import (
     ring_offset,
 )
 
-HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes, signature
+HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes | SYNC_FLAG, signature
 """Message header; frame lengths (u64 each) follow when nframes > 1."""
+SYNC_FLAG = 1 << 31
+"""Set in the header's nframes field for a synchronous send, whose signature field holds its
+id. Such messages never take the one-frame fast paths, which test ``nframes == 1``."""
 CHUNK = int(os.environ.get("TREECAST_SHM_CHUNK", 256 * 1024))
 """Largest copy between two counter updates: the pipelining grain of large messages."""
 INLINE_LIMIT = 4096
@@ -71,6 +74,7 @@ class _InRing:
         "offset",
         "piece",
         "stage",
+        "sync",
         "tail",
         "targets",
     )
@@ -86,6 +90,7 @@ class _InRing:
         self.offset = 0
         self.msg: Incoming | None = None
         self.lengths: tuple[int, ...] = ()
+        self.sync = False
 
 
 class ShmTransport(Transport):
@@ -146,14 +151,17 @@ class ShmTransport(Transport):
             )
         frames = op.frames
         nframes = len(frames)
-        if (
+        if op.sync:
+            header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes | SYNC_FLAG, op.sig)
+        elif (
             nframes == 1
             and op.nbytes <= INLINE_LIMIT
             and self._put_small(op.dest, op.ctx, op.tag, frames[0], op.sig)
         ):
             op.done = True
             return
-        header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, op.sig)
+        else:
+            header = HEADER.pack(op.ctx, op.tag, op.nbytes, nframes, op.sig)
         if nframes > 1:
             header += struct.pack(f"<{nframes}Q", *(f.nbytes for f in frames))
         if op.nbytes <= INLINE_LIMIT:
@@ -262,7 +270,10 @@ class ShmTransport(Transport):
                     ring.ctrl[HEAD] = head
             if op.piece < len(pieces):
                 break
-            op.done = True
+            if op.sync:
+                op.sent()
+            else:
+                op.done = True
             queue.popleft()
         if head != start:
             ring.head = head
@@ -333,6 +344,8 @@ class ShmTransport(Transport):
         ring.offset = 0
         if ring.stage == 0:
             ctx, tag, total, nframes, sig = HEADER.unpack(ring.targets[0])
+            ring.sync = bool(nframes & SYNC_FLAG)
+            nframes &= ~SYNC_FLAG
             ring.lengths = (total,)
             if nframes > 1:
                 ring.stage = 1
@@ -354,7 +367,7 @@ class ShmTransport(Transport):
             self._on_complete(msg)
 
     def _begin_payload(self, src: int, ring: _InRing, ctx: int, tag: int, sig: int) -> None:
-        msg, targets = self._on_header(src, ctx, tag, ring.lengths, sig)
+        msg, targets = self._on_header(src, ctx, tag, ring.lengths, sig, ring.sync)
         ring.msg = msg
         ring.stage = 2
         ring.targets = targets
