@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .launcher import FdSink, resolve_command, run_job
+from .launcher import FdSink, mpi4py_env, resolve_command, run_job
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Subcommand:
 
 # ---------------------------------------------------------------------------- treecast run
 
-_RUN_FLAGS = frozenset({"--tag-output", "--keep-going", "-h", "--help"})
+_RUN_FLAGS = frozenset({"--tag-output", "--keep-going", "--mpi4py", "-h", "--help"})
 _RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes"})
 _ATTACHED_COUNT = re.compile(r"-np?\d+")
 
@@ -94,6 +94,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="capacity of each pairwise shared-memory ring (default: 1 MiB up to 8 ranks)",
     )
     parser.add_argument(
+        "--mpi4py",
+        action="store_true",
+        help="run an unmodified mpi4py program: 'from mpi4py import MPI' gives treecast.MPI",
+    )
+    parser.add_argument(
         "--keep-going",
         action="store_true",
         help="when a rank fails, let the others finish (default: end them at once)",
@@ -133,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             ring_bytes=args.ring_bytes,
             keep_going=args.keep_going,
+            env=mpi4py_env() if args.mpi4py else None,
             handle_signals=True,
             die_with_launcher=True,
         )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache, partial, wraps
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -1307,3 +1308,39 @@ class Collectives:
         return self._go(
             self._plan_Reduce("Iexscan", "exscan", sendbuf, recvbuf, op, -1, algorithm), None, True
         )
+
+
+def _serialised(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` holding the communicator's lock for ``name`` (mpi4py's comm lock table):
+    threads that call the same object collective on one communicator take turns. A call
+    made inside the collective by the thread that holds the lock (a node-level path that
+    broadcasts a segment name, say) goes straight through."""
+
+    @wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        me = get_ident()
+        owners = self._lock_owners
+        if owners.get(name) == me:
+            return method(self, *args, **kwargs)
+        with self._lock(name):
+            owners[name] = me
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                del owners[name]
+
+    return locked
+
+
+for _name in (
+    "bcast",
+    "gather",
+    "scatter",
+    "allgather",
+    "alltoall",
+    "reduce",
+    "allreduce",
+    "scan",
+    "exscan",
+):
+    setattr(Collectives, _name, _serialised(_name, getattr(Collectives, _name)))

@@ -10,19 +10,39 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import os
+import sys
+import threading
+import warnings
 from collections.abc import Sequence
+from math import prod
 from typing import Any
 
+from . import _mpi4py_names
 from .collectives import Collectives
-from .constants import ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED
+from .constants import (
+    ANY_SOURCE,
+    ANY_TAG,
+    KEYVAL_APPNUM,
+    KEYVAL_HOST,
+    KEYVAL_IO,
+    KEYVAL_TAG_UB,
+    KEYVAL_UNIVERSE_SIZE,
+    KEYVAL_WTIME_IS_GLOBAL,
+    PROC_NULL,
+    TAG_UB,
+    UNDEFINED,
+)
 from .engine.blocking import mismatch_error, signature
 from .errors import (
     CollectiveMismatchError,
     CommunicatorClosedError,
+    InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidRankError,
     InvalidRootError,
     InvalidTagError,
+    NotImplementedName,
 )
 from .message import frames as frames_mod
 from .message.buffers import byte_view
@@ -73,18 +93,216 @@ class Comm(Collectives):
         self._child_seq = 0
         self._freed = False
         self.name = name or f"comm-{ctx:x}"
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock_owners: dict[str, int] = {}
+        self._errhandler: Any = None
 
     def __repr__(self) -> str:
+        if self._freed:
+            return f"<treecast.Comm {self.name} (freed)>"
         return f"<treecast.Comm {self.name} rank={self.rank} size={self.size}>"
+
+    def __bool__(self) -> bool:
+        """False for a freed communicator (mpi4py's ``COMM_NULL``)."""
+        return not self._freed
+
+    def __eq__(self, other: object) -> bool:
+        """Communicators are equal if they are the same one, or both freed (both
+        ``COMM_NULL``)."""
+        if not isinstance(other, Comm):
+            return NotImplemented
+        return self is other or (self._freed and other._freed)
+
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _mpi4py_names.COMM:
+            raise NotImplementedName(
+                f"treecast does not implement Comm.{name} (mpi4py's Intracomm.{name}); "
+                f"see docs/compatibility.md"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _lock(self, collective: str) -> threading.Lock:
+        """The lock that serialises this object collective across threads (mpi4py's comm
+        lock table)."""
+        lock = self._locks.get(collective)
+        if lock is None:
+            lock = self._locks.setdefault(collective, threading.Lock())
+        return lock
 
     # ---- mpi4py accessors ---------------------------------------------------------------------
     def Get_rank(self) -> int:
-        """This process's rank in the communicator."""
+        """This process's rank in the communicator.
+
+        Raises:
+            CommunicatorClosedError: the communicator was freed (``ERR_COMM``).
+        """
+        if self._freed:
+            self._live("Get_rank")
         return self.rank
 
     def Get_size(self) -> int:
-        """Number of ranks in the communicator."""
+        """Number of ranks in the communicator.
+
+        Raises:
+            CommunicatorClosedError: the communicator was freed (``ERR_COMM``).
+        """
+        if self._freed:
+            self._live("Get_size")
         return self.size
+
+    def Get_name(self) -> str:
+        """The communicator's name (``"world"``, ``"self"``, or one set by ``Set_name``)."""
+        self._live("Get_name")
+        return self.name
+
+    def Set_name(self, name: str) -> None:
+        """Name the communicator (shown in error messages)."""
+        self._live("Set_name")
+        self.name = str(name)
+
+    def Get_topology(self) -> int:
+        """``UNDEFINED``: a plain communicator has no topology (see :meth:`Create_cart`)."""
+        self._live("Get_topology")
+        return UNDEFINED
+
+    @property
+    def topology(self) -> int:
+        return self.Get_topology()
+
+    @property
+    def is_topo(self) -> bool:
+        return self.Get_topology() != UNDEFINED
+
+    def Is_inter(self) -> bool:
+        """False: treecast communicators are intra-communicators."""
+        self._live("Is_inter")
+        return False
+
+    def Is_intra(self) -> bool:
+        """True: treecast communicators are intra-communicators."""
+        self._live("Is_intra")
+        return True
+
+    @property
+    def is_inter(self) -> bool:
+        return self.Is_inter()
+
+    @property
+    def is_intra(self) -> bool:
+        return self.Is_intra()
+
+    def Get_attr(self, keyval: int) -> Any:
+        """The value of a predefined attribute (``MPI.TAG_UB``, ``MPI.WTIME_IS_GLOBAL``, ...);
+        None for a key without a value.
+
+        Raises:
+            InvalidArgumentTypeError: ``keyval`` is not an int.
+        """
+        self._live("Get_attr")
+        keyval = _as_int(keyval, "keyval", "Get_attr")
+        values = {
+            KEYVAL_TAG_UB: TAG_UB,
+            KEYVAL_WTIME_IS_GLOBAL: False,
+            KEYVAL_UNIVERSE_SIZE: self._t.size,
+            KEYVAL_HOST: PROC_NULL,
+            KEYVAL_IO: ANY_SOURCE,
+        }
+        if keyval == KEYVAL_APPNUM:
+            return None
+        return values.get(keyval)
+
+    def Compare(self, other: Comm) -> int:
+        """``IDENT`` (0) for the same communicator, ``CONGRUENT`` (1) for the same ranks in
+        the same order, ``SIMILAR`` (2) for the same ranks in another order, else
+        ``UNEQUAL`` (3).
+
+        Raises:
+            InvalidArgumentTypeError: ``other`` is not a communicator.
+        """
+        if not isinstance(other, Comm):
+            raise InvalidArgumentTypeError(
+                f"Compare: expected a communicator, got {type(other).__name__}"
+            )
+        self._live("Compare")
+        other._live("Compare")
+        if self is other or (self._ctx == other._ctx and self._group == other._group):
+            return 0
+        if self._group == other._group:
+            return 1
+        return 2 if sorted(self._group) == sorted(other._group) else 3
+
+    def Set_errhandler(self, errhandler: Any) -> None:
+        """Record an error handler. treecast reports every error as an exception, whatever
+        the handler; an uncaught one ends the job, as ``ERRORS_ARE_FATAL`` would."""
+        self._live("Set_errhandler")
+        self._errhandler = errhandler
+
+    def Get_errhandler(self) -> Any:
+        """The handler set by :meth:`Set_errhandler` (``MPI.ERRORS_RETURN`` by default)."""
+        self._live("Get_errhandler")
+        if self._errhandler is None:
+            from . import MPI
+
+            return MPI.ERRORS_RETURN
+        return self._errhandler
+
+    def Abort(self, errorcode: int = 0) -> None:
+        """End the whole job at once: this process exits with ``errorcode`` (1 if it is 0,
+        so that the launcher sees a failure) and the launcher ends every other rank.
+        Never returns."""
+        code = _as_int(errorcode, "errorcode", "Abort")
+        sys.stdout.flush()
+        print(
+            f"treecast: rank {self._t.rank} called Abort({code}) on {self.name}",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit((code & 0xFF) or 1)
+
+    def Cart_map(self, dims: Sequence[int], periods: Sequence[bool] | None = None) -> int:
+        """This rank's rank in the grid :meth:`Create_cart` would make (``UNDEFINED`` if it
+        is outside the grid). Local.
+
+        Raises:
+            InvalidArgumentError: as :meth:`Create_cart`.
+        """
+        from .topology.cartcomm import check_grid
+
+        self._live("Cart_map")
+        d, _ = check_grid(dims, _periods(periods, len(dims)), self.size, "Cart_map")
+        return self.rank if self.rank < prod(d) else UNDEFINED
+
+    def toint(self) -> int:
+        """-1: treecast communicators have no integer handle (mpi4py's ``Comm.toint``)."""
+        return -1
+
+    def py2f(self) -> int:
+        """-1: treecast communicators have no Fortran handle."""
+        return -1
+
+    def Create_cart(
+        self,
+        dims: Sequence[int],
+        periods: Sequence[bool] | None = None,
+        reorder: bool = False,
+    ) -> Comm:
+        """A Cartesian grid over the first ``prod(dims)`` ranks (row-major; ``reorder`` is
+        accepted and ignored). Collective. Ranks outside the grid get ``COMM_NULL``.
+
+        Raises:
+            InvalidArgumentError: a dimension < 1 or a grid larger than the communicator
+                (``ERR_DIMS``), or ``periods`` of another length (``ERR_ARG``).
+        """
+        from .topology.cartcomm import Cartcomm, check_grid
+
+        self._live("Create_cart")
+        d, p = check_grid(dims, _periods(periods, len(dims)), self.size, "Create_cart")
+        sub = self.Split(0 if self.rank < prod(d) else UNDEFINED, self.rank)
+        if not sub:
+            return sub
+        return Cartcomm(self._t, sub._group, sub._ctx, f"{self.name}.cart", d, p)
 
     # ---- validation ---------------------------------------------------------------------------
     def _live(self, op: str) -> None:
@@ -225,12 +443,14 @@ class Comm(Collectives):
         return Request(self._t, recv, finish, self._fill)
 
     def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
-        """Start receiving an object; ``wait()`` returns it. ``buf`` is accepted for mpi4py
-        compatibility and not needed (frames are sized by the sender).
+        """Start receiving an object; ``wait()`` returns it. ``buf`` is ignored, with a
+        ``UserWarning`` (object messages are sized by the sender).
 
         Raises:
             InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
         """
+        if buf is not None:
+            _warn_buf("irecv")
         return self._irecv_obj(source, tag, "irecv")
 
     def recv(
@@ -250,6 +470,8 @@ class Comm(Collectives):
         """
         if self._freed:
             self._live("recv")
+        if buf is not None:
+            _warn_buf("recv")
         if type(source) is not int or not (0 <= source < self.size or source == ANY_SOURCE):
             source = self._peer(source, "source", "recv", any_ok=True)
         if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
@@ -650,13 +872,22 @@ class Comm(Collectives):
         return int.from_bytes(digest, "little") & ((1 << 63) - 2)
 
     def dup(self) -> Comm:
-        """A new communicator with the same ranks and a separate message space."""
+        """A new communicator with the same ranks and a separate message space.
+
+        Raises:
+            CommunicatorClosedError: the communicator was freed.
+        """
         self._live("dup")
-        return Comm(
-            self._t, self._group, self._derive_ctx("dup"), f"{self.name}.dup{self._child_seq}"
+        return self._child(
+            self._group, self._derive_ctx("dup"), f"{self.name}.dup{self._child_seq}"
         )
 
     Dup = dup
+    Clone = dup
+
+    def _child(self, group: Sequence[int], ctx: int, name: str) -> Comm:
+        """A communicator derived from this one (a topology communicator keeps its type)."""
+        return Comm(self._t, group, ctx, name)
 
     def split(self, color: int = 0, key: int = 0) -> Comm | None:
         """Partition the ranks by ``color``; order each part by ``key``, then by old rank.
@@ -681,19 +912,80 @@ class Comm(Collectives):
         ctx = (ctx + 2 * (color % (1 << 20))) & ((1 << 63) - 2)
         return Comm(self._t, group, ctx, f"{self.name}.split{self._child_seq}[{color}]")
 
-    Split = split
+    def Split(self, color: int = 0, key: int = 0) -> Comm:
+        """mpi4py's ``Split``: :meth:`split`, with ``COMM_NULL`` (a falsy, freed
+        communicator) instead of None for ``color=UNDEFINED``.
+
+        Raises:
+            InvalidArgumentTypeError, InvalidArgumentError: as :meth:`split`.
+        """
+        sub = self.split(color, key)
+        return null_comm() if sub is None else sub
+
+    def Split_type(self, split_type: int, key: int = 0, info: Any = None) -> Comm:
+        """Split by hardware: ``COMM_TYPE_SHARED`` (1) groups the ranks that share memory,
+        which on one machine is every rank; ``UNDEFINED`` gives ``COMM_NULL``. Collective.
+
+        Raises:
+            InvalidArgumentError: another split type.
+        """
+        split_type = _as_int(split_type, "split_type", "Split_type")
+        if split_type not in (1, UNDEFINED):
+            raise InvalidArgumentError(
+                f"Split_type: split_type={split_type} is not supported; expected "
+                f"COMM_TYPE_SHARED (1) or UNDEFINED"
+            )
+        return self.Split(0 if split_type == 1 else UNDEFINED, key)
 
     def free(self) -> None:
-        """Release the communicator; later calls on it raise CommunicatorClosedError."""
+        """Release the communicator; later calls on it raise CommunicatorClosedError.
+
+        Raises:
+            CommunicatorClosedError: it is the world or self communicator, or already freed
+                (``ERR_COMM``).
+        """
+        self._live("Free")
+        if self.name in ("world", "self") and self._ctx in (0, 2):
+            raise CommunicatorClosedError(f"Free: cannot free the {self.name} communicator")
         self._freed = True
 
     Free = free
+
+
+def _periods(periods: Any, ndims: int) -> Any:
+    """mpi4py's ``periods``: None (none periodic), one bool for every dimension, or a
+    sequence."""
+    if periods is None or isinstance(periods, (bool, int)):
+        return [bool(periods)] * ndims
+    return periods
+
+
+def null_comm() -> Comm:
+    """mpi4py's ``COMM_NULL``: a communicator that is falsy, equal to every freed one, and
+    whose methods raise ``CommunicatorClosedError`` (``ERR_COMM``)."""
+    c = Comm.__new__(Comm)
+    c._freed = True
+    c.name = "COMM_NULL"
+    c.rank = c.size = UNDEFINED
+    c._locks = {}
+    c._lock_owners = {}
+    c._errhandler = None
+    return c
 
 
 class _DoneOp(tbase.SendOp):
     def __init__(self) -> None:
         super().__init__(PROC_NULL, 0, 0, [])
         self.done = True
+
+
+def _warn_buf(op: str) -> None:
+    warnings.warn(
+        f"{op}: the buf argument is ignored; treecast sizes object messages from the "
+        f"sender, so no receive buffer is needed",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _proc_null_status(status: Status) -> None:

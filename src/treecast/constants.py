@@ -33,3 +33,12 @@ class _InPlace:
 
 
 IN_PLACE = _InPlace()
+
+
+# Attribute keys of ``Comm.Get_attr`` (mpi4py's ``MPI.TAG_UB``, ... are keys, not values).
+KEYVAL_TAG_UB = 1681915905
+KEYVAL_WTIME_IS_GLOBAL = 1681915911
+KEYVAL_UNIVERSE_SIZE = 1681915913
+KEYVAL_APPNUM = 1681915917
+KEYVAL_HOST = 1681915907
+KEYVAL_IO = 1681915909

@@ -212,6 +212,11 @@ class TimeoutError(TreecastError, builtins.TimeoutError):
     """A blocking call did not complete within its timeout."""
 
 
+class NotImplementedName(TreecastError, NotImplementedError, AttributeError):
+    """An mpi4py name that treecast does not implement. Also an ``AttributeError``, so that
+    ``hasattr(MPI, name)`` and ``getattr(obj, name, default)`` treat it as absent."""
+
+
 class RemoteError(TreecastError):
     """Raised by :func:`treecast.launch` when a rank's function raised; carries its traceback."""
 
@@ -233,6 +238,7 @@ __all__ = [
     "InvalidRootError",
     "InvalidTagError",
     "MPIError",
+    "NotImplementedName",
     "ProcessFailedError",
     "RemoteError",
     "SerializationError",

@@ -54,3 +54,16 @@ def resolve_command(program: Sequence[str]) -> list[str]:
     if first.endswith(".py"):
         return [sys.executable, *program]
     return list(program)
+
+
+MPI4PY_SHIM = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_mpi4py_shim"
+)
+"""The directory holding treecast's stand-in ``mpi4py`` package."""
+
+
+def mpi4py_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for ``treecast run --mpi4py``: :data:`MPI4PY_SHIM` first on
+    ``PYTHONPATH``, so that ``import mpi4py`` in the ranks gives treecast's stand-in."""
+    current = (os.environ if environ is None else environ).get("PYTHONPATH", "")
+    return {"PYTHONPATH": MPI4PY_SHIM + (os.pathsep + current if current else "")}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidBufferError
+from ..errors import InvalidArgumentError, InvalidBufferError, InvalidCountError
 
 
 def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
@@ -33,6 +33,17 @@ def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
             f"{what}: receive buffer of type {type(buf).__name__} is read-only"
         )
     return view
+
+
+def _empty_for(count: Any, what: str) -> bytearray:
+    """The buffer of mpi4py's empty message ``[None, 0, datatype]``.
+
+    Raises:
+        InvalidBufferError: a count other than 0 (or none) with a None buffer.
+    """
+    if count not in (None, 0):
+        raise InvalidBufferError(f"{what}: a None buffer holds 0 items, not count {count!r}")
+    return bytearray(0)
 
 
 def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
@@ -59,6 +70,8 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
                 f"{what}: buffer spec must be buf, [buf, datatype] or [buf, count, datatype]; got a {type(buf).__name__} of length {len(buf)}"
             )
         itemsize = _dtype_of(datatype).itemsize
+        if buf is None:  # mpi4py's empty message [None, 0, datatype] (a bare None is an error)
+            buf = _empty_for(count, what)
     view = _checked_view(buf, what, writable)
     if view.format == "B" and view.ndim == 1:
         flat = view
@@ -69,7 +82,7 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
     if count is not None:
         nbytes = int(count) * itemsize
         if count < 0 or nbytes > flat.nbytes:
-            raise InvalidArgumentError(
+            raise InvalidCountError(
                 f"{what}: count {count} of {itemsize}-byte items does not fit a buffer of {flat.nbytes} bytes"
             )
         flat = flat[:nbytes]
@@ -125,7 +138,7 @@ def _counts(value: Any, what: str, name: str, size: int) -> tuple[int, ...]:
             f"{what}: {name} must have {size} entries (one per rank), got {len(out)}: {value!r}"
         )
     if any(c < 0 for c in out):
-        raise InvalidArgumentError(f"{what}: {name} must be >= 0, got {value!r}")
+        raise InvalidCountError(f"{what}: {name} must be >= 0, got {value!r}")
     return out
 
 
@@ -151,10 +164,12 @@ def as_array(buf: Any, what: str, writable: bool = False) -> np.ndarray:
                 f"got a {type(buf).__name__} of length {len(buf)}"
             )
         dtype = _dtype_of(datatype)
+        if buf is None:
+            buf = _empty_for(count, what)
     arr = _flat_array(buf, what, writable, dtype)
     if count is not None:
         if not 0 <= count <= arr.size:
-            raise InvalidArgumentError(
+            raise InvalidCountError(
                 f"{what}: count {count} does not fit a buffer of {arr.size} {arr.dtype} items"
             )
         arr = arr[:count]
@@ -205,7 +220,7 @@ def vector_spec(
         dd = _counts(displs, what, "displacements", size)
     for r, (n, off) in enumerate(zip(c, dd, strict=True)):
         if off + n > arr.size:
-            raise InvalidArgumentError(
+            raise InvalidCountError(
                 f"{what}: block of rank {r} (count {n} at displacement {off}) falls outside the "
                 f"buffer of {arr.size} {arr.dtype} items"
             )

@@ -1,0 +1,126 @@
+"""mpi4py's own tests against treecast.MPI, under ``treecast run --mpi4py``.
+
+The tests come from mpi4py 4.1.2's source release, downloaded here at test time (``pip
+download``; nothing of mpi4py is committed) and run unchanged by ``mpi4py_runner.py`` on
+every rank. ``test_cco_obj`` and ``test_p2p_obj`` must pass in full at n = 1..4; for the
+other modules the pass counts recorded in docs/compatibility.md are the floor.
+
+Set ``TREECAST_MPI4PY_TESTS=/path/to/mpi4py-4.1.2/test`` to use an unpacked copy instead of
+downloading one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+MPI4PY_VERSION = "4.1.2"
+RUNNER = Path(__file__).with_name("mpi4py_runner.py")
+
+FULL = ("test_cco_obj", "test_p2p_obj")
+"""Modules that must pass entirely (132 tests on every rank)."""
+FULL_COUNT = 132
+
+FLOORS: dict[str, dict[int, int]] = {}
+"""Other modules: the least number of tests that pass on every rank, per n (see
+docs/compatibility.md); filled in below."""
+
+
+def _download(dest: Path) -> Path:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        f"mpi4py=={MPI4PY_VERSION}",
+        "--no-binary",
+        ":all:",
+        "--no-deps",
+        "-q",
+        "-d",
+        str(dest),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    archives = list(dest.glob(f"mpi4py-{MPI4PY_VERSION}.tar.gz"))
+    if not archives:
+        pytest.fail(
+            f"could not download mpi4py {MPI4PY_VERSION}'s source release (needed to run its "
+            f"tests): pip exited {proc.returncode}\n{proc.stderr[-2000:]}"
+        )
+    prefix = f"mpi4py-{MPI4PY_VERSION}/test/"
+    with tarfile.open(archives[0]) as tar:
+        members = [
+            m
+            for m in tar.getmembers()
+            if m.name.startswith(prefix) and m.isfile() and ".." not in Path(m.name).parts
+        ]
+        tar.extractall(dest, members=members)
+    return dest / prefix
+
+
+@pytest.fixture(scope="session")
+def mpi4py_tests(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("TREECAST_MPI4PY_TESTS")
+    if given:
+        return Path(given)
+    return _download(tmp_path_factory.mktemp("mpi4py-src"))
+
+
+def _run(testdir: Path, tmp_path: Path, n: int, modules: tuple[str, ...]) -> list[dict]:
+    prefix = tmp_path / "report"
+    cmd = [
+        sys.executable,
+        "-m",
+        "treecast",
+        "run",
+        "-n",
+        str(n),
+        "--mpi4py",
+        "--timeout",
+        "200",
+        sys.executable,
+        str(RUNNER),
+        str(testdir),
+        str(prefix),
+        *modules,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("report.*.json"))]
+    assert proc.returncode != 124, f"the mpi4py tests hung at n={n}:\n{proc.stderr[-3000:]}"
+    assert len(reports) == n, (
+        f"expected a report from each of {n} ranks, got {len(reports)}; exit "
+        f"{proc.returncode}\n{proc.stderr[-3000:]}"
+    )
+    return reports
+
+
+def _problems(report: dict) -> str:
+    return "\n".join(f"{test}\n{tb[-1500:]}" for test, tb in report["problems"][:5])
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_object_tests_pass_in_full(mpi4py_tests: Path, tmp_path: Path, n: int) -> None:
+    for report in _run(mpi4py_tests, tmp_path, n, FULL):
+        assert report["failed"] == report["errors"] == report["skipped"] == 0, _problems(report)
+        assert report["run"] == report["passed"] == FULL_COUNT
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("module", "n"), [(m, n) for m, floors in sorted(FLOORS.items()) for n in sorted(floors)]
+)
+def test_other_modules_keep_their_pass_counts(
+    mpi4py_tests: Path, tmp_path: Path, module: str, n: int
+) -> None:
+    for report in _run(mpi4py_tests, tmp_path, n, (module,)):
+        assert report["passed"] >= FLOORS[module][n], (
+            f"{module} at n={n}, rank {report['rank']}: {report['passed']} of {report['run']} "
+            f"passed, expected at least {FLOORS[module][n]}\n{_problems(report)}"
+        )

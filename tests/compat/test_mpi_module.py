@@ -1,0 +1,421 @@
+"""treecast.MPI: mpi4py's names, error classes, topologies and launcher support."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import treecast
+from treecast import MPI
+from treecast.testing import run_ranks
+
+pytestmark = pytest.mark.timeout(120)
+
+ISSUE_NAMES = [
+    "COMM_WORLD",
+    "COMM_SELF",
+    "COMM_NULL",
+    "Comm",
+    "Intracomm",
+    "Cartcomm",
+    "Request",
+    "Prequest",
+    "Status",
+    "Op",
+    "Datatype",
+    "SUM",
+    "PROD",
+    "MAX",
+    "MIN",
+    "LAND",
+    "LOR",
+    "LXOR",
+    "BAND",
+    "BOR",
+    "BXOR",
+    "MAXLOC",
+    "MINLOC",
+    "REPLACE",
+    "NO_OP",
+    "OP_NULL",
+    "INT",
+    "DOUBLE",
+    "FLOAT",
+    "LONG",
+    "CHAR",
+    "BYTE",
+    "BOOL",
+    "COMPLEX",
+    "DOUBLE_COMPLEX",
+    "INT64_T",
+    "UINT8_T",
+    "DOUBLE_INT",
+    "IN_PLACE",
+    "ANY_SOURCE",
+    "ANY_TAG",
+    "PROC_NULL",
+    "UNDEFINED",
+    "ROOT",
+    "Wtime",
+    "Wtick",
+    "Exception",
+    "ERR_ROOT",
+    "ERR_RANK",
+    "ERR_TAG",
+    "ERR_COUNT",
+    "ERR_COMM",
+    "ERR_TRUNCATE",
+    "ERR_DIMS",
+    "ERR_ARG",
+    "ERR_TYPE",
+    "ERR_OP",
+    "Compute_dims",
+    "Get_processor_name",
+    "Is_initialized",
+    "Is_finalized",
+    "Finalize",
+    "Init",
+    "Init_thread",
+    "Query_thread",
+    "THREAD_SINGLE",
+    "THREAD_MULTIPLE",
+    "Get_version",
+    "get_vendor",
+    "CART",
+    "TAG_UB",
+    "Get_error_string",
+    "Get_error_class",
+    "Alloc_mem",
+    "Free_mem",
+    "Attach_buffer",
+    "Detach_buffer",
+    "pickle",
+]
+
+COMM_METHODS = [
+    "Get_rank",
+    "Get_size",
+    "send",
+    "recv",
+    "isend",
+    "irecv",
+    "issend",
+    "ssend",
+    "sendrecv",
+    "probe",
+    "iprobe",
+    "Send",
+    "Recv",
+    "Isend",
+    "Irecv",
+    "Sendrecv",
+    "Ssend",
+    "Issend",
+    "Probe",
+    "Iprobe",
+    "barrier",
+    "Barrier",
+    "bcast",
+    "Bcast",
+    "gather",
+    "Gather",
+    "Gatherv",
+    "scatter",
+    "Scatter",
+    "Scatterv",
+    "allgather",
+    "Allgather",
+    "Allgatherv",
+    "alltoall",
+    "Alltoall",
+    "Alltoallv",
+    "reduce",
+    "Reduce",
+    "allreduce",
+    "Allreduce",
+    "scan",
+    "Scan",
+    "exscan",
+    "Exscan",
+    "Reduce_scatter",
+    "Reduce_scatter_block",
+    "Ibarrier",
+    "Ibcast",
+    "Igather",
+    "Igatherv",
+    "Iscatter",
+    "Iscatterv",
+    "Iallgather",
+    "Iallgatherv",
+    "Ialltoall",
+    "Ialltoallv",
+    "Ireduce",
+    "Iallreduce",
+    "Iscan",
+    "Iexscan",
+    "Ireduce_scatter",
+    "Ireduce_scatter_block",
+    "Create_cart",
+    "Split",
+    "Dup",
+    "Clone",
+    "Free",
+    "Abort",
+    "Get_topology",
+    "Compare",
+    "Get_attr",
+    "Get_name",
+    "Split_type",
+]
+
+REQUEST_METHODS = [
+    "Wait",
+    "Test",
+    "wait",
+    "test",
+    "Waitall",
+    "waitall",
+    "Testall",
+    "testall",
+    "Waitany",
+    "waitany",
+    "Testany",
+    "testany",
+    "Waitsome",
+    "waitsome",
+    "Testsome",
+    "testsome",
+    "Cancel",
+    "Free",
+    "Get_status",
+]
+
+
+def test_the_issue_names_exist_and_are_treecast_s_own():
+    missing = [n for n in ISSUE_NAMES if not hasattr(MPI, n)]
+    assert missing == []
+    comm_missing = [n for n in COMM_METHODS if not hasattr(MPI.COMM_WORLD, n)]
+    assert comm_missing == []
+    assert [n for n in REQUEST_METHODS if not hasattr(MPI.Request, n)] == []
+    assert MPI.COMM_WORLD is treecast.world()
+    assert MPI.Comm is MPI.Intracomm is treecast.Comm
+    assert MPI.Exception is treecast.errors.MPIError
+    assert isinstance(MPI.COMM_SELF, MPI.Intracomm)
+    assert MPI.COMM_SELF.Get_size() == 1
+
+
+def test_unimplemented_mpi4py_names_raise_not_implemented_naming_them():
+    with pytest.raises(NotImplementedError, match=r"MPI\.Win\b"):
+        _ = MPI.Win
+    with pytest.raises(NotImplementedError, match=r"Comm\.Spawn\b"):
+        _ = MPI.COMM_WORLD.Spawn
+    assert not hasattr(MPI, "File")  # absent to hasattr, as an AttributeError
+    cart = MPI.COMM_SELF.Create_cart([1], periods=[True])
+    with pytest.raises(NotImplementedError, match="Neighbor_alltoall"):
+        _ = cart.Neighbor_alltoall
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = MPI.no_such_thing
+    with pytest.raises(AttributeError, match="no_such_method"):
+        _ = MPI.COMM_WORLD.no_such_method
+
+
+def _error_class(call):
+    with pytest.raises(MPI.Exception) as info:
+        call()
+    return info.value.Get_error_class()
+
+
+def test_error_classes_for_bad_ranks_roots_tags_counts_and_communicators():
+    comm = MPI.COMM_SELF
+    assert _error_class(lambda: comm.bcast(1, root=1)) == MPI.ERR_ROOT
+    assert _error_class(lambda: comm.reduce(1, op=MPI.SUM, root=-1)) == MPI.ERR_ROOT
+    assert _error_class(lambda: comm.Bcast(np.zeros(3), root=5)) == MPI.ERR_ROOT
+    assert _error_class(lambda: comm.send(1, dest=3)) == MPI.ERR_RANK
+    assert _error_class(lambda: comm.recv(source=7)) == MPI.ERR_RANK
+    assert _error_class(lambda: comm.send(1, dest=0, tag=-5)) == MPI.ERR_TAG
+    buf = np.zeros(4, dtype=np.int32)
+    assert _error_class(lambda: comm.Send([buf, 9, MPI.INT], dest=0)) == MPI.ERR_COUNT
+    dup = comm.Dup()
+    dup.Free()
+    assert not dup and dup == MPI.COMM_NULL
+    assert _error_class(lambda: dup.bcast(1)) == MPI.ERR_COMM
+    assert _error_class(lambda: MPI.COMM_NULL.Get_rank()) == MPI.ERR_COMM
+    assert _error_class(lambda: MPI.COMM_WORLD.Free()) == MPI.ERR_COMM
+    assert _error_class(lambda: MPI.Compute_dims(7, [2, 0])) == MPI.ERR_DIMS
+    req = comm.Isend(np.arange(8, dtype=np.int32), dest=0, tag=3)
+    small = np.zeros(2, dtype=np.int32)
+    assert _error_class(lambda: comm.Recv(small, source=0, tag=3)) == MPI.ERR_TRUNCATE
+    req.Wait()
+    e = MPI.Exception(MPI.ERR_ROOT)
+    assert e.Get_error_class() == MPI.ERR_ROOT and MPI.Get_error_string(MPI.ERR_ROOT) == str(e)
+
+
+def test_datatype_buffer_specs_and_status_counts():
+    comm = MPI.COMM_SELF
+    send = np.arange(10, dtype=np.float64)
+    recv = np.zeros(10)
+    req = comm.Isend([send, 6, MPI.DOUBLE], dest=0, tag=1)
+    status = MPI.Status()
+    comm.Recv([recv, MPI.DOUBLE], source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status)
+    req.Wait()
+    assert recv[:6].tolist() == list(range(6)) and recv[6:].tolist() == [0] * 4
+    assert (status.Get_source(), status.Get_tag()) == (0, 1)
+    assert status.Get_count(MPI.DOUBLE) == 6 and status.Get_count(MPI.BYTE) == 48
+    assert MPI.INT.Get_size() == 4 and MPI.DOUBLE.Get_extent() == (0, 8)
+    assert MPI.Datatype.fromcode("i") == MPI.INT and MPI.DOUBLE.tocode() == "d"
+    with pytest.raises(MPI.Exception):
+        MPI.DATATYPE_NULL.Get_size()
+
+
+def test_recv_with_a_buffer_warns_and_an_empty_message_is_none():
+    comm = MPI.COMM_SELF
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="buf argument is ignored"):
+            comm.recv(bytearray(8), MPI.PROC_NULL)
+    req = comm.Isend([None, 0, MPI.BYTE], dest=0)
+    assert comm.recv(source=0) is None
+    assert req.Wait() is True
+    assert not MPI.Request() and MPI.Request.Waitany([MPI.Request()]) == MPI.UNDEFINED
+
+
+def test_environment_functions():
+    assert MPI.Is_initialized() and MPI.Get_version() == (3, 1)
+    assert MPI.get_vendor()[0] == "treecast"
+    t0 = MPI.Wtime()
+    time.sleep(0.01)
+    assert 0.005 < MPI.Wtime() - t0 < 5 and 0 < MPI.Wtick() < 0.01
+    assert MPI.Get_processor_name()
+    assert MPI.Query_thread() in (MPI.THREAD_SERIALIZED, MPI.THREAD_MULTIPLE)
+    assert MPI.COMM_WORLD.Get_attr(MPI.TAG_UB) == treecast.TAG_UB
+    assert MPI.Compute_dims(12, 2) == [4, 3] and MPI.Compute_dims(12, [0, 2, 0]) == [3, 2, 2]
+    assert MPI.pickle.loads(MPI.pickle.dumps({"a": 1})) == {"a": 1}
+    assert MPI.COMM_SELF.Compare(MPI.COMM_SELF) == MPI.IDENT
+    assert MPI.COMM_SELF.Compare(MPI.COMM_SELF.Dup()) == MPI.CONGRUENT
+
+
+def _cart_2x2():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    cart = comm.Create_cart([2, 2], periods=[True, True])
+    coords = cart.Get_coords(cart.Get_rank())
+    shifts = [cart.Shift(0, 1), cart.Shift(1, 1), cart.Shift(1, -1)]
+    line = comm.Create_cart([2], periods=False)  # ranks 2 and 3 are outside this grid
+    edge = line.Shift(0, 1) if line else None
+    rows = cart.Sub([False, True])
+    return (
+        coords,
+        cart.Get_topo(),
+        shifts,
+        line == MPI.COMM_NULL,
+        edge,
+        rows.Get_size(),
+        cart.Get_topology() == MPI.CART,
+    )
+
+
+def test_periodic_two_by_two_grid_and_shift():
+    got = run_ranks(_cart_2x2, 4)
+    assert [g[0] for g in got] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert got[3][1] == ([2, 2], [1, 1], [1, 1])
+    assert got[0][2] == [(2, 2), (1, 1), (1, 1)]  # periodic: behind and ahead are the same
+    assert got[1][2] == [(3, 3), (0, 0), (0, 0)]
+    assert [g[3] for g in got] == [False, False, True, True]
+    assert got[0][4] == (MPI.PROC_NULL, 1) and got[1][4] == (0, MPI.PROC_NULL)
+    assert all(g[5] == 2 and g[6] for g in got)
+
+
+def _ssend_waits_for_the_match():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        req = comm.issend("payload", dest=1, tag=5)
+        time.sleep(0.3)
+        matched_early = req.Test()
+        comm.send("go", dest=1, tag=6)
+        req.Wait()
+        return matched_early
+    assert comm.recv(source=0, tag=6) == "go"  # the tag-5 message waits, unmatched
+    return comm.recv(source=0, tag=5)
+
+
+def test_synchronous_send_completes_only_once_a_receive_matches():
+    assert run_ranks(_ssend_waits_for_the_match, 2) == [False, "payload"]
+
+
+def _split_gives_comm_null():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    sub = comm.Split(MPI.UNDEFINED if comm.rank == 0 else 1, key=-comm.rank)
+    if comm.rank == 0:
+        return sub == MPI.COMM_NULL and not sub
+    return sub.Get_rank(), sub.allreduce(comm.rank, op=MPI.SUM)
+
+
+def test_split_with_undefined_color_gives_comm_null():
+    assert run_ranks(_split_gives_comm_null, 3) == [True, (1, 3), (0, 3)]
+
+
+def _launch(code: str, n: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-np",
+            str(n),
+            "--mpi4py",
+            *extra,
+            sys.executable,
+            "-c",
+            textwrap.dedent(code),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_mpi4py_resolves_mpi4py_to_treecast():
+    proc = _launch(
+        """
+        import mpi4py, mpi4py.MPI
+        from mpi4py import MPI
+        import treecast.MPI
+        assert MPI is mpi4py.MPI is treecast.MPI
+        c = MPI.COMM_WORLD
+        print(f"rank {c.Get_rank()} of {c.Get_size()}", mpi4py.__version__)
+        """,
+        2,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["rank 0 of 2 4.1.2", "rank 1 of 2 4.1.2"]
+
+
+def test_abort_ends_the_job_with_the_error_code_and_names_the_rank():
+    start = time.monotonic()
+    proc = _launch(
+        """
+        from mpi4py import MPI
+        c = MPI.COMM_WORLD
+        if c.rank == 1:
+            c.Abort(3)
+        c.recv(source=1)  # would wait forever
+        """,
+        2,
+        "--timeout",
+        "50",
+    )
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
+    assert "rank 1 called Abort(3)" in proc.stderr
+    assert time.monotonic() - start < 30
