@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _mpi4py_names
 from .comm import Comm, null_comm
-from .constants import ANY_SOURCE, ANY_TAG, IN_PLACE, PROC_NULL, ROOT, UNDEFINED
+from .constants import ANY_SOURCE, ANY_TAG, BOTTOM, IN_PLACE, PROC_NULL, ROOT, UNDEFINED
 from .errors import (
     ERR_ARG,
     ERR_BUFFER,
@@ -80,14 +80,33 @@ from .ops import (
     SUM,
     Op,
 )
-from .request import Prequest, Request
+from .request import Grequest, Prequest, Request
 from .runtime.world import self_comm, world
 from .status import Status
-from .topology.cartcomm import Cartcomm, compute_dims
+from .topology.topocomm import (
+    UNWEIGHTED,
+    WEIGHTS_EMPTY,
+    Cartcomm,
+    Distgraphcomm,
+    Graphcomm,
+    compute_dims,
+)
 
 Exception = MPIError
 Intracomm = Comm
-Topocomm = Cartcomm
+
+
+class Topocomm(Comm):
+    """mpi4py's base class of topology communicators; make one with ``Create_cart``,
+    ``Create_graph`` or ``Create_dist_graph_adjacent``, never directly.
+
+    Raises:
+        TypeError: always, when constructed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Topocomm cannot be constructed; use comm.Create_cart(...) and kin")
+
 
 # ---- constants ---------------------------------------------------------------------------
 THREAD_SINGLE, THREAD_FUNNELED, THREAD_SERIALIZED, THREAD_MULTIPLE = 0, 1, 2, 3
@@ -112,6 +131,7 @@ __all__ = [
     "ANY_TAG",
     "BAND",
     "BOR",
+    "BOTTOM",
     "BXOR",
     "ERROR_STRINGS",
     "ERR_ARG",
@@ -152,10 +172,15 @@ __all__ = [
     "SUCCESS",
     "SUM",
     "UNDEFINED",
+    "UNWEIGHTED",
+    "WEIGHTS_EMPTY",
     "Cartcomm",
     "Comm",
     "Datatype",
+    "Distgraphcomm",
     "Exception",
+    "Graphcomm",
+    "Grequest",
     "Intracomm",
     "Op",
     "Prequest",

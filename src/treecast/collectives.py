@@ -621,6 +621,8 @@ class Collectives:
         root = self._root(root, name)
         p, me = self.size, self.rank
         at_root = me == root
+        if sendbuf is None and at_root:  # mpi4py: None is IN_PLACE
+            sendbuf = IN_PLACE
         in_place = at_root and sendbuf is IN_PLACE
         if not at_root and sendbuf is IN_PLACE:
             raise InvalidArgumentError(f"{name}: IN_PLACE is only valid at the root")
@@ -631,7 +633,7 @@ class Collectives:
             if v:
                 rarr, counts, displs = vector_spec(recvbuf, f"{name} recvbuf", p, writable=True)
             else:
-                rarr = as_array(recvbuf, f"{name} recvbuf", writable=True)
+                rarr = as_array(recvbuf, f"{name} recvbuf", writable=True, blocks=p)
                 if send is not None and rarr.size < send.size * p:
                     raise InvalidArgumentError(
                         f"{name}: receive buffer holds {rarr.size} items; {p} ranks x {send.size} "
@@ -729,6 +731,8 @@ class Collectives:
         root = self._root(root, name)
         p, me = self.size, self.rank
         at_root = me == root
+        if recvbuf is None and at_root:  # mpi4py: None is IN_PLACE
+            recvbuf = IN_PLACE
         in_place = at_root and recvbuf is IN_PLACE
         if not at_root and recvbuf is IN_PLACE:
             raise InvalidArgumentError(f"{name}: IN_PLACE is only valid at the root")
@@ -738,7 +742,7 @@ class Collectives:
             if v:
                 sarr, counts, displs = vector_spec(sendbuf, f"{name} sendbuf", p)
             else:
-                sarr = as_array(sendbuf, f"{name} sendbuf")
+                sarr = as_array(sendbuf, f"{name} sendbuf", blocks=p)
                 if sarr.size % p:
                     raise InvalidArgumentError(
                         f"{name}: the send buffer's {sarr.size} items do not split evenly over "
@@ -827,10 +831,12 @@ class Collectives:
     ) -> Plan:
         self._live(name)
         p, me = self.size, self.rank
+        if sendbuf is None:  # mpi4py: None is IN_PLACE
+            sendbuf = IN_PLACE
         if v:
             rarr, counts, displs = vector_spec(recvbuf, f"{name} recvbuf", p, writable=True)
         else:
-            rarr = as_array(recvbuf, f"{name} recvbuf", writable=True)
+            rarr = as_array(recvbuf, f"{name} recvbuf", writable=True, blocks=p)
             if rarr.size % p:
                 raise InvalidArgumentError(
                     f"{name}: the receive buffer's {rarr.size} items do not split evenly over "
@@ -907,6 +913,8 @@ class Collectives:
     ) -> Plan:
         self._live(name)
         p, me = self.size, self.rank
+        if sendbuf is None:  # mpi4py: None is IN_PLACE
+            sendbuf = IN_PLACE
         if v:
             rarr, rcounts, rdispls = vector_spec(recvbuf, f"{name} recvbuf", p, writable=True)
             if sendbuf is IN_PLACE:
@@ -914,8 +922,12 @@ class Collectives:
             else:
                 sarr, scounts, sdispls = vector_spec(sendbuf, f"{name} sendbuf", p)
         else:
-            rarr = as_array(recvbuf, f"{name} recvbuf", writable=True)
-            sarr = rarr.copy() if sendbuf is IN_PLACE else as_array(sendbuf, f"{name} sendbuf")
+            rarr = as_array(recvbuf, f"{name} recvbuf", writable=True, blocks=p)
+            sarr = (
+                rarr.copy()
+                if sendbuf is IN_PLACE
+                else as_array(sendbuf, f"{name} sendbuf", blocks=p)
+            )
             if sarr.size % p or rarr.size < sarr.size:
                 raise InvalidArgumentError(
                     f"{name}: the send buffer's {sarr.size} items must split evenly over {p} "
@@ -1006,6 +1018,8 @@ class Collectives:
         gets_output = family != "reduce" or me == root
         the_op = resolve_op(op, name)
         out = as_array(recvbuf, f"{name} recvbuf", writable=True) if gets_output else None
+        if sendbuf is None and out is not None:  # mpi4py: None is IN_PLACE
+            sendbuf = IN_PLACE
         if sendbuf is IN_PLACE:
             if out is None:
                 raise InvalidArgumentError(f"{name}: IN_PLACE is only valid at the root")
@@ -1020,7 +1034,7 @@ class Collectives:
         count = inp.size
         if family == "reduce_scatter_block":
             assert out is not None
-            n = out.size if sendbuf is IN_PLACE else inp.size // p
+            n = out.size // p if sendbuf is IN_PLACE else inp.size // p
             if sendbuf is IN_PLACE:
                 count = n * p
                 if inp.size < count:
@@ -1037,7 +1051,12 @@ class Collectives:
         elif family == "reduce_scatter":
             assert out is not None
             if recvcounts is None:
-                raise InvalidArgumentError(f"{name}: recvcounts (one count per rank) is required")
+                if sendbuf is IN_PLACE:
+                    raise InvalidArgumentError(
+                        f"{name}: with IN_PLACE, recvcounts (one count per rank) is required"
+                    )
+                # mpi4py: every rank's receive buffer gives its count (exchanged here)
+                recvcounts = self.allgather(out.size)
             counts = tuple(int(c) for c in recvcounts)
             if len(counts) != p or any(c < 0 for c in counts):
                 raise InvalidArgumentError(

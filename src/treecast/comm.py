@@ -268,11 +268,88 @@ class Comm(Collectives):
         Raises:
             InvalidArgumentError: as :meth:`Create_cart`.
         """
-        from .topology.cartcomm import check_grid
+        from .topology.topocomm import check_grid
 
         self._live("Cart_map")
         d, _ = check_grid(dims, _periods(periods, len(dims)), self.size, "Cart_map")
         return self.rank if self.rank < prod(d) else UNDEFINED
+
+    def Create_graph(
+        self, index: Sequence[int], edges: Sequence[int], reorder: bool = False
+    ) -> Comm:
+        """A graph over the first ``len(index)`` ranks: ``index[i]`` counts the edges of
+        nodes ``0..i``, ``edges`` lists the neighbours node by node (``reorder`` is ignored).
+        Collective. Ranks outside the graph get ``COMM_NULL``.
+
+        Raises:
+            InvalidArgumentError: inconsistent ``index``/``edges`` or too many nodes
+                (``ERR_ARG``), an edge that is not a node (``ERR_RANK``).
+        """
+        from .topology.topocomm import Graphcomm, graph_layout
+
+        self._live("Create_graph")
+        idx, e = graph_layout(index, edges, self.size, "Create_graph")
+        sub = self.Split(0 if self.rank < len(idx) else UNDEFINED, self.rank)
+        if not sub:
+            return sub
+        return Graphcomm(self._t, sub._group, sub._ctx, f"{self.name}.graph", idx, e)
+
+    def Graph_map(self, index: Sequence[int], edges: Sequence[int]) -> int:
+        """This rank's rank in the graph :meth:`Create_graph` would make (``UNDEFINED`` if
+        it is outside). Local.
+
+        Raises:
+            InvalidArgumentError: as :meth:`Create_graph`.
+        """
+        from .topology.topocomm import graph_layout
+
+        self._live("Graph_map")
+        idx, _ = graph_layout(index, edges, self.size, "Graph_map")
+        return self.rank if self.rank < len(idx) else UNDEFINED
+
+    def Create_dist_graph_adjacent(
+        self,
+        sources: Sequence[int] | None,
+        destinations: Sequence[int] | None,
+        sourceweights: Any = None,
+        destweights: Any = None,
+        info: Any = None,
+        reorder: bool = False,
+    ) -> Comm:
+        """A distributed graph in which every rank names the ranks it receives from and
+        sends to, with optional weights (``MPI.UNWEIGHTED``, ``MPI.WEIGHTS_EMPTY`` or
+        lists). Collective.
+
+        Raises:
+            InvalidArgumentError: a neighbour that is not a rank, or weights that do not
+                match the neighbours.
+        """
+        from .topology.topocomm import dist_graph_adjacent
+
+        self._live("Create_dist_graph_adjacent")
+        return dist_graph_adjacent(self, sources, destinations, sourceweights, destweights)
+
+    def Create_dist_graph(
+        self,
+        sources: Sequence[int],
+        degrees: Sequence[int],
+        destinations: Sequence[int],
+        weights: Any = None,
+        info: Any = None,
+        reorder: bool = False,
+    ) -> Comm:
+        """A distributed graph from edges any rank may name: ``sources[i]`` has
+        ``degrees[i]`` edges to the next entries of ``destinations``. Collective (the ranks
+        exchange the edges).
+
+        Raises:
+            InvalidArgumentError: inconsistent arguments (see
+                :func:`treecast.topology.topocomm.dist_graph`).
+        """
+        from .topology.topocomm import dist_graph
+
+        self._live("Create_dist_graph")
+        return dist_graph(self, sources, degrees, destinations, weights)
 
     def toint(self) -> int:
         """-1: treecast communicators have no integer handle (mpi4py's ``Comm.toint``)."""
@@ -295,7 +372,7 @@ class Comm(Collectives):
             InvalidArgumentError: a dimension < 1 or a grid larger than the communicator
                 (``ERR_DIMS``), or ``periods`` of another length (``ERR_ARG``).
         """
-        from .topology.cartcomm import Cartcomm, check_grid
+        from .topology.topocomm import Cartcomm, check_grid
 
         self._live("Create_cart")
         d, p = check_grid(dims, _periods(periods, len(dims)), self.size, "Create_cart")
@@ -720,7 +797,7 @@ class Comm(Collectives):
             InvalidRankError, InvalidTagError, InvalidBufferError, TruncationError: as
                 :meth:`Send` and :meth:`Recv`.
         """
-        if recvbuf is None:
+        if recvbuf is None and source != PROC_NULL:
             raise InvalidArgumentTypeError("Sendrecv: recvbuf is required (a writable buffer)")
         self._peer(dest, "dest", "Sendrecv")
         self._tag(sendtag, "sendtag", "Sendrecv")
@@ -749,9 +826,10 @@ class Comm(Collectives):
         """
         self._peer(dest, "dest", "Sendrecv_replace")
         self._tag(sendtag, "sendtag", "Sendrecv_replace")
-        view = byte_view(buf, "Sendrecv_replace buf", writable=True)
+        view = byte_view([buf, 0, "B"] if buf is None else buf, "Sendrecv_replace buf", True)
+        outgoing = bytes(view)  # before the receive is posted: it may land at once
         rreq = self.Irecv(view, source, recvtag)
-        sreq = self.Isend(bytes(view), dest, sendtag)
+        sreq = self.Isend(outgoing, dest, sendtag)
         rreq.wait(status, timeout)
         sreq.wait(timeout=timeout)
 

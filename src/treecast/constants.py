@@ -35,6 +35,28 @@ class _InPlace:
 IN_PLACE = _InPlace()
 
 
+class _Bottom:
+    """mpi4py's ``MPI.BOTTOM``: the address 0 that derived datatypes with absolute
+    addresses are relative to. treecast has no derived datatypes, so a buffer argument of
+    ``BOTTOM`` raises ``NotImplementedError``."""
+
+    _instance: _Bottom | None = None
+
+    def __new__(cls) -> _Bottom:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "BOTTOM"
+
+    def __reduce__(self) -> str:
+        return "BOTTOM"
+
+
+BOTTOM = _Bottom()
+
+
 # Attribute keys of ``Comm.Get_attr`` (mpi4py's ``MPI.TAG_UB``, ... are keys, not values).
 KEYVAL_TAG_UB = 1681915905
 KEYVAL_WTIME_IS_GLOBAL = 1681915911

@@ -40,12 +40,22 @@ class Request:
         InvalidArgumentTypeError: the argument is neither a Request nor a transport.
     """
 
-    __slots__ = ("_cancelled", "_done", "_fill", "_finish", "_op", "_result", "_transport")
+    __slots__ = (
+        "_cancelled",
+        "_done",
+        "_fill",
+        "_finish",
+        "_handle",
+        "_op",
+        "_result",
+        "_transport",
+    )
     _transport: Transport | None
     _op: SendOp | RecvOp | None
     _finish: Callable[[Any], Any] | None
     _fill: Callable[[Any, Status], None] | None
     _done: bool
+    _handle: RequestHandle
 
     def __init__(
         self,
@@ -60,6 +70,7 @@ class Request:
         self._result: Any = None
         if isinstance(transport, Request):
             other = transport
+            self._handle = other._handle
             self._transport = other._transport
             self._op = other._op
             self._finish = other._finish
@@ -76,6 +87,7 @@ class Request:
         self._finish = finish
         self._fill = fill
         self._done = transport is None
+        self._handle = RequestHandle(self)
 
     # ---- the protocol subclasses (collective requests) override ---------------------------
     def _is_active(self) -> bool:
@@ -226,7 +238,34 @@ class Request:
             return NotImplemented
         if self._done or other._done:
             return self._done and other._done
-        return self is other or (self._op is not None and self._op is other._op)
+        return self._handle is other._handle or (self._op is not None and self._op is other._op)
+
+    @property
+    def handle(self) -> RequestHandle:
+        """An opaque handle: :meth:`fromhandle` makes a request equal to this one (as copying
+        an ``MPI_Request`` does; completing one copy does not complete the others)."""
+        return self._handle
+
+    @classmethod
+    def fromhandle(cls, handle: RequestHandle) -> Request:
+        """A request equal to the one whose :attr:`handle` this is.
+
+        Raises:
+            InvalidArgumentTypeError: ``handle`` is not a request handle.
+        """
+        if not isinstance(handle, RequestHandle):
+            raise InvalidArgumentTypeError(
+                f"fromhandle: expected a Request.handle, got {type(handle).__name__}"
+            )
+        return cls(handle.request)
+
+    def toint(self) -> int:
+        """-1: treecast requests have no integer handle (mpi4py's ``Request.toint``)."""
+        return -1
+
+    def py2f(self) -> int:
+        """-1: treecast requests have no Fortran handle."""
+        return -1
 
     __hash__ = None  # type: ignore[assignment]  # equality changes on completion, as mpi4py's
 
@@ -527,6 +566,36 @@ class Request:
     Get_status_some = get_status_some
 
 
+class RequestHandle:
+    """What :attr:`Request.handle` returns: shared by a request and its copies."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+
+class Grequest(Request):
+    """mpi4py's generalized requests; not implemented.
+
+    Raises:
+        TypeError: when constructed from another request (as mpi4py).
+        NotImplementedError: ``Grequest.Start``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Grequest: generalized requests are not implemented in treecast")
+
+    @classmethod
+    def Start(cls, *args: Any, **kwargs: Any) -> Grequest:
+        """Not implemented.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("Grequest.Start: generalized requests are not implemented")
+
+
 class Prequest(Request):
     """A persistent request (``Send_init``, ``Recv_init``, ...): ``Start()`` begins one
     round of its operation, a completion call ends it, and the request stays usable (truthy,
@@ -537,11 +606,18 @@ class Prequest(Request):
     """
 
     __slots__ = ("_start",)
+    _start: Callable[[], Request] | None
 
-    def __init__(self, start: Callable[[], Request]) -> None:
+    def __init__(self, start: Callable[[], Request] | Prequest | None = None) -> None:
+        """``Prequest(start)``; ``Prequest(other)`` is a copy of ``other``; ``Prequest()``
+        a null persistent request."""
+        if isinstance(start, Prequest):
+            super().__init__(start)
+            self._start = start._start
+            return
         super().__init__()
         self._start = start
-        self._done = False
+        self._done = start is None
 
     def _is_active(self) -> bool:
         return not self._done and self._op is not None
@@ -612,7 +688,7 @@ class Prequest(Request):
 
     def Free(self) -> None:
         """Release the persistent request; it becomes null."""
-        self._start = None  # type: ignore[assignment]
+        self._start = None
         self._done = True
 
     free = Free

@@ -27,9 +27,20 @@ FULL = ("test_cco_obj", "test_p2p_obj")
 """Modules that must pass entirely (132 tests on every rank)."""
 FULL_COUNT = 132
 
-FLOORS: dict[str, dict[int, int]] = {}
-"""Other modules: the least number of tests that pass on every rank, per n (see
-docs/compatibility.md); filled in below."""
+FLOORS: dict[str, int] = {
+    "test_cco_buf": 68,
+    "test_p2p_buf": 40,
+    "test_cco_nb_buf": 66,
+    "test_cco_nb_vec": 50,
+    "test_status": 11,
+    "test_request": 12,
+    "test_op": 10,
+    "test_comm_topo": 32,
+}
+"""Other modules: the least number of their tests that pass on every rank at n = 1..4, run
+with mpi4py's CPU array backends (``array.array`` and NumPy; its DLPack and GPU backends are
+not buffers to treecast). docs/compatibility.md lists what fails and why."""
+CPU_BACKENDS = "ArrayArray,ArrayNumPy"
 
 
 def _download(dest: Path) -> Path:
@@ -72,8 +83,11 @@ def mpi4py_tests(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _download(tmp_path_factory.mktemp("mpi4py-src"))
 
 
-def _run(testdir: Path, tmp_path: Path, n: int, modules: tuple[str, ...]) -> list[dict]:
+def _run(
+    testdir: Path, tmp_path: Path, n: int, modules: tuple[str, ...], backends: str = ""
+) -> list[dict]:
     prefix = tmp_path / "report"
+    env = {**os.environ, "TREECAST_MPI4PY_BACKENDS": backends}
     cmd = [
         sys.executable,
         "-m",
@@ -82,6 +96,7 @@ def _run(testdir: Path, tmp_path: Path, n: int, modules: tuple[str, ...]) -> lis
         "-n",
         str(n),
         "--mpi4py",
+        "--keep-going",
         "--timeout",
         "200",
         sys.executable,
@@ -90,7 +105,7 @@ def _run(testdir: Path, tmp_path: Path, n: int, modules: tuple[str, ...]) -> lis
         str(prefix),
         *modules,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
     reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("report.*.json"))]
     assert proc.returncode != 124, f"the mpi4py tests hung at n={n}:\n{proc.stderr[-3000:]}"
     assert len(reports) == n, (
@@ -113,14 +128,13 @@ def test_object_tests_pass_in_full(mpi4py_tests: Path, tmp_path: Path, n: int) -
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(
-    ("module", "n"), [(m, n) for m, floors in sorted(FLOORS.items()) for n in sorted(floors)]
-)
-def test_other_modules_keep_their_pass_counts(
-    mpi4py_tests: Path, tmp_path: Path, module: str, n: int
-) -> None:
-    for report in _run(mpi4py_tests, tmp_path, n, (module,)):
-        assert report["passed"] >= FLOORS[module][n], (
-            f"{module} at n={n}, rank {report['rank']}: {report['passed']} of {report['run']} "
-            f"passed, expected at least {FLOORS[module][n]}\n{_problems(report)}"
-        )
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_other_modules_keep_their_pass_counts(mpi4py_tests: Path, tmp_path: Path, n: int) -> None:
+    reports = _run(mpi4py_tests, tmp_path, n, tuple(FLOORS), CPU_BACKENDS)
+    for report in reports:
+        for module, floor in FLOORS.items():
+            got = report["modules"][module]
+            assert got["passed"] >= floor, (
+                f"{module} at n={n}, rank {report['rank']}: {got['passed']} of {got['run']} "
+                f"passed, expected at least {floor}\n{_problems(report)}"
+            )

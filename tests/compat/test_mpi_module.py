@@ -419,3 +419,32 @@ def test_abort_ends_the_job_with_the_error_code_and_names_the_rank():
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
     assert "rank 1 called Abort(3)" in proc.stderr
     assert time.monotonic() - start < 30
+
+
+def _graphs():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    r, n = comm.rank, comm.size
+    ring = comm.Create_graph([2, 4], [1, 1, 0, 0])  # two nodes, each the other's neighbour
+    graph = (ring.Get_topology() == MPI.GRAPH, ring.neighbors) if ring else None
+    adj = comm.Create_dist_graph_adjacent([(r - 1) % n], [(r + 1) % n], [5], [7])
+    # every edge named by rank 0 alone: 0 -> 1 -> 2 -> 0
+    named = ([0, 1, 2], [1, 1, 1], [1, 2, 0]) if r == 0 else ([], [], [])
+    dist = comm.Create_dist_graph(*named, MPI.UNWEIGHTED)
+    with pytest.raises(ValueError, match="sourceweights"):
+        comm.Create_dist_graph_adjacent([0], [0], [1, 2], None)
+    return (
+        graph,
+        adj.Get_dist_neighbors(),
+        dist.Get_dist_neighbors(),
+        comm.Graph_map([2, 4], [1, 1, 0, 0]),
+    )
+
+
+def test_graph_and_distributed_graph_topologies():
+    got = run_ranks(_graphs, 3)
+    assert [g[0] for g in got] == [(True, [1, 1]), (True, [0, 0]), None]
+    assert got[1][1] == ([0], [2], ([5], [7]))
+    assert [g[2] for g in got] == [([2], [1], None), ([0], [2], None), ([1], [0], None)]
+    assert [g[3] for g in got] == [0, 1, MPI.UNDEFINED]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..constants import BOTTOM
 from ..errors import InvalidArgumentError, InvalidBufferError, InvalidCountError
 
 
@@ -20,6 +21,10 @@ def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
     Raises:
         InvalidBufferError: not a buffer, not contiguous, or read-only where writable is needed.
     """
+    if buf is BOTTOM:
+        raise NotImplementedError(
+            f"{what}: MPI.BOTTOM (absolute addresses of derived datatypes) is not implemented"
+        )
     try:
         view = memoryview(buf)
     except TypeError as exc:
@@ -58,20 +63,18 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
         InvalidBufferError: not a buffer, not contiguous, or read-only where writable is needed.
         InvalidArgumentError: a spec's count does not fit the buffer.
     """
-    count: int | None = None
+    count = displ = None
     itemsize = 1
     if isinstance(buf, (list, tuple)):
-        if len(buf) == 2:
-            buf, datatype = buf
-        elif len(buf) == 3:
-            buf, count, datatype = buf
+        data, count, displ, datatype = _split_spec(buf, what)
+        if datatype is not None:
+            itemsize = _dtype_of(datatype).itemsize
+        elif not isinstance(data, np.ndarray) and data is not None:
+            itemsize = memoryview(data).itemsize if _has_buffer(data) else 1
         else:
-            raise InvalidBufferError(
-                f"{what}: buffer spec must be buf, [buf, datatype] or [buf, count, datatype]; got a {type(buf).__name__} of length {len(buf)}"
-            )
-        itemsize = _dtype_of(datatype).itemsize
-        if buf is None:  # mpi4py's empty message [None, 0, datatype] (a bare None is an error)
-            buf = _empty_for(count, what)
+            itemsize = 1 if data is None else data.itemsize
+        # mpi4py's empty message [None, 0, datatype] (a bare None is an error)
+        buf = _empty_for(count, what) if data is None else data
     view = _checked_view(buf, what, writable)
     if view.format == "B" and view.ndim == 1:
         flat = view
@@ -79,14 +82,31 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
         flat = view.cast("B")
     else:  # Fortran order: the same bytes, viewed flat without a copy
         flat = memoryview(np.asarray(buf).ravel(order="K")).cast("B")  # type: ignore[arg-type]
-    if count is not None:
-        nbytes = int(count) * itemsize
-        if count < 0 or nbytes > flat.nbytes:
+    if displ is not None:
+        start = _index(displ, what, "displacement") * itemsize
+        if not 0 <= start <= flat.nbytes:
             raise InvalidCountError(
-                f"{what}: count {count} of {itemsize}-byte items does not fit a buffer of {flat.nbytes} bytes"
+                f"{what}: displacement {displ} of {itemsize}-byte items is outside a buffer of "
+                f"{flat.nbytes} bytes"
+            )
+        flat = flat[start:]
+    if count is not None:
+        c = _index(count, what, "count")
+        nbytes = c * itemsize
+        if c < 0 or nbytes > flat.nbytes:
+            raise InvalidCountError(
+                f"{what}: count {c} of {itemsize}-byte items does not fit a buffer of {flat.nbytes} bytes"
             )
         flat = flat[:nbytes]
     return flat
+
+
+def _has_buffer(obj: Any) -> bool:
+    try:
+        memoryview(obj)
+    except TypeError:
+        return False
+    return True
 
 
 def _dtype_of(datatype: Any) -> np.dtype:
@@ -142,84 +162,142 @@ def _counts(value: Any, what: str, name: str, size: int) -> tuple[int, ...]:
     return out
 
 
-def as_array(buf: Any, what: str, writable: bool = False) -> np.ndarray:
+def _is_datatype(x: Any) -> bool:
+    """Whether the second item of a two-item spec is a datatype (not a count)."""
+    return isinstance(x, (str, np.dtype, type)) or hasattr(x, "dtype")
+
+
+def _split_spec(buf: Any, what: str) -> tuple[Any, Any, Any, Any]:
+    """``(buffer, count, displacement, datatype)`` of a buffer argument, after mpi4py's
+    message rules: ``buf``, ``[buf, datatype]``, ``[buf, count]``, ``[buf, (count, displ)]``,
+    ``[buf, count, datatype]``, ``[buf, (count, displ), datatype]`` or ``[buf, count, displ,
+    datatype]``; absent parts are None.
+
+    Raises:
+        InvalidBufferError: a list or tuple of another length.
+    """
+    if not isinstance(buf, (list, tuple)):
+        return buf, None, None, None
+    count = displ = datatype = None
+    if len(buf) == 2:
+        data, count = buf
+        if _is_datatype(count):
+            count, datatype = None, count
+    elif len(buf) == 3:
+        data, count, datatype = buf
+    elif len(buf) == 4:
+        data, count, displ, datatype = buf
+    else:
+        raise InvalidBufferError(
+            f"{what}: buffer spec must be buf, [buf, datatype], [buf, count, datatype] or "
+            f"[buf, count, displ, datatype]; got a {type(buf).__name__} of length {len(buf)}"
+        )
+    if len(buf) < 4 and isinstance(count, (list, tuple)):
+        if len(count) != 2:
+            raise InvalidBufferError(f"{what}: expected (count, displacement), got {count!r}")
+        count, displ = count
+    return data, count, displ, datatype
+
+
+def as_array(buf: Any, what: str, writable: bool = False, blocks: int = 1) -> np.ndarray:
     """A flat (1-D, no copy) NumPy array of buffer argument ``buf``: a NumPy array, any
-    buffer-protocol object, ``[buf, datatype]`` or ``[buf, count, datatype]``.
+    buffer-protocol object, or one of mpi4py's specs (see :func:`_split_spec`). A spec's
+    count is items *per block* and its displacement is in items, as in mpi4py: for a
+    collective that holds one block per rank (``blocks`` = ranks) the array covers
+    ``count * blocks`` items from the displacement.
 
     Raises:
         InvalidBufferError: not a contiguous buffer, read-only where a writable one is
             needed, or an unknown datatype.
-        InvalidArgumentError: the count does not fit the buffer.
+        InvalidCountError: the count or displacement does not fit the buffer.
     """
-    count: int | None = None
-    dtype = None
-    if isinstance(buf, (list, tuple)):
-        if len(buf) == 2:
-            buf, datatype = buf
-        elif len(buf) == 3 and _is_int(buf[1]):
-            buf, count, datatype = buf
-        else:
-            raise InvalidBufferError(
-                f"{what}: buffer spec must be buf, [buf, datatype] or [buf, count, datatype]; "
-                f"got a {type(buf).__name__} of length {len(buf)}"
-            )
-        dtype = _dtype_of(datatype)
-        if buf is None:
-            buf = _empty_for(count, what)
-    arr = _flat_array(buf, what, writable, dtype)
-    if count is not None:
-        if not 0 <= count <= arr.size:
+    data, count, displ, datatype = _split_spec(buf, what)
+    dtype = None if datatype is None else _dtype_of(datatype)
+    if data is None and isinstance(buf, (list, tuple)):
+        data = _empty_for(count, what)
+    arr = _flat_array(data, what, writable, dtype)
+    if displ is not None:
+        d = _index(displ, what, "displacement")
+        if not 0 <= d <= arr.size:
             raise InvalidCountError(
-                f"{what}: count {count} does not fit a buffer of {arr.size} {arr.dtype} items"
+                f"{what}: displacement {d} is outside a buffer of {arr.size} {arr.dtype} items"
             )
-        arr = arr[:count]
+        arr = arr[d:]
+    if count is not None:
+        c = _index(count, what, "count")
+        if not 0 <= c * blocks <= arr.size:
+            per = f" x {blocks} blocks" if blocks > 1 else ""
+            raise InvalidCountError(
+                f"{what}: count {c}{per} does not fit a buffer of {arr.size} {arr.dtype} items"
+            )
+        arr = arr[: c * blocks]
     return arr
+
+
+def _index(value: Any, what: str, name: str) -> int:
+    if not _is_int(value):
+        raise InvalidCountError(f"{what}: {name} must be an int, got {value!r}")
+    return int(value)
 
 
 def vector_spec(
     buf: Any, what: str, size: int, writable: bool = False
 ) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
-    """``(array, counts, displacements)`` of a v-variant buffer argument (Gatherv, ...):
-    ``[buf, counts, displs, datatype]``, ``[buf, (counts, displs), datatype]``,
-    ``[buf, counts, datatype]`` or ``[buf, counts]`` (displacements default to packed),
-    counts and displacements in items, one per rank.
+    """``(array, counts, displacements)`` of a v-variant buffer argument (Gatherv, ...),
+    after mpi4py's rules: ``buf``, ``[buf, counts]``, ``[buf, (counts, displs)]``, ``[buf,
+    datatype]``, ``[buf, counts, datatype]``, ``[buf, (counts, displs), datatype]`` or
+    ``[buf, counts, displs, datatype]``, in items. Counts: one per rank, one int for every
+    rank, or None (the buffer split as evenly as possible); displacements: one per rank, an
+    int ``d`` (rank ``i`` at ``d * i``), or None (packed).
 
     Raises:
         InvalidArgumentError: counts or displacements are not ``size`` non-negative ints, or a
             block falls outside the buffer.
         InvalidBufferError: as :func:`as_array`.
     """
-    if not isinstance(buf, (list, tuple)) or len(buf) < 2 or _is_int(buf[1]):
-        raise InvalidArgumentError(
-            f"{what}: expected [buf, counts, displs, datatype] (or [buf, counts], "
-            f"[buf, (counts, displs), datatype]), got {type(buf).__name__}"
-        )
+    data: Any = buf
+    counts: Any = None
     displs: Any = None
     datatype: Any = None
-    if len(buf) == 4:
-        data, counts, displs, datatype = buf
-    elif len(buf) == 3:
-        data, counts, datatype = buf
-        if isinstance(counts, tuple) and len(counts) == 2 and not _is_int(counts[0]):
-            counts, displs = counts
-    elif len(buf) == 2:
-        data, counts = buf
-        if isinstance(counts, tuple) and len(counts) == 2 and not _is_int(counts[0]):
-            counts, displs = counts
-    else:
-        raise InvalidArgumentError(f"{what}: buffer spec of length {len(buf)} is not understood")
+    if isinstance(buf, (list, tuple)):
+        if len(buf) == 2:
+            data, counts = buf
+            if _is_datatype(counts):
+                counts, datatype = None, counts
+            elif isinstance(counts, tuple):
+                counts, displs = counts
+        elif len(buf) == 3:
+            data, counts, datatype = buf
+            if isinstance(counts, tuple):
+                counts, displs = counts
+        elif len(buf) == 4:
+            data, counts, displs, datatype = buf
+        else:
+            raise InvalidArgumentError(
+                f"{what}: buffer spec of length {len(buf)} is not understood; expected "
+                f"[buf, counts, displs, datatype] or a shorter form"
+            )
     arr = _flat_array(data, what, writable, None if datatype is None else _dtype_of(datatype))
-    c = _counts(counts, what, "counts", size)
+    if counts is None:
+        c = tuple(arr.size // size + (arr.size % size > i) for i in range(size))
+    elif _is_int(counts):
+        c = (int(counts),) * size
+        if c[0] < 0:
+            raise InvalidCountError(f"{what}: counts must be >= 0, got {counts}")
+    else:
+        c = _counts(counts, what, "counts", size)
     if displs is None:
         d, pos = [], 0
         for n in c:
             d.append(pos)
             pos += n
         dd = tuple(d)
+    elif _is_int(displs):
+        dd = tuple(int(displs) * i for i in range(size))
     else:
         dd = _counts(displs, what, "displacements", size)
     for r, (n, off) in enumerate(zip(c, dd, strict=True)):
-        if off + n > arr.size:
+        if off < 0 or off + n > arr.size:
             raise InvalidCountError(
                 f"{what}: block of rank {r} (count {n} at displacement {off}) falls outside the "
                 f"buffer of {arr.size} {arr.dtype} items"
