@@ -31,9 +31,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from ..errors import InvalidArgumentError, ProcessFailedError, TimeoutError, TruncationError
+from ..message.pool import alloc_frame
 from .wait import Backoff, oversubscribed
 
 ANY_SOURCE = -1
@@ -78,11 +77,6 @@ def default_timeout_from_env() -> float | None:
 
 Frames = list[memoryview]
 _EMPTY = memoryview(b"")
-
-
-def alloc_frame(nbytes: int) -> memoryview:
-    """Uninitialised writable byte buffer (NumPy's allocator: aligned, no zero fill)."""
-    return memoryview(np.empty(nbytes, dtype=np.uint8))  # type: ignore[arg-type]
 
 
 def as_bytes_view(frame: memoryview) -> memoryview:
