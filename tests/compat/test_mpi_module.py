@@ -448,3 +448,57 @@ def test_graph_and_distributed_graph_topologies():
     assert got[1][1] == ([0], [2], ([5], [7]))
     assert [g[2] for g in got] == [([2], [1], None), ([0], [2], None), ([1], [0], None)]
     assert [g[3] for g in got] == [0, 1, MPI.UNDEFINED]
+
+
+def test_python_dash_m_mpi4py_runs_a_program_and_fails_the_job_on_an_exception(tmp_path):
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "2",
+            "--mpi4py",
+            sys.executable,
+            "-m",
+            "mpi4py",
+            "--rc",
+            "threads=false",
+            "-c",
+            "from mpi4py import MPI; import sys; print(MPI.COMM_WORLD.rank, sys.argv[1:])",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert sorted(ok.stdout.splitlines()) == ["0 ['x']", "1 ['x']"]
+    script = tmp_path / "boom.py"
+    script.write_text(
+        "from mpi4py import MPI\n"
+        "if MPI.COMM_WORLD.rank == 1:\n    raise RuntimeError('boom')\n"
+        "MPI.COMM_WORLD.recv(source=1)\n"
+    )
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "2",
+            "--mpi4py",
+            "--timeout",
+            "50",
+            sys.executable,
+            "-m",
+            "mpi4py",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "RuntimeError: boom" in bad.stderr
