@@ -30,14 +30,20 @@ import numpy as np
 
 from ..errors import InvalidArgumentError
 from ..transports.base import Activity, describe
+from ..transports.wait import oversubscribed
 
 if TYPE_CHECKING:
     from ..comm import Comm
 
 CHUNK = 1 << 18
-"""Bytes per slot: 256 KiB measured best here on a quiet machine (1 MiB Bcast at n = 2: 34 us
-against 131 us with 1 MiB chunks, 39 us with 128 KiB; 8 MiB: 254 against 886 us; 64 MiB:
-3.1 against 3.8 ms): a chunk that fits the L2 cache lets reader and writer copy in cache."""
+"""Bytes per chunk when every rank has a core: 256 KiB measured best here on a quiet machine
+(1 MiB Bcast at n = 2: 34 us against 131 us with 1 MiB chunks, 39 us with 128 KiB; 8 MiB: 254
+against 886 us; 64 MiB: 3.1 against 3.8 ms): a chunk that fits the L2 cache lets reader and
+writer copy in cache."""
+OVERSUBSCRIBED_CHUNK = 1 << 20
+"""Bytes per chunk with more ranks than cores, where every hand-off may wait for a context
+switch: fewer, larger chunks win (n = 4 on 2 cores: 1 / 8 / 64 MiB in 51 / 581 / 7430 us
+with 1 MiB chunks, 70 / 679 / 7620 us with 256 KiB)."""
 SLOTS = 8
 """Chunk slots in an arena: the root may run this many chunks ahead of the slowest reader."""
 LINE = 64
@@ -49,7 +55,6 @@ away from the page offsets that user buffers usually have (0 for mappings, 16 fo
 malloc blocks): copies between addresses that agree modulo 4 KiB suffer the processor's
 4K-aliasing stalls (measured, 1 MiB Bcast at n = 2: 34-47 us with the data at page offsets
 64-256, 23 us at 2048)."""
-STRIDE = CHUNK + PAGE
 
 
 class NodeArena:
@@ -59,15 +64,17 @@ class NodeArena:
         from ..shared import shared_array
 
         self.size = comm.size
+        self.chunk = OVERSUBSCRIBED_CHUNK if oversubscribed(comm.size) else CHUNK
+        self.stride = self.chunk + PAGE
         ctrl_bytes = LINE * (1 + comm.size)
         ctrl_bytes += -ctrl_bytes % PAGE  # the slots start on a page (the segment does)
-        raw = shared_array(comm, ctrl_bytes + SLOTS * STRIDE, np.uint8)
+        raw = shared_array(comm, ctrl_bytes + SLOTS * self.stride, np.uint8)
         # int64 views as memoryviews: indexing them gives Python ints, faster than NumPy's
         # scalars
         self._ctrl = memoryview(raw[:ctrl_bytes]).cast("q")  # type: ignore[arg-type]  # published at 0, done[r] at 8 (r + 1)
         self._slots = raw[ctrl_bytes:]
         self._data = memoryview(self._slots)  # type: ignore[arg-type]
-        self._heads = self._data.cast("q")  # slot s's header at s * STRIDE / 8
+        self._heads = self._data.cast("q")  # slot s's header at s * stride / 8
         self._count = 0  # chunks of every broadcast so far (the same on every rank)
         self._step = LINE // 8
 
@@ -99,17 +106,18 @@ class NodeArena:
         t = comm._t
         me = comm.rank
         ctrl, step, data, heads = self._ctrl, self._step, self._data, self._heads
+        chunk, stride = self.chunk, self.stride
         others = [r for r in range(self.size) if r != root]
         k = self._count
         for view in views:
             n = view.nbytes
             total = n  # the root's size, learnt from the first chunk's header off the root
             i = 0
-            while i < chunk_count(total):
-                pos = i * CHUNK
-                slot = (k % SLOTS) * STRIDE
+            while i < max(1, -(-total // chunk)):  # at least one chunk: it carries the size
+                pos = i * chunk
+                slot = (k % SLOTS) * stride
                 if me == root:
-                    m = min(CHUNK, n - pos)
+                    m = min(chunk, n - pos)
                     free_at = k - SLOTS + 1
                     if any(self._done(r) < free_at for r in others):
                         t.wait(partial(self._all_done, others, free_at), timeout, what)
@@ -122,7 +130,7 @@ class NodeArena:
                         t.wait(partial(self._published, ready), timeout, what)
                     total = heads[slot // 8]
                     if total == n:
-                        m = min(CHUNK, n - pos)
+                        m = min(chunk, n - pos)
                         view[pos : pos + m] = data[slot + HEAD : slot + HEAD + m]
                     ctrl[step * (me + 1)] = k + 1
                 k += 1
@@ -141,11 +149,6 @@ class NodeArena:
 def arena_of(comm: Comm) -> NodeArena:
     """The communicator's broadcast arena, made on first use (collective)."""
     return _arena(comm, "_node_arena", NodeArena)
-
-
-def chunk_count(nbytes: int) -> int:
-    """Chunks a payload of ``nbytes`` takes (at least one: it carries the size)."""
-    return max(1, math.ceil(nbytes / CHUNK))
 
 
 class ReduceArena:
