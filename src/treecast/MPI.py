@@ -62,6 +62,7 @@ from .errors import (
     NotImplementedName,
     error_string,
 )
+from .group import GROUP_EMPTY, GROUP_NULL, Group
 from .ops import (
     BAND,
     BOR,
@@ -155,6 +156,8 @@ __all__ = [
     "ERR_TRUNCATE",
     "ERR_TYPE",
     "ERR_UNKNOWN",
+    "GROUP_EMPTY",
+    "GROUP_NULL",
     "IN_PLACE",
     "LAND",
     "LOR",
@@ -181,6 +184,7 @@ __all__ = [
     "Exception",
     "Graphcomm",
     "Grequest",
+    "Group",
     "Intracomm",
     "Op",
     "Prequest",

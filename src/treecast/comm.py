@@ -44,6 +44,7 @@ from .errors import (
     InvalidTagError,
     NotImplementedName,
 )
+from .group import Group
 from .message import frames as frames_mod
 from .message.buffers import byte_view
 from .request import Prequest, Request
@@ -68,7 +69,20 @@ def _as_int(value: Any, name: str, op: str) -> int:
         ) from None
 
 
-class Comm(Collectives):
+class _CommType(type):
+    """Class-level lookups of mpi4py names treecast lacks (``MPI.Comm.Get_parent``) raise
+    ``NotImplementedName`` too, as instance lookups do."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if name in _mpi4py_names.COMM:
+            raise NotImplementedName(
+                f"treecast does not implement Comm.{name} (mpi4py's Intracomm.{name}); "
+                f"see docs/compatibility.md"
+            )
+        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+
+
+class Comm(Collectives, metaclass=_CommType):
     """A group of ranks that communicate, with mpi4py's method names.
 
     Lowercase methods move Python objects (pickle protocol 5, large buffers out of band);
@@ -95,6 +109,7 @@ class Comm(Collectives):
         self.name = name or f"comm-{ctx:x}"
         self._locks: dict[str, threading.Lock] = {}
         self._lock_owners: dict[str, int] = {}
+        self._group_seq: dict[tuple[tuple[int, ...], int], int] = {}
         self._errhandler: Any = None
 
     def __repr__(self) -> str:
@@ -114,6 +129,20 @@ class Comm(Collectives):
         return self is other or (self._freed and other._freed)
 
     __hash__ = object.__hash__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """``COMM_WORLD``, ``COMM_SELF`` and ``COMM_NULL`` pickle by name (they load as this
+        process's own); other communicators cannot be pickled.
+
+        Raises:
+            ValueError: a communicator other than those three.
+        """
+        from . import MPI
+
+        for name in ("COMM_WORLD", "COMM_SELF", "COMM_NULL"):
+            if self is getattr(MPI, name):
+                return (_predefined_comm, (name,))
+        raise ValueError(f"cannot pickle communicator {self.name}: it exists only in this job")
 
     def __getattr__(self, name: str) -> Any:
         if name in _mpi4py_names.COMM:
@@ -273,6 +302,65 @@ class Comm(Collectives):
         self._live("Cart_map")
         d, _ = check_grid(dims, _periods(periods, len(dims)), self.size, "Cart_map")
         return self.rank if self.rank < prod(d) else UNDEFINED
+
+    def Get_group(self) -> Group:
+        """The communicator's processes as a :class:`~treecast.group.Group` (local)."""
+        self._live("Get_group")
+        return Group._of(self._group, self._t.rank)
+
+    @property
+    def group(self) -> Group:
+        return self.Get_group()
+
+    def Create(self, group: Group) -> Comm:
+        """A communicator of ``group``'s processes, in the group's order; ``COMM_NULL`` on
+        the others. Collective over this communicator.
+
+        Raises:
+            InvalidArgumentError: ``group`` holds a process that is not in this
+                communicator.
+        """
+        self._live("Create")
+        members = self._members_of(group, "Create")
+        me = self._t.rank
+        return self.Split(
+            0 if me in members else UNDEFINED, members.index(me) if me in members else 0
+        )
+
+    def Create_group(self, group: Group, tag: int = 0) -> Comm:
+        """A communicator of ``group``'s processes, in the group's order. Collective over
+        the group's members only (the other ranks of this communicator do not call it).
+
+        Raises:
+            InvalidArgumentError: this process or another member is not in this
+                communicator, or this process is not in ``group``.
+        """
+        self._live("Create_group")
+        tag = self._tag(tag, "tag", "Create_group")
+        members = self._members_of(group, "Create_group")
+        if self._t.rank not in members:
+            raise InvalidArgumentError("Create_group: this process is not in the group")
+        # every member derives the same context without communicating: creation is
+        # collective over the members and ordered, so their counters agree
+        key = (members, tag)
+        count = self._group_seq.get(key, 0) + 1
+        self._group_seq[key] = count
+        digest = hashlib.blake2b(
+            f"{self._ctx}/group/{members}/{tag}/{count}".encode(), digest_size=8
+        ).digest()
+        ctx = int.from_bytes(digest, "little") & ((1 << 63) - 2)
+        return Comm(self._t, members, ctx, f"{self.name}.group{count}")
+
+    def _members_of(self, group: Any, op: str) -> tuple[int, ...]:
+        if not isinstance(group, Group):
+            raise InvalidArgumentTypeError(f"{op}: expected a Group, got {type(group).__name__}")
+        members = group._list(op)
+        outside = [w for w in members if w not in self._rank_of]
+        if outside:
+            raise InvalidArgumentError(
+                f"{op}: the group holds processes that are not in {self.name}"
+            )
+        return members
 
     def Create_graph(
         self, index: Sequence[int], edges: Sequence[int], reorder: bool = False
@@ -1038,6 +1126,14 @@ def _periods(periods: Any, ndims: int) -> Any:
     return periods
 
 
+def _predefined_comm(name: str) -> Comm:
+    """``treecast.MPI.<name>`` (unpickling a predefined communicator)."""
+    from . import MPI
+
+    comm: Comm = getattr(MPI, name)
+    return comm
+
+
 def null_comm() -> Comm:
     """mpi4py's ``COMM_NULL``: a communicator that is falsy, equal to every freed one, and
     whose methods raise ``CommunicatorClosedError`` (``ERR_COMM``)."""
@@ -1047,6 +1143,7 @@ def null_comm() -> Comm:
     c.rank = c.size = UNDEFINED
     c._locks = {}
     c._lock_owners = {}
+    c._group_seq = {}
     c._errhandler = None
     return c
 

@@ -502,3 +502,27 @@ def test_python_dash_m_mpi4py_runs_a_program_and_fails_the_job_on_an_exception(t
         timeout=60,
     )
     assert bad.returncode == 1 and "RuntimeError: boom" in bad.stderr
+
+
+def _groups():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    world = comm.Get_group()
+    evens = world.Incl([0, 2])
+    odd = world.Excl([0, 2])
+    sub = comm.Create(evens)  # collective over COMM_WORLD
+    got = [sub.Get_rank(), sub.allreduce(comm.rank)] if sub else None
+    if comm.rank in (0, 2):  # collective over the group's members only
+        rev = comm.Create_group(world.Incl([2, 0]), tag=7)
+        got = [*got, rev.Get_rank(), rev.allgather(comm.rank)]
+    with pytest.raises(ValueError, match="repeat"):
+        world.Incl([1, 1])
+    return got, odd.Get_rank(), MPI.Group.Translate_ranks(evens, [0, 1], odd)
+
+
+def test_groups_and_communicators_made_from_them():
+    got = run_ranks(_groups, 3)
+    assert got[0] == ([0, 2, 1, [2, 0]], MPI.UNDEFINED, [MPI.UNDEFINED, MPI.UNDEFINED])
+    assert got[1] == (None, 0, [MPI.UNDEFINED, MPI.UNDEFINED])
+    assert got[2] == ([1, 2, 0, [2, 0]], MPI.UNDEFINED, [MPI.UNDEFINED, MPI.UNDEFINED])
