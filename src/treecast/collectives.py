@@ -28,6 +28,7 @@ from .engine.progress import CollectiveRequest
 from .engine.store import BufferStore, ObjectStore, Store, execute, run
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
 from .message import frames as frames_mod
+from .message.buffers import array_bytes as _bytes
 from .message.buffers import as_array, vector_spec
 from .ops import SUM, Op, resolve_op
 from .request import Request
@@ -93,11 +94,6 @@ def _sent_ids(steps: tuple[Step, ...]) -> tuple[int, ...]:
 
 def _writes(steps: Iterable[Step]) -> bool:
     return any(type(s) is Recv or type(s) is Combine for s in steps)
-
-
-def _bytes(arr: np.ndarray) -> memoryview:
-    """The bytes of a flat contiguous array, as a memoryview (any dtype, structured too)."""
-    return memoryview(arr.view(np.uint8))  # type: ignore[arg-type]
 
 
 def _layout_with_temp(

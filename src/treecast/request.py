@@ -12,14 +12,24 @@ status.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .constants import UNDEFINED
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
 from .status import Status
-from .transports.base import RecvOp, SendOp, Transport
+from .transports.base import RecvOp, Transport
 
 Statuses = Sequence[Status] | None
+
+
+class Operation(Protocol):
+    """What a request waits for: a transport's send or receive, or several as one."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
 
 
 def _empty(status: Status | None) -> None:
@@ -51,7 +61,7 @@ class Request:
         "_transport",
     )
     _transport: Transport | None
-    _op: SendOp | RecvOp | None
+    _op: Operation | None
     _finish: Callable[[Any], Any] | None
     _fill: Callable[[Any, Status], None] | None
     _done: bool
@@ -60,7 +70,7 @@ class Request:
     def __init__(
         self,
         transport: Transport | Request | None = None,
-        op: SendOp | RecvOp | None = None,
+        op: Operation | None = None,
         finish: Callable[[Any], Any] | None = None,
         fill: Callable[[Any, Status], None] | None = None,
     ) -> None:
@@ -115,7 +125,7 @@ class Request:
             return self._finish(op)
         return self._result
 
-    def _status_of(self, op: SendOp | RecvOp, status: Status) -> None:
+    def _status_of(self, op: Operation, status: Status) -> None:
         status._clear()
         if self._cancelled:
             status.cancelled = True

@@ -217,8 +217,8 @@ def test_unimplemented_mpi4py_names_raise_not_implemented_naming_them():
         _ = MPI.COMM_WORLD.Spawn
     assert not hasattr(MPI, "File")  # absent to hasattr, as an AttributeError
     cart = MPI.COMM_SELF.Create_cart([1], periods=[True])
-    with pytest.raises(NotImplementedError, match="Neighbor_alltoall"):
-        _ = cart.Neighbor_alltoall
+    with pytest.raises(NotImplementedError, match="Neighbor_alltoallw"):
+        _ = cart.Neighbor_alltoallw
     with pytest.raises(AttributeError, match="no_such_thing"):
         _ = MPI.no_such_thing
     with pytest.raises(AttributeError, match="no_such_method"):
@@ -526,3 +526,37 @@ def test_groups_and_communicators_made_from_them():
     assert got[0] == ([0, 2, 1, [2, 0]], MPI.UNDEFINED, [MPI.UNDEFINED, MPI.UNDEFINED])
     assert got[1] == (None, 0, [MPI.UNDEFINED, MPI.UNDEFINED])
     assert got[2] == ([1, 2, 0, [2, 0]], MPI.UNDEFINED, [MPI.UNDEFINED, MPI.UNDEFINED])
+
+
+def _neighbors():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    r, n = comm.rank, comm.size
+    ring = comm.Create_cart([n], periods=[True])
+    line = comm.Create_cart([n], periods=[False])
+    # objects: (sender, direction) tells which send landed in which slot
+    got_ring = ring.neighbor_alltoall([(r, "back"), (r, "ahead")])
+    got_line = line.neighbor_allgather(r)
+    # buffers, blocking and non-blocking; PROC_NULL blocks are left untouched
+    send = np.array([10 * r, 10 * r + 1], dtype=np.int64)
+    out = np.full(2, -1, dtype=np.int64)
+    line.Neighbor_alltoall(send, out)
+    out2 = np.full(2, -1, dtype=np.int64)
+    line.Ineighbor_allgather(send[:1], out2).Wait()
+    return got_ring, got_line, out.tolist(), out2.tolist()
+
+
+def test_neighbourhood_collectives_on_grids():
+    got = run_ranks(_neighbors, 3)
+    # slot 0 holds what the rank behind sent "ahead", slot 1 what the rank ahead sent "back"
+    assert [g[0] for g in got] == [
+        [(2, "ahead"), (1, "back")],
+        [(0, "ahead"), (2, "back")],
+        [(1, "ahead"), (0, "back")],
+    ]
+    assert [g[1] for g in got] == [[None, 1], [0, 2], [1, None]]
+    assert [g[2] for g in got] == [[-1, 10], [1, 20], [11, -1]]
+    assert [g[3] for g in got] == [[-1, 10], [0, 20], [10, -1]]
+    two = run_ranks(_neighbors, 2)  # both neighbours are the same rank: order still holds
+    assert two[0][0] == [(1, "ahead"), (1, "back")] and two[1][0] == [(0, "ahead"), (0, "back")]

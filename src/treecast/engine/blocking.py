@@ -36,6 +36,16 @@ _NAMES = [
     "Scan",
     "exscan",
     "Exscan",
+    "neighbor_allgather",
+    "neighbor_alltoall",
+    "Neighbor_allgather",
+    "Neighbor_allgatherv",
+    "Neighbor_alltoall",
+    "Neighbor_alltoallv",
+    "Ineighbor_allgather",
+    "Ineighbor_allgatherv",
+    "Ineighbor_alltoall",
+    "Ineighbor_alltoallv",
 ]
 COLLECTIVE_CODES = {name: code for code, name in enumerate(_NAMES, 1)}
 COLLECTIVE_CODES.update(

@@ -15,6 +15,11 @@ from ..constants import BOTTOM
 from ..errors import InvalidArgumentError, InvalidBufferError, InvalidCountError
 
 
+def array_bytes(arr: np.ndarray) -> memoryview:
+    """The bytes of a flat contiguous array, as a memoryview (any dtype, structured too)."""
+    return memoryview(arr.view(np.uint8))  # type: ignore[arg-type]
+
+
 def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
     """``memoryview(buf)``, checked: a contiguous buffer, writable if asked.
 

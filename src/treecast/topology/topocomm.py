@@ -17,9 +17,10 @@ from typing import Any
 
 from .. import _mpi4py_names
 from ..comm import Comm, _as_int
-from ..constants import UNDEFINED
+from ..constants import PROC_NULL, UNDEFINED
 from ..errors import ERR_ARG, ERR_DIMS, ERR_RANK, InvalidArgumentError, MPIError, NotImplementedName
 from ..ops import LOR as _LOR
+from ..request import Request
 from ..transports.base import Transport
 from . import cart
 
@@ -85,7 +86,279 @@ def check_grid(
     return d, p
 
 
-class Cartcomm(Comm):
+class _AllOf:
+    """Several transport operations as one, for a request: done when all are, with the
+    first error."""
+
+    __slots__ = ("_ops",)
+
+    def __init__(self, ops: list[Any]) -> None:
+        self._ops = ops
+
+    @property
+    def done(self) -> bool:
+        return all(op.done for op in self._ops)
+
+    @property
+    def error(self) -> BaseException | None:
+        return next((op.error for op in self._ops if op.error is not None), None)
+
+
+class Neighborhood(Comm):
+    """Neighbourhood collectives of a topology communicator: every rank sends to its
+    out-neighbours (``outedges``) and receives from its in-neighbours (``inedges``), in
+    order; ``PROC_NULL`` neighbours (edges of a non-periodic grid) send and receive nothing.
+    The messages travel point-to-point in the collective context, one per edge.
+    The non-blocking forms (``Ineighbor_*``) post every message at once and return a
+    request.
+    """
+
+    @property
+    def inedges(self) -> list[int]:
+        """The ranks this rank receives from, in order (set by each topology)."""
+        raise NotImplementedError("inedges")
+
+    @property
+    def outedges(self) -> list[int]:
+        """The ranks this rank sends to, in order (set by each topology)."""
+        raise NotImplementedError("outedges")
+
+    def _send_order(self, outs: list[int]) -> list[int]:
+        """The order in which to send along the out-edges, so that the messages between
+        each pair of ranks meet the receives in the receiver's in-edge order (messages
+        between a pair match in order)."""
+        return list(range(len(outs)))
+
+    def _start(
+        self, name: str, sends: list[Any], recv_views: list[memoryview | None] | None
+    ) -> tuple[list[Any], list[Any], Any, int]:
+        """Post a receive per in-edge (into ``recv_views[i]`` when given) and send
+        ``sends[j]`` (a list of frames) to out-edge ``j``. Returns ``(ops, receives per
+        in-edge (None for PROC_NULL), what, signature)``."""
+        from ..engine.blocking import signature
+
+        t, group, ctx = self._t, self._group, self._coll_ctx
+        ins, outs = self.inedges, self.outedges
+        tag = self._next_tag()
+        what = (name, self.name, tag, -1)
+        sig = signature(what)
+        recvs = [
+            None
+            if src == PROC_NULL
+            else t.irecv(ctx, group[src], tag, None if recv_views is None else recv_views[i])
+            for i, src in enumerate(ins)
+        ]
+        ops: list[Any] = [
+            t.isend(group[outs[j]], ctx, tag, sends[j], sig)
+            for j in self._send_order(outs)
+            if outs[j] != PROC_NULL
+        ]
+        ops += [r for r in recvs if r is not None]
+        return ops, recvs, what, sig
+
+    def _check(self, ops: list[Any], recvs: list[Any], what: Any, sig: int) -> list[Any]:
+        """Raise the first error of the completed ``ops``, or a mismatch if a neighbour
+        was in another collective; return ``recvs``.
+
+        Raises:
+            CollectiveMismatchError: a neighbour is in another collective.
+        """
+        from ..engine.blocking import mismatch_error
+
+        for op in ops:
+            if op.error is not None:
+                raise op.error
+        for r in recvs:
+            if r is not None and r.sig != sig:
+                raise mismatch_error(what, self._rank_of.get(r.src, r.src), r.sig, sig)
+        return recvs
+
+    def _exchange(
+        self,
+        name: str,
+        sends: list[Any],
+        recv_views: list[memoryview | None] | None,
+        timeout: float | None,
+    ) -> list[Any]:
+        """:meth:`_start`, wait, :meth:`_check`.
+
+        Raises:
+            CollectiveMismatchError, TimeoutError, ProcessFailedError: as any collective.
+        """
+        ops, recvs, what, sig = self._start(name, sends, recv_views)
+        self._t.waitall(ops, timeout, what)
+        return self._check(ops, recvs, what, sig)
+
+    def neighbor_allgather(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
+        """Every in-neighbour's ``sendobj``, in in-edge order (None for ``PROC_NULL``).
+
+        Raises:
+            SerializationError: ``sendobj`` cannot be pickled.
+            CollectiveMismatchError, TimeoutError, ProcessFailedError: as any collective.
+        """
+        from ..message import frames as frames_mod
+
+        self._live("neighbor_allgather")
+        frames = frames_mod.dumps(sendobj, "neighbor_allgather")
+        recvs = self._exchange("neighbor_allgather", [frames] * len(self.outedges), None, timeout)
+        return [
+            None if r is None else frames_mod.loads(r.frames, "neighbor_allgather") for r in recvs
+        ]
+
+    def neighbor_alltoall(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
+        """Send ``sendobj[j]`` to out-neighbour ``j``; return what each in-neighbour sent
+        here, in in-edge order (None for ``PROC_NULL``).
+
+        Raises:
+            InvalidArgumentError: ``sendobj`` does not hold one item per out-neighbour.
+            SerializationError, CollectiveMismatchError, TimeoutError: as above.
+        """
+        from ..message import frames as frames_mod
+
+        self._live("neighbor_alltoall")
+        items = list(sendobj)
+        if len(items) != len(self.outedges):
+            raise InvalidArgumentError(
+                f"neighbor_alltoall: expected {len(self.outedges)} items (one per "
+                f"out-neighbour), got {len(items)}"
+            )
+        sends = [frames_mod.dumps(x, "neighbor_alltoall") for x in items]
+        recvs = self._exchange("neighbor_alltoall", sends, None, timeout)
+        return [
+            None if r is None else frames_mod.loads(r.frames, "neighbor_alltoall") for r in recvs
+        ]
+
+    def _blocks(
+        self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
+    ) -> tuple[list[list[memoryview]], list[memoryview | None]]:
+        """Byte views of the send block per out-edge and the receive block per in-edge.
+        ``same``: every out-edge gets the whole send buffer (allgather)."""
+        from ..message.buffers import array_bytes, as_array, vector_spec
+
+        nin, nout = len(self.inedges), len(self.outedges)
+        if same:
+            whole = as_array(sendbuf, f"{name} sendbuf")
+            sblocks = [whole] * nout
+        elif send_v:
+            arr, c, d = vector_spec(sendbuf, f"{name} sendbuf", nout)
+            sblocks = [arr[d[j] : d[j] + c[j]] for j in range(nout)]
+        else:
+            arr = as_array(sendbuf, f"{name} sendbuf", blocks=max(nout, 1))
+            if nout and arr.size % nout:
+                raise InvalidArgumentError(
+                    f"{name}: the send buffer's {arr.size} items do not split over {nout} "
+                    f"out-neighbours"
+                )
+            n = arr.size // nout if nout else 0
+            sblocks = [arr[j * n : (j + 1) * n] for j in range(nout)]
+        if recv_v:
+            rarr, c, d = vector_spec(recvbuf, f"{name} recvbuf", nin, writable=True)
+            rblocks = [rarr[d[i] : d[i] + c[i]] for i in range(nin)]
+        else:
+            rarr = as_array(recvbuf, f"{name} recvbuf", writable=True, blocks=max(nin, 1))
+            if nin and rarr.size % nin:
+                raise InvalidArgumentError(
+                    f"{name}: the receive buffer's {rarr.size} items do not split over {nin} "
+                    f"in-neighbours"
+                )
+            n = rarr.size // nin if nin else 0
+            rblocks = [rarr[i * n : (i + 1) * n] for i in range(nin)]
+        for b in [*sblocks, *rblocks]:
+            if b.dtype != rarr.dtype and sblocks:
+                raise InvalidArgumentError(
+                    f"{name}: send and receive buffers have different dtypes "
+                    f"({sblocks[0].dtype} and {rarr.dtype})"
+                )
+        sends = [[array_bytes(b)] for b in sblocks]
+        recvs: list[memoryview | None] = [array_bytes(b) for b in rblocks]
+        return sends, recvs
+
+    def _buffer_exchange(
+        self,
+        name: str,
+        sendbuf: Any,
+        recvbuf: Any,
+        send_v: bool,
+        recv_v: bool,
+        same: bool,
+        timeout: float | None,
+    ) -> None:
+        self._live(name)
+        sends, recvs = self._blocks(name, sendbuf, recvbuf, send_v, recv_v, same)
+        self._exchange(name, sends, recvs, timeout)
+
+    def _ibuffer_exchange(
+        self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
+    ) -> Request:
+        """The non-blocking form: the messages are posted now and move whenever this rank
+        makes progress; the request completes when every one has."""
+        self._live(name)
+        sends, views = self._blocks(name, sendbuf, recvbuf, send_v, recv_v, same)
+        ops, recvs, what, sig = self._start(name, sends, views)
+        return Request(
+            self._t, _AllOf(ops), lambda _op: self._check(ops, recvs, what, sig) and None
+        )
+
+    def Ineighbor_allgather(self, sendbuf: Any, recvbuf: Any) -> Request:
+        """Start a :meth:`Neighbor_allgather`."""
+        return self._ibuffer_exchange("Ineighbor_allgather", sendbuf, recvbuf, False, False, True)
+
+    def Ineighbor_allgatherv(self, sendbuf: Any, recvbuf: Any) -> Request:
+        """Start a :meth:`Neighbor_allgatherv`."""
+        return self._ibuffer_exchange("Ineighbor_allgatherv", sendbuf, recvbuf, False, True, True)
+
+    def Ineighbor_alltoall(self, sendbuf: Any, recvbuf: Any) -> Request:
+        """Start a :meth:`Neighbor_alltoall`."""
+        return self._ibuffer_exchange("Ineighbor_alltoall", sendbuf, recvbuf, False, False, False)
+
+    def Ineighbor_alltoallv(self, sendbuf: Any, recvbuf: Any) -> Request:
+        """Start a :meth:`Neighbor_alltoallv`."""
+        return self._ibuffer_exchange("Ineighbor_alltoallv", sendbuf, recvbuf, True, True, False)
+
+    def Neighbor_allgather(
+        self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
+    ) -> None:
+        """Every in-neighbour's ``sendbuf`` into ``recvbuf``, one block per in-edge
+        (blocks of ``PROC_NULL`` neighbours are left as they are).
+
+        Raises:
+            InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
+        """
+        self._buffer_exchange("Neighbor_allgather", sendbuf, recvbuf, False, False, True, timeout)
+
+    def Neighbor_allgatherv(
+        self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
+    ) -> None:
+        """:meth:`Neighbor_allgather` with counts and displacements per in-edge.
+
+        Raises:
+            InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
+        """
+        self._buffer_exchange("Neighbor_allgatherv", sendbuf, recvbuf, False, True, True, timeout)
+
+    def Neighbor_alltoall(
+        self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
+    ) -> None:
+        """Block ``j`` of ``sendbuf`` to out-neighbour ``j``; block ``i`` of ``recvbuf``
+        from in-neighbour ``i``.
+
+        Raises:
+            InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
+        """
+        self._buffer_exchange("Neighbor_alltoall", sendbuf, recvbuf, False, False, False, timeout)
+
+    def Neighbor_alltoallv(
+        self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
+    ) -> None:
+        """:meth:`Neighbor_alltoall` with counts and displacements per edge.
+
+        Raises:
+            InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
+        """
+        self._buffer_exchange("Neighbor_alltoallv", sendbuf, recvbuf, True, True, False, timeout)
+
+
+class Cartcomm(Neighborhood):
     """A communicator whose ranks form a Cartesian grid (row-major; see
     :mod:`treecast.topology.cart`). All of :class:`~treecast.Comm` plus coordinates, shifts
     and sub-grids. Neighbourhood collectives are not implemented.
@@ -125,6 +398,11 @@ class Cartcomm(Comm):
                 f"see docs/compatibility.md"
             )
         return super().__getattr__(name)
+
+    def _send_order(self, outs: list[int]) -> list[int]:
+        # the rank ahead of me in a dimension receives my message in its "behind" slot:
+        # between two ranks, send in the receiver's slot order (opposite direction first)
+        return sorted(range(len(outs)), key=lambda j: j ^ 1)
 
     def _child(self, group: Sequence[int], ctx: int, name: str) -> Comm:
         return Cartcomm(self._t, group, ctx, name, self._dims, self._periods)
@@ -320,7 +598,7 @@ def graph_layout(
     return idx, e
 
 
-class Graphcomm(Comm):
+class Graphcomm(Neighborhood):
     """A communicator whose ranks are the nodes of a graph (``MPI_Graph_create``)."""
 
     def __init__(
@@ -432,7 +710,7 @@ def _weights(value: Any, degree: int, what: str, op: str) -> list[int] | None:
     return out
 
 
-class Distgraphcomm(Comm):
+class Distgraphcomm(Neighborhood):
     """A communicator in which every rank knows the ranks it receives from (``sources``)
     and sends to (``destinations``), optionally weighted (``MPI_Dist_graph_create``)."""
 
