@@ -110,6 +110,7 @@ class Comm(Collectives, metaclass=_CommType):
         self._locks: dict[str, threading.Lock] = {}
         self._lock_owners: dict[str, int] = {}
         self._group_seq: dict[tuple[tuple[int, ...], int], int] = {}
+        self._info: Any = None
         self._errhandler: Any = None
 
     def __repr__(self) -> str:
@@ -1037,19 +1038,68 @@ class Comm(Collectives, metaclass=_CommType):
         ).digest()
         return int.from_bytes(digest, "little") & ((1 << 63) - 2)
 
-    def dup(self) -> Comm:
-        """A new communicator with the same ranks and a separate message space.
+    def dup(self, info: Any = None) -> Comm:
+        """A new communicator with the same ranks and a separate message space (``info``:
+        hints, kept for ``Get_info``).
 
         Raises:
             CommunicatorClosedError: the communicator was freed.
         """
         self._live("dup")
+        if info is not None:
+            return self.Dup_with_info(info)
         return self._child(
             self._group, self._derive_ctx("dup"), f"{self.name}.dup{self._child_seq}"
         )
 
     Dup = dup
     Clone = dup
+
+    def Dup_with_info(self, info: Any) -> Comm:
+        """:meth:`dup` with hints (treecast reads none; ``Get_info`` returns them)."""
+        new = self.dup()
+        new._info = info
+        return new
+
+    def Idup(self, info: Any = None) -> Any:
+        """A :meth:`dup` and a request that is already complete: ``(comm, request)`` is
+        what mpi4py returns; treecast derives the new context without communicating.
+
+        Raises:
+            CommunicatorClosedError: the communicator was freed.
+        """
+        from .request import Request
+
+        new = self.dup() if info is None else self.Dup_with_info(info)
+        return new, Request()
+
+    def Idup_with_info(self, info: Any) -> Any:
+        """:meth:`Idup` with hints.
+
+        Raises:
+            CommunicatorClosedError: the communicator was freed.
+        """
+        return self.Idup(info)
+
+    def Get_info(self) -> Any:
+        """The hints given by ``Dup_with_info``/``Set_info`` (an empty ``MPI.Info``)."""
+        from . import MPI
+
+        self._live("Get_info")
+        return MPI.Info.Create(getattr(self, "_info", None) or {})
+
+    def Set_info(self, info: Any) -> None:
+        """Keep hints (treecast reads none)."""
+        self._live("Set_info")
+        self._info = info
+
+    @property
+    def info(self) -> Any:
+        return self.Get_info()
+
+    @info.setter
+    def info(self, info: Any) -> None:
+        self.Set_info(info)
 
     def _child(self, group: Sequence[int], ctx: int, name: str) -> Comm:
         """A communicator derived from this one (a topology communicator keeps its type)."""
@@ -1144,6 +1194,7 @@ def null_comm() -> Comm:
     c._locks = {}
     c._lock_owners = {}
     c._group_seq = {}
+    c._info = None
     c._errhandler = None
     return c
 

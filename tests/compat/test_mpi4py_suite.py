@@ -37,7 +37,8 @@ FLOORS: dict[str, int] = {
     "test_op": 10,
     "test_comm_topo": 32,
     "test_group": 52,
-    "test_comm": 50,
+    "test_comm": 70,
+    "test_info": 13,
     "test_cco_ngh_obj": 8,
     "test_cco_ngh_buf": 8,
 }

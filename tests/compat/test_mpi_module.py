@@ -560,3 +560,26 @@ def test_neighbourhood_collectives_on_grids():
     assert [g[3] for g in got] == [[-1, 10], [0, 20], [10, -1]]
     two = run_ranks(_neighbors, 2)  # both neighbours are the same rank: order still holds
     assert two[0][0] == [(1, "ahead"), (1, "back")] and two[1][0] == [(0, "ahead"), (0, "back")]
+
+
+def test_info_and_the_mpi4py_util_modules():
+    info = MPI.Info.Create({"a": "1"})
+    info["b"] = "2"
+    assert sorted(info.items()) == [("a", "1"), ("b", "2")] and not MPI.INFO_NULL
+    dup = MPI.COMM_SELF.Dup_with_info(info)
+    assert dup.Get_info().Get("b") == "2" and dup.Get_size() == 1
+    proc = _launch(
+        """
+        import numpy as np
+        from mpi4py import MPI
+        from mpi4py.util import dtlib, pkl5
+        comm = pkl5.Intracomm(MPI.COMM_WORLD)
+        big = comm.bcast(np.arange(10) if comm.rank == 0 else None, root=0)
+        assert dtlib.from_numpy_dtype("f8") == MPI.DOUBLE
+        assert dtlib.to_numpy_dtype(MPI.INT) == np.dtype("i4")
+        print(comm.Get_rank(), int(big.sum()))
+        """,
+        2,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["0 45", "1 45"]
