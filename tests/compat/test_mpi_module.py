@@ -583,3 +583,73 @@ def test_info_and_the_mpi4py_util_modules():
     )
     assert proc.returncode == 0, proc.stderr
     assert sorted(proc.stdout.splitlines()) == ["0 45", "1 45"]
+
+
+FUTURES_SCRIPT = """
+import os
+from mpi4py.futures import MPIPoolExecutor, as_completed
+
+
+def square(x):
+    return x * x, os.getpid()
+
+
+def boom(x):
+    raise ValueError(f"bad {x}")
+
+
+if __name__ == "__main__":
+    with MPIPoolExecutor() as pool:
+        results = list(pool.map(square, range(40)))
+        futures = [pool.submit(square, 3), pool.submit(boom, 4)]
+        done = list(as_completed(futures, timeout=30))
+        print(sum(r[0] for r in results), len({r[1] for r in results}), pool.num_workers)
+        print(futures[0].result()[0], repr(futures[1].exception()), len(done))
+        unpicklable = pool.submit(lambda: 1)
+        print(type(unpicklable.exception()).__name__)
+"""
+
+
+def test_python_dash_m_mpi4py_futures_runs_calls_on_the_other_ranks(tmp_path):
+    script = tmp_path / "squares.py"
+    script.write_text(FUTURES_SCRIPT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "3",
+            "--mpi4py",
+            "--timeout",
+            "50",
+            sys.executable,
+            "-m",
+            "mpi4py.futures",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "20540 2 2"  # both workers ran calls
+    assert lines[1] == "9 ValueError('bad 4') 2"
+    assert lines[2] == "SerializationError"  # a lambda does not pickle: its future fails
+
+
+def _comm_executor():
+    import treecast
+    from treecast.futures import CommExecutor
+
+    comm = treecast.world()
+    with CommExecutor(comm, root=1 % comm.size) as pool:
+        got = None if pool is None else sorted(pool.map(abs, [-3, -2, -1]))
+    return got
+
+
+def test_comm_executor_gives_the_root_a_pool_and_the_others_none():
+    assert run_ranks(_comm_executor, 3) == [None, [1, 2, 3], None]
+    assert run_ranks(_comm_executor, 1) == [[1, 2, 3]]  # one rank: the calls run on a thread
