@@ -63,6 +63,7 @@ from .errors import (
     error_string,
 )
 from .group import GROUP_EMPTY, GROUP_NULL, Group
+from .matched import MESSAGE_NO_PROC, MESSAGE_NULL, Message
 from .ops import (
     BAND,
     BOR,
@@ -166,6 +167,8 @@ __all__ = [
     "LXOR",
     "MAX",
     "MAXLOC",
+    "MESSAGE_NO_PROC",
+    "MESSAGE_NULL",
     "MIN",
     "MINLOC",
     "NO_OP",
@@ -189,6 +192,7 @@ __all__ = [
     "Group",
     "Info",
     "Intracomm",
+    "Message",
     "Op",
     "Prequest",
     "Request",

@@ -1013,15 +1013,26 @@ class Collectives:
             root = self._root(root, name)
         gets_output = family != "reduce" or me == root
         the_op = resolve_op(op, name)
-        out = as_array(recvbuf, f"{name} recvbuf", writable=True) if gets_output else None
-        if sendbuf is None and out is not None:  # mpi4py: None is IN_PLACE
+        if sendbuf is None and gets_output:  # mpi4py: None is IN_PLACE
             sendbuf = IN_PLACE
+        # a spec's count is per block where the buffer holds one block per rank
+        blocks = p if family == "reduce_scatter_block" else 1
+        out = (
+            as_array(
+                recvbuf,
+                f"{name} recvbuf",
+                writable=True,
+                blocks=blocks if sendbuf is IN_PLACE else 1,
+            )
+            if gets_output
+            else None
+        )
         if sendbuf is IN_PLACE:
             if out is None:
                 raise InvalidArgumentError(f"{name}: IN_PLACE is only valid at the root")
             inp = out
         else:
-            inp = as_array(sendbuf, f"{name} sendbuf")
+            inp = as_array(sendbuf, f"{name} sendbuf", blocks=blocks)
             if out is not None:
                 _same_dtype(inp, out, name)
         the_op.check_buffer(inp.dtype, name)

@@ -45,6 +45,7 @@ from .errors import (
     NotImplementedName,
 )
 from .group import Group
+from .matched import MESSAGE_NO_PROC, Message
 from .message import frames as frames_mod
 from .message.buffers import byte_view
 from .request import Prequest, Request
@@ -743,6 +744,56 @@ class Comm(Collectives, metaclass=_CommType):
     Probe = probe
     Iprobe = iprobe
 
+    def mprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> Message:
+        """Block until a matching message is available and take it out of matching: the
+        returned :class:`~treecast.matched.Message` receives exactly it
+        (``MESSAGE_NO_PROC``-like for ``PROC_NULL``).
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+        """
+        src, tag = self._probe(source, tag, "mprobe")
+        if src == PROC_NULL:
+            if status is not None:
+                _proc_null_status(status)
+            return Message(MESSAGE_NO_PROC)
+        found: list[Any] = []
+
+        def ready() -> bool:
+            msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
+            if msg is not None:
+                found.append(msg)
+            return msg is not None
+
+        self._t.wait(ready, None, "mprobe")
+        return self._matched(found[-1], status)
+
+    def improbe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: Status | None = None
+    ) -> Message | None:
+        """:meth:`mprobe` without waiting: None if no matching message is there.
+
+        Raises:
+            InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
+        """
+        src, tag = self._probe(source, tag, "improbe")
+        if src == PROC_NULL:
+            if status is not None:
+                _proc_null_status(status)
+            return Message(MESSAGE_NO_PROC)
+        msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
+        return None if msg is None else self._matched(msg, status)
+
+    def _matched(self, msg: tbase.Incoming, status: Status | None) -> Message:
+        if status is not None:
+            self._fill(msg, status)
+        return Message._of(self, self._t.claim(msg))
+
+    Mprobe = mprobe
+    Improbe = improbe
+
     # ---- point-to-point: buffers ----------------------------------------------------------------
     def _isend_buf(self, buf: Any, dest: int, tag: int, op: str, sync: bool) -> Request:
         self._live(op)
@@ -1161,7 +1212,9 @@ class Comm(Collectives, metaclass=_CommType):
                 (``ERR_COMM``).
         """
         self._live("Free")
-        if self.name in ("world", "self") and self._ctx in (0, 2):
+        from .runtime import world as world_mod
+
+        if self is world_mod._world or self is world_mod._self:
             raise CommunicatorClosedError(f"Free: cannot free the {self.name} communicator")
         self._freed = True
 

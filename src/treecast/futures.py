@@ -21,12 +21,12 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from typing import Any
 
 from .comm import Comm
 from .constants import ANY_SOURCE
-from .errors import TreecastError
+from .errors import DeserializationError, TreecastError
 from .status import Status
 
 TASK_TAG = 1
@@ -80,7 +80,14 @@ class Manager(threading.Thread):
         self.error: BaseException | None = None
 
     def submit(self, future: Future[Any], fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        """Queue a call for the next idle worker.
+
+        Raises:
+            RuntimeError: the pool was shut down or has failed.
+        """
         with self._lock:
+            if self.error is not None:
+                raise RuntimeError(f"the pool has failed: {self.error}")
             if self._stopping:
                 raise RuntimeError("cannot submit to a pool that has been shut down")
             self._queue.append((future, fn, args, kwargs))
@@ -131,7 +138,10 @@ class Manager(threading.Thread):
                     continue
                 if pending is None:
                     pending = comm.irecv(source=ANY_SOURCE, tag=RESULT_TAG)
-                finished, outcome = pending.test(status)
+                try:
+                    finished, outcome = pending.test(status)
+                except DeserializationError as exc:  # the result does not rebuild here
+                    finished, outcome = True, (False, exc)
                 if not finished:
                     self._wake.wait(POLL_SECONDS)
                     self._wake.clear()
@@ -145,12 +155,18 @@ class Manager(threading.Thread):
                     fut.set_result(value)
                 else:
                     fut.set_exception(value)
-        except BaseException as exc:  # the job is failing: fail every future
-            self.error = exc
+        except BaseException as exc:  # the job is failing: fail every future, free the workers
+            with self._lock:
+                self.error = exc
             for fut in running.values():
                 if not fut.done():
                     fut.set_exception(exc)
             self.cancel_queued()
+            for worker in self.workers:
+                try:
+                    comm.send(None, worker, TASK_TAG)
+                except BaseException:  # a dead worker: nothing to stop
+                    pass
 
 
 class PoolExecutor(Executor):
@@ -182,13 +198,33 @@ class PoolExecutor(Executor):
         """
         if self._shutdown:
             raise RuntimeError("cannot submit after shutdown")
-        if self._manager.error is not None:
-            raise RuntimeError(f"the pool has failed: {self._manager.error}")
         fut: Future[Any] = Future()
+        self._manager.submit(fut, fn, args, kwargs)
         self._futures.add(fut)
         fut.add_done_callback(self._futures.discard)
-        self._manager.submit(fut, fn, args, kwargs)
         return fut
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        unordered: bool = False,
+    ) -> Iterator[Any]:
+        """``fn`` over the iterables, as :meth:`concurrent.futures.Executor.map`;
+        ``unordered=True`` yields results as they complete (mpi4py's extension).
+        ``chunksize`` is accepted; every call travels on its own.
+
+        Raises:
+            TimeoutError: a result is not there within ``timeout`` seconds.
+        """
+        if chunksize < 1:
+            raise ValueError(f"map: chunksize must be >= 1, got {chunksize}")
+        futures = [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
+        if unordered:
+            return (f.result() for f in as_completed(futures, timeout))
+        return (f.result(timeout) for f in futures)
 
     def starmap(
         self, fn: Callable[..., Any], iterable: Iterable[Any], timeout: float | None = None

@@ -33,6 +33,9 @@ class GroupError(InvalidArgumentError, MPIError):
         super().__init__(message)
         self.error_class = error_class
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.error_class))
+
 
 def _ints(values: Iterable[Any], what: str, op: str) -> list[int]:
     try:

@@ -250,6 +250,16 @@ class Request:
             return self._done and other._done
         return self._handle is other._handle or (self._op is not None and self._op is other._op)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A null request pickles (as a new null request); an active one cannot.
+
+        Raises:
+            ValueError: the request is active.
+        """
+        if self._done:
+            return (Request, ())
+        raise ValueError("cannot pickle an active request: it exists only in this process")
+
     @property
     def handle(self) -> RequestHandle:
         """An opaque handle: :meth:`fromhandle` makes a request equal to this one (as copying

@@ -39,6 +39,8 @@ FLOORS: dict[str, int] = {
     "test_group": 52,
     "test_comm": 70,
     "test_info": 13,
+    "test_p2p_obj_matched": 10,
+    "test_p2p_buf_matched": 11,
     "test_cco_ngh_obj": 8,
     "test_cco_ngh_buf": 8,
 }

@@ -653,3 +653,171 @@ def _comm_executor():
 def test_comm_executor_gives_the_root_a_pool_and_the_others_none():
     assert run_ranks(_comm_executor, 3) == [None, [1, 2, 3], None]
     assert run_ranks(_comm_executor, 1) == [[1, 2, 3]]  # one rank: the calls run on a thread
+
+
+def _matched_probe():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        req = comm.issend("first", dest=1, tag=3)
+        comm.send("second", dest=1, tag=3)
+        req.wait()  # matched by rank 1's mprobe, before it receives
+        return None
+    status = MPI.Status()
+    msg = comm.mprobe(source=0, tag=3, status=status)
+    later = comm.recv(source=0, tag=3)  # cannot take the probed message
+    first = msg.recv()
+    return first, later, status.Get_source(), bool(msg), comm.improbe(0, 3)
+
+
+def test_matched_probe_takes_the_message_out_of_matching():
+    assert run_ranks(_matched_probe, 2) == [None, ("first", "second", 0, False, None)]
+    assert MPI.COMM_SELF.mprobe(MPI.PROC_NULL) == MPI.MESSAGE_NO_PROC
+    assert MPI.MESSAGE_NO_PROC.recv() is None and not MPI.MESSAGE_NULL
+
+
+def _ack_behind_data():
+    import time
+
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    n = 16 * 65536 - 32  # fills the small ring: the acknowledgement queues behind it
+    if comm.rank == 0:
+        req = comm.Issend(np.zeros(1), 1, tag=2)
+        comm.Recv(np.empty(n, np.uint8), 1, tag=1)
+        time.sleep(0.5)  # rank 1 has exited by now
+        req.Wait(timeout=10)
+        return "completed"
+    big = comm.Isend(np.ones(n, np.uint8), 0, tag=1)
+    comm.Recv(np.empty(1), 0, tag=2)
+    big.Wait()
+    return "exited"
+
+
+def test_a_synchronous_send_completes_when_the_receiver_exits_right_after_matching(tmp_path):
+    script = tmp_path / "ack.py"
+    script.write_text(
+        "import numpy as np\n"
+        + textwrap.dedent(__import__("inspect").getsource(_ack_behind_data))
+        + "print(_ack_behind_data())\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "2",
+            "--ring-bytes",
+            "65536",
+            "--timeout",
+            "50",
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == ["completed", "exited"]
+
+
+def _reduce_scatter_block_specs():
+    from treecast import MPI
+
+    comm = MPI.COMM_WORLD
+    r, p = comm.rank, comm.size
+    send = np.arange(2 * p, dtype="d") + r
+    out = np.zeros(2)
+    comm.Reduce_scatter_block([send, 2, MPI.DOUBLE], [out, 2, MPI.DOUBLE])
+    inplace = np.arange(2 * p, dtype="d") + r
+    comm.Reduce_scatter_block(MPI.IN_PLACE, [inplace, 2, MPI.DOUBLE])
+    return out.tolist(), inplace[:2].tolist()
+
+
+def test_reduce_scatter_block_spec_counts_are_per_block():
+    got = run_ranks(_reduce_scatter_block_specs, 3)
+    # block r of the sum over ranks of (arange(6) + rank): 3 * arange(6) + 3
+    assert got == [
+        ([3.0, 6.0], [3.0, 6.0]),
+        ([9.0, 12.0], [9.0, 12.0]),
+        ([15.0, 18.0], [15.0, 18.0]),
+    ]
+
+
+def test_the_world_cannot_be_freed_even_renamed():
+    world = MPI.COMM_WORLD
+    name = world.Get_name()
+    world.Set_name("mine")
+    try:
+        with pytest.raises(MPI.Exception):
+            world.Free()
+        assert world.bcast(5) == 5
+    finally:
+        world.Set_name(name)
+
+
+FUTURES_EDGE_SCRIPT = """
+import dataclasses
+from helper import offset
+from mpi4py.futures import MPIPoolExecutor
+
+
+@dataclasses.dataclass
+class Result:
+    value: int
+
+
+class TwoArgError(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a}-{b}")
+
+
+def work(x):
+    if x == 2:
+        raise TwoArgError(1, 2)  # pickles on the worker, cannot be rebuilt on the root
+    return Result(x + offset)
+
+
+if __name__ == "__main__":
+    with MPIPoolExecutor() as pool:
+        futures = [pool.submit(work, i) for i in range(4)]
+        print([type(f.exception()).__name__ if f.exception() else f.result().value for f in futures])
+        print(sorted(r.value for r in pool.map(work, [0, 1, 3], unordered=True)))
+"""
+
+
+def test_futures_results_of_script_classes_and_unbuildable_errors(tmp_path):
+    (tmp_path / "helper.py").write_text("offset = 100\n")  # imported from the script's dir
+    script = tmp_path / "edge.py"
+    script.write_text(FUTURES_EDGE_SCRIPT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "3",
+            "--mpi4py",
+            "--timeout",
+            "50",
+            sys.executable,
+            "-m",
+            "mpi4py.futures",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "[100, 101, 'DeserializationError', 103]",
+        "[100, 101, 103]",
+    ]

@@ -23,6 +23,7 @@ time: about 2 n beta for any p on a node (a binomial tree copies 2 n beta per le
 from __future__ import annotations
 
 import math
+import os
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +31,6 @@ import numpy as np
 
 from ..errors import InvalidArgumentError
 from ..transports.base import Activity, describe
-from ..transports.wait import oversubscribed
 
 if TYPE_CHECKING:
     from ..comm import Comm
@@ -64,7 +64,9 @@ class NodeArena:
         from ..shared import shared_array
 
         self.size = comm.size
-        self.chunk = OVERSUBSCRIBED_CHUNK if oversubscribed(comm.size) else CHUNK
+        # every rank must agree on the layout: decide from the machine's CPU count, not from
+        # this process's affinity (ranks may be pinned differently)
+        self.chunk = OVERSUBSCRIBED_CHUNK if comm.size > (os.cpu_count() or 1) else CHUNK
         self.stride = self.chunk + PAGE
         ctrl_bytes = LINE * (1 + comm.size)
         ctrl_bytes += -ctrl_bytes % PAGE  # the slots start on a page (the segment does)

@@ -51,6 +51,9 @@ class TopologyError(InvalidArgumentError, MPIError):
         super().__init__(message)
         self.error_class = error_class
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.error_class))
+
 
 def check_grid(
     dims: Sequence[int], periods: Sequence[bool] | None, size: int, op: str
@@ -67,8 +70,8 @@ def check_grid(
         raise TopologyError(
             f"{op}: dims must be a sequence of ints, got {dims!r}", ERR_DIMS
         ) from None
-    if any(x < 0 for x in d):
-        raise TopologyError(f"{op}: every dimension must be >= 0, got dims={list(d)}", ERR_DIMS)
+    if any(x < 1 for x in d):
+        raise TopologyError(f"{op}: every dimension must be >= 1, got dims={list(d)}", ERR_DIMS)
     total = 1
     for x in d:
         total *= x
@@ -386,9 +389,9 @@ class Cartcomm(Neighborhood):
         return list(self._dims)
 
     @property
-    def periods(self) -> list[bool]:
-        """Whether each dimension wraps around (a new list)."""
-        return list(self._periods)
+    def periods(self) -> list[int]:
+        """Whether each dimension wraps around, as 0/1 (a new list, as mpi4py's)."""
+        return [int(p) for p in self._periods]
 
     def __getattr__(self, name: str) -> Any:
         if name in _mpi4py_names.CARTCOMM:

@@ -469,6 +469,25 @@ class Transport:
         self._posted.append(recv)
         return recv
 
+    def claim(self, msg: Incoming) -> RecvOp:
+        """Receive the unexpected message ``msg`` (found by :meth:`iprobe`) and no other:
+        MPI's matched probe. No later receive can match it; a synchronous send is
+        acknowledged now. The returned receive completes when its bytes have arrived; its
+        ``frames`` then hold them.
+
+        Raises:
+            ValueError: ``msg`` is not in the unexpected queue (already received).
+        """
+        self._unexpected.remove(msg)
+        if msg.ack is not None:
+            self._acknowledge(msg)
+        recv = RecvOp(msg.ctx, msg.src, msg.tag, None)
+        if msg.complete:
+            self._deliver(msg, recv, copied=False)
+        else:
+            msg.claimed = recv
+        return recv
+
     def cancel(self, recv: RecvOp) -> bool:
         """Withdraw a posted receive that has not matched yet; return True if withdrawn."""
         if recv in self._posted:

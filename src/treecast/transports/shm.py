@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from collections import deque
 
 from ..errors import CommunicatorClosedError, ProcessFailedError
@@ -39,6 +40,7 @@ from .shm_layout import (
     activity_offset,
     ring_offset,
 )
+from .wait import Backoff
 
 HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes | SYNC_FLAG, signature
 """Message header; frame lengths (u64 each) follow when nframes > 1."""
@@ -51,6 +53,10 @@ INLINE_LIMIT = 4096
 """Messages up to this size are written as one piece (header and payload joined)."""
 HEAD = 0
 TAIL = 8  # index of the tail counter in the ring's control block viewed as u64 ('Q')
+
+
+FLUSH_SECONDS = 10.0
+"""Longest a closing rank waits for live readers to take what it still has queued."""
 
 
 class _OutRing:
@@ -431,6 +437,24 @@ class ShmTransport(Transport):
             )
         return "\n".join(lines)
 
+    def _flush(self) -> None:
+        """Before closing: push out what is still queued (a synchronous send's
+        acknowledgement, a send the program did not wait for) while its reader is alive
+        and not finished, for at most :data:`FLUSH_SECONDS`."""
+        deadline = time.monotonic() + FLUSH_SECONDS
+        backoff = Backoff(self._oversubscribed)
+        state = self._state
+        while self._sending and time.monotonic() < deadline:
+            readers = {op.dest for ring in self._sending for op in ring.queue}
+            if all(state[r] in (STATE_DEAD, STATE_FINALIZED) for r in readers):
+                return
+            try:
+                moved = self._poll()
+            except ProcessFailedError:
+                return
+            if not moved:
+                backoff.pause()
+
     def dead_peers(self) -> tuple[int, ...]:
         """World ranks that the launcher has marked dead."""
         state = self._state
@@ -452,6 +476,7 @@ class ShmTransport(Transport):
     def close(self) -> None:
         if self._closed:
             return
+        self._flush()
         super().close()
         self._state[self.rank] = STATE_FINALIZED
         self._state.release()

@@ -6,6 +6,7 @@ end the job (mpi4py calls ``MPI_Abort``).
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 
@@ -31,6 +32,7 @@ def main(argv: list[str]) -> int:
             exec(compile(words[1], "<string>", "exec"), {"__name__": "__main__"})
         return 0
     sys.argv = words
+    sys.path[0] = os.path.realpath(os.path.dirname(first))  # as `python script.py` does
     runpy.run_path(first, run_name="__main__")
     return 0
 

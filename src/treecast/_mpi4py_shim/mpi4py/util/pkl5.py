@@ -38,12 +38,4 @@ class Intracomm(Comm):
     already protocol 5 with out-of-band buffers)."""
 
 
-class Message:
-    """Matched-probe messages are not implemented in treecast.
-
-    Raises:
-        NotImplementedError: when constructed.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("mpi4py.util.pkl5.Message: matched probes are not implemented")
+Message = MPI.Message
