@@ -23,6 +23,7 @@ def _timeouts():
     time.sleep(0.3)  # rank 0 is now blocked in the barrier
     with pytest.raises(treecast.TimeoutError) as info:
         comm.recv(source=0, tag=3, timeout=1.0)
+    time.sleep(1.2)  # stay alive past rank 0's timeout (a finished rank is reported sooner)
     return str(info.value)
 
 
@@ -39,6 +40,7 @@ def test_timeout_raises_a_hang_report_naming_every_rank():
 def _env_timeout():
     comm = treecast.world()
     if comm.rank == 1:
+        time.sleep(1.5)  # alive, but never sends
         return "idle"
     start = time.monotonic()
     with pytest.raises(treecast.TimeoutError, match=r"within 0\.5 s"):
@@ -50,6 +52,36 @@ def test_default_timeout_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("TREECAST_TIMEOUT", "0.5")
     waited, idle = run_ranks(_env_timeout, 2)
     assert 0.5 <= waited < 2.0 and idle == "idle"
+
+
+def _wait_on_finished_ranks():
+    comm = treecast.world()
+    if comm.rank != 0:
+        return "finished"
+    start = time.monotonic()
+    with pytest.raises(treecast.ProcessFailedError, match="every other rank has finished"):
+        comm.recv(source=1)  # nobody will ever send: the others have returned
+    with pytest.raises(treecast.ProcessFailedError, match="barrier"):
+        comm.barrier()
+    return time.monotonic() - start
+
+
+def test_waiting_on_ranks_that_have_all_finished_raises_instead_of_hanging():
+    got = run_ranks(_wait_on_finished_ranks, 3)
+    assert got[1:] == ["finished", "finished"] and got[0] < 5.0
+
+
+def _messages_sent_before_finishing_still_arrive():
+    comm = treecast.world()
+    if comm.rank == 1:
+        comm.send("last words", dest=0)
+        return None
+    time.sleep(0.5)  # rank 1 has sent and finished
+    return comm.recv(source=1)
+
+
+def test_a_finished_rank_s_messages_are_still_received():
+    assert run_ranks(_messages_sent_before_finishing_still_arrive, 2)[0] == "last words"
 
 
 def test_bad_timeout_variable_is_rejected(monkeypatch):

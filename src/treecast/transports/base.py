@@ -507,6 +507,11 @@ class Transport:
     def check_peers(self) -> None:
         """Raise :class:`ProcessFailedError` if a peer is known dead (transports that can tell)."""
 
+    def peers_finished(self) -> bool:
+        """True once every other rank has finished (transports that can tell): a blocked
+        wait then drains what they sent and raises if it is still not complete."""
+        return False
+
     def add_background(self, advance: Callable[[], bool]) -> None:
         """Call ``advance()`` whenever this rank makes progress, until it returns True
         (pending non-blocking collectives, so they move while the rank blocks elsewhere)."""
@@ -562,6 +567,19 @@ class Transport:
                         raise TimeoutError(
                             f"rank {self.rank}: {describe(what)} did not complete within {timeout:g} s\n"
                             + self.hang_report(what)
+                        )
+                    if self.peers_finished():
+                        # nothing can arrive any more: take what they sent, then decide
+                        while self._poll():
+                            pass
+                        if self._background:
+                            self._run_background()
+                        if done():
+                            return
+                        raise ProcessFailedError(
+                            f"rank {self.rank}: {describe(what)} cannot complete: every other "
+                            f"rank has finished (exited) without sending what it waits for",
+                            tuple(r for r in range(self.size) if r != self.rank),
                         )
                     try:
                         self.check_peers()

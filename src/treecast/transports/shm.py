@@ -473,6 +473,13 @@ class ShmTransport(Transport):
                 f"rank {self.rank}: rank(s) {names} died; the operation cannot complete", dead
             )
 
+    def peers_finished(self) -> bool:
+        """True once every other rank has closed its transport (finished normally)."""
+        state = self._state
+        return self.size > 1 and all(
+            state[r] == STATE_FINALIZED for r in range(self.size) if r != self.rank
+        )
+
     def close(self) -> None:
         if self._closed:
             return
