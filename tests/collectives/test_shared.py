@@ -130,3 +130,30 @@ def test_a_rank_killed_during_a_zero_copy_bcast_leaks_no_segment():
     # the conftest fixture fails the test if any /dev/shm/treecast-* entry is left behind
     with pytest.raises(treecast.RemoteError):
         run_ranks(_die_while_the_segment_is_named, 3, timeout=60)
+
+
+def _cma_bcast():
+    from treecast.engine.node import CMA_MIN, arena_of
+    from treecast.transports import cma
+
+    comm = treecast.world()
+    n = CMA_MIN + 12345
+    buf = (np.arange(n) % 251).astype(np.uint8) if comm.rank == 1 else np.zeros(n, np.uint8)
+    comm.Bcast(buf, root=1, algorithm="shm_one_write")
+    ok = bool((buf == (np.arange(n) % 251).astype(np.uint8)).all())
+    small = np.full(10, comm.rank, dtype=np.int64)
+    comm.Bcast(small, root=0, algorithm="shm_one_write")  # below CMA_MIN: through the arena
+    probe = np.zeros(1, np.int64)
+    usable = cma.enable() and cma.read(
+        os.getpid(),
+        cma.address(memoryview(np.ones(1, np.int64)).cast("B")),
+        memoryview(probe).cast("B"),
+    )
+    return ok, bool((small == 0).all()), arena_of(comm).cma, bool(usable)
+
+
+def test_cross_memory_attach_broadcast_when_asked_for(monkeypatch):
+    monkeypatch.setenv("TREECAST_CMA", "1")
+    got = run_ranks(_cma_bcast, 2)
+    assert all(g[0] and g[1] for g in got)
+    assert all(g[2] == g[3] for g in got)  # used exactly where the system allows it
