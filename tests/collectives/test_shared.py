@@ -157,3 +157,25 @@ def test_cross_memory_attach_broadcast_when_asked_for(monkeypatch):
     got = run_ranks(_cma_bcast, 2)
     assert all(g[0] and g[1] for g in got)
     assert all(g[2] == g[3] for g in got)  # used exactly where the system allows it
+
+
+def _cma_size_mismatch():
+    from treecast.engine.node import CMA_MIN
+
+    comm = treecast.world()
+    big = CMA_MIN + 4096
+    n = big if comm.rank == 0 else big - 8192  # the root above the threshold, rank 1 below
+    buf = np.ones(n, np.uint8) if comm.rank == 0 else np.zeros(n, np.uint8)
+    first = None
+    try:
+        comm.Bcast(buf, root=0, algorithm="shm_one_write")
+    except treecast.InvalidArgumentError as exc:
+        first = "mismatch" if "root's has" in str(exc) else str(exc)
+    again = np.full(1000, 5 if comm.rank == 0 else 0, np.uint8)
+    comm.Bcast(again, root=0, algorithm="shm_one_write")  # the arena is still in step
+    return first, int(again.sum())
+
+
+def test_cross_memory_attach_size_mismatch_keeps_the_arena_in_step(monkeypatch):
+    monkeypatch.setenv("TREECAST_CMA", "1")
+    assert run_ranks(_cma_size_mismatch, 2) == [(None, 5000), ("mismatch", 5000)]

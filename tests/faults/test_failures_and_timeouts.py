@@ -170,3 +170,47 @@ def test_debug_mode_catches_different_roots_and_sizes_on_every_rank(monkeypatch)
         assert f"this rank called bcast with root {rank}" in roots
         assert "different sizes in bytes (rank 0: 32, rank 1: 40)" in sizes
         assert "different dtypes (rank 0: int64, rank 1: float64)" in dtypes
+
+
+ACK_AFTER_COMPUTE = """
+import time
+import numpy as np
+import treecast
+comm = treecast.world()
+n = treecast.world()._t._out[1 - comm.rank].cap - 40  # fills the ring 1 -> 0
+if comm.rank == 0:
+    req = comm.Issend(np.zeros(4, np.uint8), dest=1, tag=2)
+    time.sleep(2.0)  # computing, not in treecast: rank 1's acknowledgement waits behind data
+    comm.Recv(np.zeros(n, np.uint8), source=1, tag=1)
+    req.Wait(timeout=20)
+    print("completed", flush=True)
+else:
+    comm.Send(np.ones(n, np.uint8), dest=0, tag=1)
+    comm.Recv(np.zeros(4, np.uint8), source=0, tag=2)
+"""
+
+
+def test_an_acknowledgement_queued_at_exit_waits_for_a_busy_reader(tmp_path):
+    script = tmp_path / "ack.py"
+    script.write_text(ACK_AFTER_COMPUTE)
+    env = {**os.environ, "TREECAST_FLUSH_SECONDS": "0.3"}  # data would be dropped by then
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "2",
+            "--timeout",
+            "50",
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "completed"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, TimeoutError
 from ..message.buffers import array_bytes
 from ..ops import MIN as _MIN
 from ..transports.base import Activity, describe
@@ -52,6 +52,10 @@ CMA_MIN = 16 << 20
 """With ``TREECAST_CMA=1``, views from this many bytes go by cross-memory attach when every
 rank can use it: one copy instead of two (below a few MiB pinning pages costs more than the
 copy saves: 1 MiB took 70 us against 24 us)."""
+ARENA_MODE, CMA_MODE = 0, 1
+"""A chunk header's mode word: the payload is in the slots, or in the root's memory."""
+WITHDRAWN = -1
+"""A chunk header's size after its root gave up on a cross-memory-attach broadcast."""
 LINE = 64
 PAGE = 4096
 HEAD = 2048
@@ -120,7 +124,7 @@ class NodeArena:
         k = self._count
         for view in views:
             n = view.nbytes
-            if self.cma and n >= CMA_MIN:  # the same choice on every rank: sizes agree...
+            if self.cma and self._by_cma(comm, n, root, k, timeout, what):
                 k = self._cma_bcast(comm, view, root, k, timeout, what)
                 continue
             total = n  # the root's size, learnt from the first chunk's header off the root
@@ -134,6 +138,7 @@ class NodeArena:
                     if any(self._done(r) < free_at for r in others):
                         t.wait(partial(self._all_done, others, free_at), timeout, what)
                     heads[slot // 8] = n
+                    heads[slot // 8 + 3] = ARENA_MODE
                     data[slot + HEAD : slot + HEAD + m] = view[pos : pos + m]
                     ctrl[0] = k + 1
                 else:
@@ -156,6 +161,17 @@ class NodeArena:
         if me == root:
             ctrl[step * (me + 1)] = k
         self._count = k
+
+    def _by_cma(
+        self, comm: Comm, n: int, root: int, k: int, timeout: float | None, what: Activity
+    ) -> bool:
+        """Whether this view goes by cross-memory attach: the root decides from its size and
+        says so in the chunk's header; the others read it (their own size may differ)."""
+        if comm.rank == root:
+            return n >= CMA_MIN
+        if self._ctrl[0] < k + 1:
+            comm._t.wait(partial(self._published, k + 1), timeout, what)
+        return self._heads[(k % SLOTS) * self.stride // 8 + 3] == CMA_MODE
 
     def _cma_bcast(
         self, comm: Comm, view: memoryview, root: int, k: int, timeout: float | None, what: Activity
@@ -180,15 +196,28 @@ class NodeArena:
             heads[slot] = n
             heads[slot + 1] = os.getpid()
             heads[slot + 2] = cma.address(view)
+            heads[slot + 3] = CMA_MODE
             ctrl[0] = k + 1
             ctrl[step * (me + 1)] = k + 1
-            t.wait(partial(self._all_done, others, k + 1), timeout, what)  # the buffer is read
+            self._count = k + 1  # this chunk is spent even if the wait below raises
+            try:
+                t.wait(partial(self._all_done, others, k + 1), timeout, what)  # buffer read
+            except BaseException:
+                heads[slot] = WITHDRAWN  # late readers must not copy a buffer given back
+                raise
             return k + 1
         if ctrl[0] < k + 1:
             t.wait(partial(self._published, k + 1), timeout, what)
         total, pid, addr = heads[slot], heads[slot + 1], heads[slot + 2]
         ok = total == n and cma.read(pid, addr, view)
+        withdrawn = heads[slot] == WITHDRAWN  # checked after the copy: the root gave up
         ctrl[step * (me + 1)] = k + 1
+        self._count = k + 1  # this chunk is spent even if this rank raises below
+        if withdrawn or total == WITHDRAWN:
+            raise TimeoutError(
+                f"{describe(what)}: the root gave up on this broadcast (it timed out or "
+                f"failed) before this rank copied the data"
+            )
         if total != n:
             raise InvalidArgumentError(
                 f"{describe(what)}: this rank's buffer has {n} bytes but the root's has "

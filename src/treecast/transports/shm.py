@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import time
 from collections import deque
 
 from ..errors import CommunicatorClosedError, ProcessFailedError
-from .base import ANY_TAG, Activity, Frames, Incoming, SendOp, Transport, describe
+from .base import ACK_CTX, ANY_TAG, Activity, Frames, Incoming, SendOp, Transport, describe
 from .segments import attach_segment
 from .shm_layout import (
     ACTIVITY_BYTES,
@@ -55,8 +56,9 @@ HEAD = 0
 TAIL = 8  # index of the tail counter in the ring's control block viewed as u64 ('Q')
 
 
-FLUSH_SECONDS = 10.0
-"""Longest a closing rank waits for live readers to take what it still has queued."""
+FLUSH_SECONDS = float(os.environ.get("TREECAST_FLUSH_SECONDS", "10") or 10)
+"""Longest a closing rank waits for live readers to take queued data other than synchronous
+sends' acknowledgements (``TREECAST_FLUSH_SECONDS``)."""
 
 
 class _OutRing:
@@ -438,15 +440,29 @@ class ShmTransport(Transport):
         return "\n".join(lines)
 
     def _flush(self) -> None:
-        """Before closing: push out what is still queued (a synchronous send's
-        acknowledgement, a send the program did not wait for) while its reader is alive
-        and not finished, for at most :data:`FLUSH_SECONDS`."""
+        """Before closing: push out what is still queued while its reader is alive and not
+        finished. A synchronous send's acknowledgement is waited for as long as its reader
+        lives (the reader's program is correct and waits for it); other data for at most
+        :data:`FLUSH_SECONDS`, then dropped with a warning on stderr. Nothing is flushed
+        when the process is exiting on an uncaught exception (the job is failing)."""
+        if getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None):
+            return
         deadline = time.monotonic() + FLUSH_SECONDS
         backoff = Backoff(self._oversubscribed)
         state = self._state
-        while self._sending and time.monotonic() < deadline:
-            readers = {op.dest for ring in self._sending for op in ring.queue}
-            if all(state[r] in (STATE_DEAD, STATE_FINALIZED) for r in readers):
+        while self._sending:
+            queued = [op for ring in self._sending for op in ring.queue]
+            live = [op for op in queued if state[op.dest] not in (STATE_DEAD, STATE_FINALIZED)]
+            if not live:
+                return
+            if time.monotonic() > deadline and not any(op.ctx == ACK_CTX for op in live):
+                dropped = sorted({op.dest for op in live})
+                print(
+                    f"treecast: rank {self.rank} exits with sends to rank(s) {dropped} not "
+                    f"taken after {FLUSH_SECONDS:g} s (never waited for); they are dropped",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return
             try:
                 moved = self._poll()
