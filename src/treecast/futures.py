@@ -18,8 +18,10 @@ pieces: rank 0 runs the script with a pool of every other rank, the others serve
 
 from __future__ import annotations
 
+import atexit
 import collections
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from typing import Any
@@ -78,6 +80,8 @@ class Manager(threading.Thread):
         self._wake = threading.Event()
         self._stopping = False
         self.error: BaseException | None = None
+        _LIVE.add(self)
+        _stop_at_exit()
 
     def submit(self, future: Future[Any], fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
         """Queue a call for the next idle worker.
@@ -167,6 +171,26 @@ class Manager(threading.Thread):
                     comm.send(None, worker, TASK_TAG)
                 except BaseException:  # a dead worker: nothing to stop
                     pass
+
+
+_LIVE: weakref.WeakSet[Manager] = weakref.WeakSet()
+_EXIT_HOOK: list[bool] = []
+
+
+def _stop_at_exit() -> None:
+    """At interpreter exit, before the transport closes (atexit runs hooks last-in first-out
+    and the world registered its close first), let every pool finish its calls and stop
+    its workers, as ``concurrent.futures`` joins its threads: no pool thread may still be
+    polling when the transport flushes."""
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(True)
+        atexit.register(_stop_all)
+
+
+def _stop_all() -> None:
+    for manager in list(_LIVE):
+        if manager.is_alive():
+            manager.stop(wait=True)
 
 
 class PoolExecutor(Executor):

@@ -821,3 +821,43 @@ def test_futures_results_of_script_classes_and_unbuildable_errors(tmp_path):
         "[100, 101, 'DeserializationError', 103]",
         "[100, 101, 103]",
     ]
+
+
+POOL_EXIT_SCRIPT = """
+import time
+from treecast import world
+from treecast.futures import Manager, PoolExecutor, serve
+comm = world().Dup()
+if comm.rank == 0:
+    manager = Manager(comm, list(range(1, comm.size)))
+    manager.start()
+    pool = PoolExecutor(manager)
+    futures = [pool.submit(time.sleep, 0.1) for _ in range(4)]
+    pool.shutdown(wait=False)  # and exit at once: the exit hook lets the calls finish
+else:
+    print("ran", serve(comm, 0), flush=True)
+"""
+
+
+def test_a_pool_shut_down_without_waiting_finishes_its_calls_at_exit(tmp_path):
+    script = tmp_path / "exit.py"
+    script.write_text(POOL_EXIT_SCRIPT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "treecast",
+            "run",
+            "-n",
+            "2",
+            "--timeout",
+            "50",
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ran 4"
