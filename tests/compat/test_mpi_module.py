@@ -365,24 +365,20 @@ def test_split_with_undefined_color_gives_comm_null():
     assert run_ranks(_split_gives_comm_null, 3) == [True, (1, 3), (0, 3)]
 
 
-def _launch(code: str, n: int, *extra: str) -> subprocess.CompletedProcess[str]:
+def _treecast_run(*words: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m treecast run WORDS...``, output captured, 60 s at most."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-np",
-            str(n),
-            "--mpi4py",
-            *extra,
-            sys.executable,
-            "-c",
-            textwrap.dedent(code),
-        ],
+        [sys.executable, "-m", "treecast", "run", *words],
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=cwd,
+    )
+
+
+def _launch(code: str, n: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _treecast_run(
+        "-np", str(n), "--mpi4py", *extra, sys.executable, "-c", textwrap.dedent(code)
     )
 
 
@@ -451,27 +447,18 @@ def test_graph_and_distributed_graph_topologies():
 
 
 def test_python_dash_m_mpi4py_runs_a_program_and_fails_the_job_on_an_exception(tmp_path):
-    ok = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            "2",
-            "--mpi4py",
-            sys.executable,
-            "-m",
-            "mpi4py",
-            "--rc",
-            "threads=false",
-            "-c",
-            "from mpi4py import MPI; import sys; print(MPI.COMM_WORLD.rank, sys.argv[1:])",
-            "x",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    ok = _treecast_run(
+        "-n",
+        "2",
+        "--mpi4py",
+        sys.executable,
+        "-m",
+        "mpi4py",
+        "--rc",
+        "threads=false",
+        "-c",
+        "from mpi4py import MPI; import sys; print(MPI.COMM_WORLD.rank, sys.argv[1:])",
+        "x",
     )
     assert ok.returncode == 0, ok.stderr
     assert sorted(ok.stdout.splitlines()) == ["0 ['x']", "1 ['x']"]
@@ -481,25 +468,8 @@ def test_python_dash_m_mpi4py_runs_a_program_and_fails_the_job_on_an_exception(t
         "if MPI.COMM_WORLD.rank == 1:\n    raise RuntimeError('boom')\n"
         "MPI.COMM_WORLD.recv(source=1)\n"
     )
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            "2",
-            "--mpi4py",
-            "--timeout",
-            "50",
-            sys.executable,
-            "-m",
-            "mpi4py",
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    bad = _treecast_run(
+        "-n", "2", "--mpi4py", "--timeout", "50", sys.executable, "-m", "mpi4py", str(script)
     )
     assert bad.returncode == 1 and "RuntimeError: boom" in bad.stderr
 
@@ -613,25 +583,16 @@ if __name__ == "__main__":
 def test_python_dash_m_mpi4py_futures_runs_calls_on_the_other_ranks(tmp_path):
     script = tmp_path / "squares.py"
     script.write_text(FUTURES_SCRIPT)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            "3",
-            "--mpi4py",
-            "--timeout",
-            "50",
-            sys.executable,
-            "-m",
-            "mpi4py.futures",
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = _treecast_run(
+        "-n",
+        "3",
+        "--mpi4py",
+        "--timeout",
+        "50",
+        sys.executable,
+        "-m",
+        "mpi4py.futures",
+        str(script),
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -703,24 +664,8 @@ def test_a_synchronous_send_completes_when_the_receiver_exits_right_after_matchi
         + textwrap.dedent(__import__("inspect").getsource(_ack_behind_data))
         + "print(_ack_behind_data())\n"
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            "2",
-            "--ring-bytes",
-            "65536",
-            "--timeout",
-            "50",
-            sys.executable,
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = _treecast_run(
+        "-n", "2", "--ring-bytes", "65536", "--timeout", "50", sys.executable, str(script)
     )
     assert proc.returncode == 0, proc.stderr
     assert sorted(proc.stdout.split()) == ["completed", "exited"]
@@ -795,25 +740,16 @@ def test_futures_results_of_script_classes_and_unbuildable_errors(tmp_path):
     (tmp_path / "helper.py").write_text("offset = 100\n")  # imported from the script's dir
     script = tmp_path / "edge.py"
     script.write_text(FUTURES_EDGE_SCRIPT)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            "3",
-            "--mpi4py",
-            "--timeout",
-            "50",
-            sys.executable,
-            "-m",
-            "mpi4py.futures",
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = _treecast_run(
+        "-n",
+        "3",
+        "--mpi4py",
+        "--timeout",
+        "50",
+        sys.executable,
+        "-m",
+        "mpi4py.futures",
+        str(script),
         cwd="/",
     )
     assert proc.returncode == 0, proc.stderr
@@ -842,22 +778,6 @@ else:
 def test_a_pool_shut_down_without_waiting_finishes_its_calls_at_exit(tmp_path):
     script = tmp_path / "exit.py"
     script.write_text(POOL_EXIT_SCRIPT)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            "2",
-            "--timeout",
-            "50",
-            sys.executable,
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _treecast_run("-n", "2", "--timeout", "50", sys.executable, str(script))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ran 4"
