@@ -6,7 +6,8 @@ of :mod:`treecast.topology.cart`), graphs (``Graphcomm``) and distributed graphs
 row-major; ``comm.Create_graph(index, edges)`` a graph of the first ``len(index)`` ranks;
 ``comm.Create_dist_graph_adjacent(sources, destinations)`` a graph in which every rank names
 its own neighbours. ``reorder`` is accepted and ignored (ranks keep their order).
-Every topology has the neighbourhood collectives (:class:`Neighborhood`); ``Alltoallw`` forms are not implemented.
+Every topology has the neighbourhood collectives (:class:`Neighborhood`); the ``Alltoallw``
+forms are not implemented.
 """
 
 from __future__ import annotations
@@ -364,7 +365,7 @@ class Neighborhood(Comm):
 class Cartcomm(Neighborhood):
     """A communicator whose ranks form a Cartesian grid (row-major; see
     :mod:`treecast.topology.cart`). All of :class:`~treecast.Comm` plus coordinates, shifts
-    and sub-grids. and the neighbourhood collectives.
+    and sub-grids, and the neighbourhood collectives.
 
     Attributes:
         coords: this rank's coordinates.
