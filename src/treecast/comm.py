@@ -605,7 +605,9 @@ class Comm(Collectives, metaclass=_CommType):
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, None)
 
         def finish(r: RecvOp) -> Any:
-            return _loads(r.frames, f"{op} from rank {self._rank_of.get(r.src, r.src)}")
+            return frames_mod.loads_message(
+                r.frames, f"{op} from rank {self._rank_of.get(r.src, r.src)}"
+            )
 
         return Request(self._t, recv, finish, self._fill)
 
@@ -653,7 +655,7 @@ class Comm(Collectives, metaclass=_CommType):
             for _ in range(SPIN_INLINE):
                 got = t.recv_inline(self._ctx, wsrc, tag)
                 if got is not None:
-                    return _loads([memoryview(got[0])], "recv")
+                    return frames_mod.loads_message([memoryview(got[0])], "recv")
         r = t.irecv(self._ctx, wsrc, tag, None)
         if not r.done:
             t.wait_op(
@@ -665,7 +667,7 @@ class Comm(Collectives, metaclass=_CommType):
             raise r.error
         if status is not None:
             self._fill(r, status)
-        return _loads(r.frames, "recv")
+        return frames_mod.loads_message(r.frames, "recv")
 
     def sendrecv(
         self,
@@ -1281,15 +1283,3 @@ def _null_request(transport: Transport, receive: bool = False) -> Request:
         None,
         (lambda op, status: _proc_null_status(status)) if receive else None,
     )
-
-
-def _loads(frames: Sequence[memoryview], where: str) -> Any:
-    """The object in received ``frames``; a message of 0 bytes (a buffer send of nothing)
-    is None, as in mpi4py.
-
-    Raises:
-        DeserializationError: the bytes cannot be rebuilt into an object here.
-    """
-    if len(frames) == 1 and frames[0].nbytes == 0:
-        return None
-    return frames_mod.loads(frames, where)

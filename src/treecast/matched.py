@@ -92,7 +92,7 @@ class Message:
         """Start receiving the message as an object; ``wait()`` returns it."""
         comm, op = self._take("irecv")
         return self._request(
-            comm, op, lambda r: _object(r, "Message.irecv") if r is not None else None
+            comm, op, lambda r: frames_mod.loads_message(r.frames, "Message.irecv")
         )
 
     def recv(self, status: Status | None = None) -> Any:
@@ -149,12 +149,6 @@ class Message:
         if self._kind == _NO_PROC:
             return (Message, (MESSAGE_NO_PROC,))
         raise ValueError("cannot pickle a matched message: it exists only in this process")
-
-
-def _object(op: RecvOp, where: str) -> Any:
-    if len(op.frames) == 1 and op.frames[0].nbytes == 0:
-        return None
-    return frames_mod.loads(op.frames, where)
 
 
 def _into(op: RecvOp, view: memoryview) -> None:

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -376,6 +377,22 @@ def _treecast_run(*words: str, cwd: str | None = None) -> subprocess.CompletedPr
     )
 
 
+def _futures_run(script: Any, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m mpi4py.futures SCRIPT`` on 3 ranks under ``treecast run --mpi4py``."""
+    return _treecast_run(
+        "-n",
+        "3",
+        "--mpi4py",
+        "--timeout",
+        "50",
+        sys.executable,
+        "-m",
+        "mpi4py.futures",
+        str(script),
+        cwd=cwd,
+    )
+
+
 def _launch(code: str, n: int, *extra: str) -> subprocess.CompletedProcess[str]:
     return _treecast_run(
         "-np", str(n), "--mpi4py", *extra, sys.executable, "-c", textwrap.dedent(code)
@@ -583,17 +600,7 @@ if __name__ == "__main__":
 def test_python_dash_m_mpi4py_futures_runs_calls_on_the_other_ranks(tmp_path):
     script = tmp_path / "squares.py"
     script.write_text(FUTURES_SCRIPT)
-    proc = _treecast_run(
-        "-n",
-        "3",
-        "--mpi4py",
-        "--timeout",
-        "50",
-        sys.executable,
-        "-m",
-        "mpi4py.futures",
-        str(script),
-    )
+    proc = _futures_run(script)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "20540 2 2"  # both workers ran calls
@@ -740,18 +747,7 @@ def test_futures_results_of_script_classes_and_unbuildable_errors(tmp_path):
     (tmp_path / "helper.py").write_text("offset = 100\n")  # imported from the script's dir
     script = tmp_path / "edge.py"
     script.write_text(FUTURES_EDGE_SCRIPT)
-    proc = _treecast_run(
-        "-n",
-        "3",
-        "--mpi4py",
-        "--timeout",
-        "50",
-        sys.executable,
-        "-m",
-        "mpi4py.futures",
-        str(script),
-        cwd="/",
-    )
+    proc = _futures_run(script, cwd="/")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "[100, 101, 'DeserializationError', 103]",

@@ -112,3 +112,15 @@ def loads(frames: Sequence[memoryview], where: str = "recv") -> object:
         raise DeserializationError(
             f"{where}: cannot rebuild the received object: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def loads_message(frames: Sequence[memoryview], where: str = "recv") -> object:
+    """The object in a received message's ``frames``; a message of 0 bytes (a buffer send
+    of nothing) is None, as in mpi4py.
+
+    Raises:
+        DeserializationError: the bytes cannot be rebuilt into an object here.
+    """
+    if len(frames) == 1 and frames[0].nbytes == 0:
+        return None
+    return loads(frames, where)
