@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError, SerializationError
+from .errors import InvalidArgumentError, SerializationError, TreecastError
 from .message import frames as frames_mod
 from .runtime.env import ENV_JOB
 from .transports import segments
@@ -76,14 +76,19 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
     """``comm.bcast(obj, root, copy=False)``: every rank returns the root's structure whose
     NumPy arrays (and other out-of-band buffers) are read-only views on one shared copy.
 
-    The root writes each buffer once into a new segment; the other ranks map it without
-    copying. Costs two small collectives (the segment's description, then an
-    everyone-has-mapped barrier) besides the root's write.
+    The root writes each buffer once into a segment, reused from earlier calls once no rank
+    views it any more (:mod:`treecast.share_pool`); the other ranks map it without copying.
+    Costs one small ``bcast`` (the segment's description) besides the root's write, and a
+    barrier when the segment is new (every rank maps it by name before the name goes).
 
     Raises:
         SerializationError: at the root, ``obj`` cannot be pickled.
         OSError: the segment could not be created (for example /dev/shm is full).
     """
+    from .share_pool import pool_of
+
+    pool = pool_of(comm)
+    pool.sweep()
     desc = None
     mm = None
     if comm.rank == root:
@@ -93,28 +98,63 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
             layout.append((pos, b.nbytes))
             pos += -(-b.nbytes // ALIGN) * ALIGN
         name = _new_name("bcast")
-        mm = segments.create_segment(name, pos)
+        got = pool.acquire(pos, name) if pos else None
+        if got is not None:
+            seg, fresh = got
+            mm, capacity = seg.data, seg.capacity
+            name = seg.name
+        else:
+            fresh, capacity = True, 0
+            mm = segments.create_segment(name, pos) if pos else None
         try:
-            view = memoryview(mm)
-            for (off, n), b in zip(layout, buffers, strict=True):
-                view[off : off + n] = b.cast("B")
-            del view
+            if mm is not None:
+                view = memoryview(mm)
+                for (off, n), b in zip(layout, buffers, strict=True):
+                    view[off : off + n] = b.cast("B")
+                del view
         except BaseException:
-            segments.unlink_segment(name)
+            if got is not None:
+                pool.discard(got[0])
+            if fresh:
+                segments.unlink_segment(name)
             raise
-        desc = (name, stream, layout)
+        # pooled segments are sent with their capacity (receivers map exactly that much)
+        desc = (name if mm is not None else None, fresh, capacity, stream, layout)
     try:
-        name, stream, layout = comm.bcast(desc, root=root, timeout=timeout)
+        name, fresh, capacity, stream, layout = comm.bcast(desc, root=root, timeout=timeout)
+        if name is None:
+            return frames_mod.loads([memoryview(stream)], "bcast(copy=False)")
         if mm is None:
-            mm = _attach(name, writable=False)
+            if not capacity:
+                mm = _attach(name, writable=False)
+            elif fresh:
+                mm = pool.attach(name, capacity).data
+            elif name in pool.segments:
+                mm = pool.segments[name].data
+            else:
+                raise TreecastError(
+                    f"bcast(copy=False): rank {comm.rank} was sent segment {name!r} again but "
+                    f"never mapped it (an earlier copy=False broadcast failed on this rank)"
+                )
+        if capacity:
+            pool.segments[name].mine = True
         shared = memoryview(mm).toreadonly()
         result = frames_mod.loads(
             [memoryview(stream), *(shared[off : off + n] for off, n in layout)],
             "bcast(copy=False)",
         )
-        comm.barrier(timeout=timeout)  # every rank has mapped it: the name can go
+        del shared, mm
+        if fresh:
+            comm.barrier(timeout=timeout)  # every rank has mapped it: the name can go
+    except BaseException:
+        if comm.rank == root and desc is not None and desc[2]:
+            # some rank may not have mapped it: never offer this segment again
+            failed = pool.segments.get(str(desc[0]))
+            if failed is not None:
+                pool.discard(failed)
+        raise
     finally:
-        if comm.rank == root and desc is not None:
+        if comm.rank == root and desc is not None and desc[0] is not None and desc[1]:
             segments.unlink_segment(desc[0])
     return result
 

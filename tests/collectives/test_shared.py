@@ -43,6 +43,75 @@ def test_bcast_copy_false_gives_read_only_views_on_one_shared_copy(n):
     assert all(run_ranks(_zero_copy_bcast, n))
 
 
+def _pooled_zero_copy_bcasts():
+    from treecast import share_pool
+
+    comm = treecast.world()
+    r, p = comm.rank, comm.size
+    job = os.environ["TREECAST_JOB"]
+    kept, names, ok = {}, set(), True
+    for i in range(8):
+        root = i % p
+        payload = {"w": np.full(70_000, i, np.float64)} if r == root else None
+        got = comm.bcast(payload, root=root, copy=False)
+        ok = ok and (got["w"] == i).all() and not got["w"].flags.writeable
+        names |= set(share_pool.pool_of(comm).segments)
+        if i in (1, 4):
+            kept[i] = got  # held views: later broadcasts must not overwrite them
+    ok = ok and all((kept[i]["w"] == i).all() for i in kept)
+    comm.barrier()
+    ok = ok and not any(e.startswith(f"treecast-{job}-bcast") for e in os.listdir("/dev/shm"))
+    del got, kept
+    comm.bcast(None, root=0, copy=False)  # sweeps: every view is gone now
+    pool = share_pool.pool_of(comm)
+    held = [seg.words[1 + r] for seg in pool.segments.values()]
+    return bool(ok), len(names), held
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_zero_copy_bcast_reuses_segments_nobody_views(n):
+    res = run_ranks(_pooled_zero_copy_bcasts, n)
+    assert all(ok for ok, _, _ in res)
+    # 8 broadcasts, two held on to: far fewer than 8 segments, and none still marked held
+    assert all(count <= 8 - 2 for _, count, _ in res), res
+    assert all(held == [0] * len(held) for _, _, held in res)
+
+
+def _zero_copy_bcast_without_pool(sizes):
+    from treecast import share_pool
+
+    comm = treecast.world()
+    ok = True
+    for i, n in enumerate(sizes):
+        got = comm.bcast(np.full(n, i, np.uint8) if comm.rank == 0 else None, copy=False)
+        ok = ok and (got == i).all()
+        pool = share_pool.pool_of(comm)
+        ok = ok and share_pool._owned_bytes <= share_pool.BUDGET
+        del got
+    comm.bcast(None, copy=False)  # sweep
+    with open("/proc/self/maps") as fh:
+        mapped = fh.read().count("/dev/shm/treecast-")
+    return bool(ok), len(pool.segments), share_pool._owned_bytes, mapped
+
+
+def test_zero_copy_bcast_pool_off_frees_every_segment_after_its_last_view(monkeypatch):
+    monkeypatch.setenv("TREECAST_SHARE_POOL_BYTES", "0")
+    res = run_ranks(_zero_copy_bcast_without_pool, 2, [1 << 20, 3000, 1 << 20])
+    # no pooled segment, and the mappings went with the views (only the transport's and the
+    # arenas' segments stay mapped, the same number on every rank)
+    assert all(ok and count == 0 and owned == 0 for ok, count, owned, _ in res), res
+    assert len({mapped for *_, mapped in res}) == 1
+
+
+def test_zero_copy_bcast_pool_stays_within_its_budget(monkeypatch):
+    monkeypatch.setenv("TREECAST_SHARE_POOL_BYTES", str(3 << 20))
+    sizes = [1 << 20, 2 << 20, 1 << 20, 1_500_000, 2 << 20, 4 << 20, 1 << 20]
+    res = run_ranks(_zero_copy_bcast_without_pool, 2, sizes)
+    assert all(ok and owned <= 3 << 20 for ok, _, owned, _ in res), res
+    # the root retired what no longer fits; the receiver unmapped the retired ones
+    assert res[1][1] <= res[0][1] + 1
+
+
 def _shared_array():
     comm = treecast.world()
     r, p = comm.rank, comm.size

@@ -447,6 +447,12 @@ def _graphs():
     dist = comm.Create_dist_graph(*named, MPI.UNWEIGHTED)
     with pytest.raises(ValueError, match="sourceweights"):
         comm.Create_dist_graph_adjacent([0], [0], [1, 2], None)
+    # unknown attributes are plain AttributeErrors (hasattr works), and they free
+    assert not hasattr(adj, "no_such_thing") and getattr(dist, "nothing", 3) == 3
+    if ring:
+        assert not hasattr(ring, "no_such_thing")
+        ring.Free()
+    adj.Free()
     return (
         graph,
         adj.Get_dist_neighbors(),

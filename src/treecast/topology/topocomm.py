@@ -401,7 +401,7 @@ class Cartcomm(Neighborhood):
                 f"collectives); "
                 f"see docs/compatibility.md"
             )
-        return super().__getattr__(name)
+        return Comm.__getattr__(self, name)
 
     def _send_order(self, outs: list[int]) -> list[int]:
         # the rank ahead of me in a dimension receives my message in its "behind" slot:
