@@ -45,15 +45,6 @@ _EMPTY = memoryview(b"")
 
 
 @dataclass
-class _NodeFrames:
-    """What a node-level object broadcast sends through the tree: the pickle stream and
-    the sizes of the out-of-band buffers that follow through node memory."""
-
-    stream: bytes
-    lengths: list[int]
-
-
-@dataclass
 class Plan:
     """What a collective call runs: ``name`` (its signature), the registry's collective
     ``family`` and algorithm, the block store, and ``result()`` for after the run."""
@@ -278,9 +269,7 @@ class Collectives:
             big = sum(f.nbytes for f in frames[1:])
             if self._algo("bcast", big, None).node_level:
                 node = frames[1:]
-                frames = frames_mod.dumps(
-                    _NodeFrames(bytes(frames[0]), [f.nbytes for f in node]), "bcast"
-                )
+                frames = [frames_mod.dumps_node_header(frames[0], [f.nbytes for f in node])]
         payload = Payload(frames)
         steps = algo.steps(self.rank, self.size, root, -1, True)
         run_blocking(steps, self._t, self._group, self._coll_ctx, tag, payload, what, timeout)
@@ -288,12 +277,13 @@ class Collectives:
             arena_of(self).bcast(self, node, root, timeout, what)  # type: ignore[arg-type]
         if self.rank == root:
             return obj
-        got = frames_mod.loads(payload.frames, "bcast")
-        if type(got) is _NodeFrames:
-            bufs = [alloc_frame(n) for n in got.lengths]
+        head = frames_mod.loads_node_header(payload.frames[0])
+        if head is not None:
+            first, lengths = head
+            bufs = [alloc_frame(n) for n in lengths]
             arena_of(self).bcast(self, bufs, root, timeout, what)  # type: ignore[arg-type]
-            return frames_mod.loads([memoryview(got.stream), *bufs], "bcast")
-        return got
+            return frames_mod.loads([first, *bufs], "bcast")
+        return frames_mod.loads(payload.frames, "bcast")
 
     def ibcast(self, obj: Any = None, root: int = 0, *, algorithm: str | None = None) -> Request:
         """Start broadcasting ``obj`` from ``root``; ``wait()`` returns the root's object."""

@@ -62,6 +62,30 @@ def _loads_array(frames: Sequence[memoryview]) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()
 
 
+NODE_MAGIC = b"\x00tcN"
+"""First bytes of the message of a node-level object broadcast: the buffers follow through
+node memory, the message carries their sizes and the first frame."""
+_NODE_HEAD = struct.Struct("<4sI")  # magic, number of buffers; then their sizes (int64)
+
+
+def dumps_node_header(first: memoryview, lengths: Sequence[int]) -> memoryview:
+    """The one frame a node-level object broadcast sends through the tree: the sizes of the
+    buffers that go through node memory, then the object's first frame (without pickling
+    it again)."""
+    head = _NODE_HEAD.pack(NODE_MAGIC, len(lengths)) + struct.pack(f"<{len(lengths)}q", *lengths)
+    return memoryview(head + first.tobytes())
+
+
+def loads_node_header(frame: memoryview) -> tuple[memoryview, list[int]] | None:
+    """``(first frame, buffer sizes)`` from :func:`dumps_node_header`'s frame; None for any
+    other frame."""
+    if frame[:4] != NODE_MAGIC:
+        return None
+    _, count = _NODE_HEAD.unpack_from(frame)
+    end = _NODE_HEAD.size + 8 * count
+    return frame[end:], list(struct.unpack_from(f"<{count}q", frame, _NODE_HEAD.size))
+
+
 def dumps(obj: object, where: str = "send") -> list[memoryview]:
     """Serialise ``obj`` into frames (the first is the pickle stream, or a plain array's
     header).
