@@ -1219,7 +1219,7 @@ class Comm(Collectives, metaclass=_CommType):
         if self is world_mod._world or self is world_mod._self:
             raise CommunicatorClosedError(f"Free: cannot free the {self.name} communicator")
         self._freed = True
-        pool = getattr(self, "_share_pool", None)
+        pool = self.__dict__.get("_share_pool")
         if pool is not None:  # copy=False segments: what nothing views is unmapped now
             pool.close()
 

@@ -10,23 +10,32 @@ Layout of a pooled segment: a header of int64 words, then the data at a page bou
 
 - word 0: ``RETIRED`` once the root has dropped the segment from its pool (receivers then
   unmap it as soon as their views are gone);
-- word ``1 + r``: 1 while rank ``r`` may hold views of the segment's current contents.
+- word ``1 + r``: 0 when rank ``r`` holds no view of the current contents; otherwise
+  ``1 +`` the number of the ``copy=False`` call on the communicator that filled it, or
+  ``PINNED`` for good (the rank forked while it viewed the segment: a child process may
+  view it for ever).
 
-Protocol (one writer per word, so no atomics are needed; x86-64 keeps stores in order):
+Protocol (one writer per word at a time, so no atomics are needed; x86-64 keeps stores in
+order):
 
-1. The root picks an owned segment whose held words are all 0, sets every word to 1, writes
-   the payload and sends the segment's name with the pickle stream (a small ``bcast``).
-2. A rank builds read-only views on its mapping (kept from earlier calls; a new segment is
-   mapped by name, then unlinked after a barrier, so nothing named outlives the call) and
-   remembers that it holds the segment.
-3. At the start of each later ``copy=False`` call every rank sweeps its segments: one it
-   holds whose mapping nothing but the pool references any more (the reference count shows
-   that no array, memoryview or pickle buffer uses it) gets its word set back to 0.
+1. At call ``k`` the root picks an owned segment whose words are all 0, sets every word to
+   ``k + 1``, writes the payload and sends the segment's name with the pickle stream (a
+   small ``bcast``).
+2. Every rank builds read-only views on its mapping (kept from earlier calls; a new segment
+   is mapped by name, then unlinked after a barrier, so nothing named outlives the call).
+3. At the start of each later call ``k' > k``, every rank sweeps its segments: a word it
+   finds set by an earlier call (``<= k'``) whose mapping nothing but the pool references any
+   more (the reference count shows that no array, memoryview or pickle buffer uses it) is
+   set back to 0. Whether the rank received call ``k`` or failed in it does not matter, so a
+   rank that timed out does not hold a segment for ever.
 
-A rank clears only a word it set itself after receiving the segment, so the root can never
-overwrite data that some rank still views. Memory: the owned segments of a process total at
-most ``TREECAST_SHARE_POOL_BYTES`` (default 256 MiB, 0 turns pooling off); larger payloads
-get a segment of their own that is freed when the last view of it is dropped.
+Calls are numbered the same on every rank (collectives run in the same order), so a rank
+never clears the word of a call it has not finished, and the root can never overwrite data
+that some rank still views. Memory: the owned segments of a process total at most
+``TREECAST_SHARE_POOL_BYTES`` (default 256 MiB, 0 turns pooling off), idle segments of any
+communicator are retired to make room, and a communicator's segments are retired when it is
+freed or garbage-collected; larger payloads get a segment of their own that is freed when
+the last view of it is dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from __future__ import annotations
 import mmap
 import os
 import sys
+import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from .transports import segments
@@ -42,6 +53,7 @@ if TYPE_CHECKING:
     from .comm import Comm
 
 RETIRED = 1
+PINNED = -1
 PAGE = mmap.PAGESIZE
 _FREE_REFS = 2
 """``sys.getrefcount(segment.data)`` when nothing but the segment references the mapping:
@@ -57,8 +69,12 @@ def _budget_from_env() -> int:
 
 
 BUDGET = _budget_from_env()
+_LOCK = threading.RLock()
+"""Guards every pool's segments and :data:`_owned_bytes` (pools of several communicators may
+be used from several threads; a pool's finaliser may run inside a locked section)."""
 _owned_bytes = 0
 """Bytes of pooled segments this process owns, over every communicator."""
+_POOLS: weakref.WeakSet[SharePool] = weakref.WeakSet()
 
 
 def header_bytes(size: int) -> int:
@@ -77,13 +93,12 @@ def capacity_for(nbytes: int) -> int:
 class Segment:
     """One pooled segment as this rank maps it."""
 
-    __slots__ = ("capacity", "data", "head", "mine", "name", "owned", "words")
+    __slots__ = ("capacity", "data", "head", "name", "owned", "words")
 
     def __init__(self, name: str, fd: int, size: int, capacity: int, owned: bool) -> None:
         self.name = name
         self.capacity = capacity
         self.owned = owned
-        self.mine = False  # this rank may hold views of the current contents
         hb = header_bytes(size)
         self.head = mmap.mmap(fd, hb)
         self.words = memoryview(self.head).cast("q")
@@ -91,13 +106,39 @@ class Segment:
         self.data = mmap.mmap(fd, capacity, mmap.MAP_SHARED, prot, offset=hb)
 
     def in_use(self) -> bool:
-        """Whether any array or view of this rank still uses the mapping."""
+        """Whether any array or view of this process still uses the mapping."""
         return sys.getrefcount(self.data) > _FREE_REFS
 
+    def idle(self, size: int) -> bool:
+        """Whether no rank holds the segment (every word 0)."""
+        return not any(self.words[1 : 1 + size])
+
     def close(self) -> None:
+        """Unmap what nothing views (a mapping with views goes with its last view)."""
         self.words.release()
         self.head.close()
-        self.data.close()
+        if not self.in_use():
+            self.data.close()
+
+
+def _retire(segs: dict[str, Segment], seg: Segment) -> None:
+    """Drop an owned segment from its pool for good (under :data:`_LOCK`)."""
+    global _owned_bytes
+    if segs.pop(seg.name, None) is seg:
+        seg.words[0] = RETIRED
+        _owned_bytes -= seg.capacity
+        seg.close()
+
+
+def _retire_all(segs: dict[str, Segment]) -> None:
+    """A pool is freed or collected: retire what it owns, unmap what nothing views."""
+    with _LOCK:
+        for seg in list(segs.values()):
+            if seg.owned:
+                _retire(segs, seg)
+            else:
+                segs.pop(seg.name, None)
+                seg.close()
 
 
 class SharePool:
@@ -106,86 +147,84 @@ class SharePool:
     def __init__(self, comm: Comm) -> None:
         self.rank = comm.rank
         self.size = comm.size
+        self.calls = 0  # copy=False calls entered on this communicator (the same everywhere)
         self.segments: dict[str, Segment] = {}
+        weakref.finalize(self, _retire_all, self.segments)
+        with _LOCK:
+            _POOLS.add(self)
 
-    def sweep(self) -> None:
-        """Give back the segments this rank no longer views; unmap retired ones."""
-        for name, seg in list(self.segments.items()):
-            if seg.in_use():
-                continue
-            if seg.mine:
-                seg.words[1 + self.rank] = 0
-                seg.mine = False
-            if not seg.owned and seg.words[0] == RETIRED:
-                del self.segments[name]
-                seg.close()
+    def enter(self) -> int:
+        """Start a call: number it and give back the segments this rank no longer views
+        (from earlier calls), unmap retired ones. Returns the call's number."""
+        call = self.calls
+        self.calls += 1
+        word = 1 + self.rank
+        with _LOCK:
+            for seg in list(self.segments.values()):
+                if seg.in_use():
+                    continue
+                if 0 < seg.words[word] <= call:
+                    seg.words[word] = 0
+                if seg.owned and PINNED in seg.words[1 : 1 + self.size]:
+                    _retire(self.segments, seg)  # a forked child may view it for ever
+                elif not seg.owned and seg.words[0] == RETIRED:
+                    del self.segments[seg.name]
+                    seg.close()
+        return call
 
-    def acquire(self, nbytes: int, name: str) -> tuple[Segment, bool] | None:
-        """At the root, after :meth:`sweep`: a segment for ``nbytes`` with every rank's word
-        set, and whether it is new (then it has ``name`` and the others must map it); None when the pool is
-        off or full of segments in use (the caller makes a one-off segment)."""
+    def acquire(self, nbytes: int, name: str, call: int) -> tuple[Segment, bool] | None:
+        """At the root of call number ``call``, after :meth:`enter`: a segment for
+        ``nbytes`` with every rank's word set, and whether it is new (then it has ``name``
+        and the others must map it); None when the pool is off or full of segments in use
+        (the caller makes a one-off segment).
+
+        Raises:
+            OSError: the segment could not be made (nothing is left named).
+        """
+        global _owned_bytes
         need = capacity_for(nbytes)
-        best = None
-        for seg in self.segments.values():
-            if (
-                seg.owned
-                and need <= seg.capacity <= 2 * need
-                and (best is None or seg.capacity < best.capacity)
-                and not any(seg.words[1 : 1 + self.size])
-            ):
-                best = seg
-        fresh = best is None
-        if best is None:
-            if need > BUDGET or (_owned_bytes + need > BUDGET and not self._evict(need)):
-                return None
-            best = self._create(name, need)
-        for r in range(self.size):
-            best.words[1 + r] = 1
-        best.mine = True
+        with _LOCK:
+            best = None
+            for seg in self.segments.values():
+                if (
+                    seg.owned
+                    and need <= seg.capacity <= 2 * need
+                    and (best is None or seg.capacity < best.capacity)
+                    and seg.idle(self.size)
+                ):
+                    best = seg
+            fresh = best is None
+            if best is None:
+                if need > BUDGET or (_owned_bytes + need > BUDGET and not _evict(need)):
+                    return None
+                best = self._create(name, need)
+                _owned_bytes += need
+            for r in range(self.size):
+                best.words[1 + r] = call + 1
         return best, fresh
 
     def _create(self, name: str, capacity: int) -> Segment:
-        global _owned_bytes
         hb = header_bytes(self.size)
         mm = segments.create_segment(name, hb + capacity)
         try:
             fd = os.open(segments.SHM_DIR + name, os.O_RDWR)
+            try:
+                seg = Segment(name, fd, self.size, capacity, owned=True)
+            finally:
+                os.close(fd)
         except BaseException:
-            mm.close()
             segments.unlink_segment(name)
             raise
-        try:
-            seg = Segment(name, fd, self.size, capacity, owned=True)
         finally:
-            os.close(fd)
             mm.close()
         self.segments[name] = seg
-        _owned_bytes += capacity
         return seg
-
-    def _evict(self, need: int) -> bool:
-        """Retire idle owned segments until ``need`` more bytes fit; True if they do."""
-        global _owned_bytes
-        for name, seg in list(self.segments.items()):
-            if _owned_bytes + need <= BUDGET:
-                break
-            if seg.owned and not seg.mine and not any(seg.words[1 : 1 + self.size]):
-                seg.words[0] = RETIRED
-                del self.segments[name]
-                _owned_bytes -= seg.capacity
-                seg.close()
-        return _owned_bytes + need <= BUDGET
 
     def discard(self, seg: Segment) -> None:
         """At the root, after a failed call: retire ``seg`` (some rank may not have mapped
         it, so it must never be offered again)."""
-        global _owned_bytes
-        if self.segments.pop(seg.name, None) is seg:
-            seg.words[0] = RETIRED
-            _owned_bytes -= seg.capacity
-            seg.mine = False
-            if not seg.in_use():
-                seg.close()
+        with _LOCK:
+            _retire(self.segments, seg)
 
     def attach(self, name: str, capacity: int) -> Segment:
         """At a receiver: map the new segment ``name`` (before its root unlinks it)."""
@@ -194,24 +233,45 @@ class SharePool:
             seg = Segment(name, fd, self.size, capacity, owned=False)
         finally:
             os.close(fd)
-        self.segments[name] = seg
+        with _LOCK:
+            self.segments[name] = seg
         return seg
 
     def close(self) -> None:
         """Retire this rank's owned segments and unmap every segment nothing views."""
-        global _owned_bytes
-        for name, seg in list(self.segments.items()):
-            if seg.owned:
-                seg.words[0] = RETIRED
-                _owned_bytes -= seg.capacity
-            if not seg.in_use():
-                seg.close()
-            del self.segments[name]
+        _retire_all(self.segments)
+
+
+def _evict(need: int) -> bool:
+    """Retire idle owned segments of any communicator until ``need`` more bytes fit (under
+    :data:`_LOCK`); True if they do."""
+    for pool in list(_POOLS):
+        for seg in list(pool.segments.values()):
+            if _owned_bytes + need <= BUDGET:
+                return True
+            if seg.owned and not seg.in_use() and seg.idle(pool.size):
+                _retire(pool.segments, seg)
+    return _owned_bytes + need <= BUDGET
+
+
+def _pin_viewed() -> None:
+    """Before a fork: a child inherits this process's mappings and views, and nothing here
+    can see when it drops them, so every segment viewed now is held for good."""
+    with _LOCK:
+        for pool in list(_POOLS):
+            word = 1 + pool.rank
+            for seg in pool.segments.values():
+                if seg.in_use():
+                    seg.words[word] = PINNED
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_pin_viewed)
 
 
 def pool_of(comm: Comm) -> SharePool:
     """The communicator's pool on this rank, made on first use (not collective)."""
-    pool: SharePool | None = getattr(comm, "_share_pool", None)
+    pool: SharePool | None = comm.__dict__.get("_share_pool")
     if pool is None:
         pool = SharePool(comm)
         comm._share_pool = pool  # type: ignore[attr-defined]

@@ -25,10 +25,12 @@ import numpy as np
 from .errors import InvalidArgumentError, SerializationError, TreecastError
 from .message import frames as frames_mod
 from .runtime.env import ENV_JOB
+from .share_pool import pool_of
 from .transports import segments
 
 if TYPE_CHECKING:
     from .comm import Comm
+    from .share_pool import SharePool
 
 ALIGN = 64
 """Buffers start at multiples of a cache line (and of every NumPy item size)."""
@@ -85,10 +87,8 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
         SerializationError: at the root, ``obj`` cannot be pickled.
         OSError: the segment could not be created (for example /dev/shm is full).
     """
-    from .share_pool import pool_of
-
     pool = pool_of(comm)
-    pool.sweep()
+    call = pool.enter()
     desc = None
     mm = None
     if comm.rank == root:
@@ -98,7 +98,7 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
             layout.append((pos, b.nbytes))
             pos += -(-b.nbytes // ALIGN) * ALIGN
         name = _new_name("bcast")
-        got = pool.acquire(pos, name) if pos else None
+        got = pool.acquire(pos, name, call) if pos else None
         if got is not None:
             seg, fresh = got
             mm, capacity = seg.data, seg.capacity
@@ -122,30 +122,25 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
         desc = (name if mm is not None else None, fresh, capacity, stream, layout)
     try:
         name, fresh, capacity, stream, layout = comm.bcast(desc, root=root, timeout=timeout)
-        if name is None:
-            return frames_mod.loads([memoryview(stream)], "bcast(copy=False)")
+        if name is None:  # no buffer bytes at all (empty arrays)
+            frames = [memoryview(stream), *(memoryview(b"") for _ in layout)]
+            return frames_mod.loads(frames, "bcast(copy=False)")
+        failure: BaseException | None = None
         if mm is None:
-            if not capacity:
-                mm = _attach(name, writable=False)
-            elif fresh:
-                mm = pool.attach(name, capacity).data
-            elif name in pool.segments:
-                mm = pool.segments[name].data
-            else:
-                raise TreecastError(
-                    f"bcast(copy=False): rank {comm.rank} was sent segment {name!r} again but "
-                    f"never mapped it (an earlier copy=False broadcast failed on this rank)"
-                )
-        if capacity:
-            pool.segments[name].mine = True
-        shared = memoryview(mm).toreadonly()
-        result = frames_mod.loads(
+            try:
+                mm = _map(pool, name, fresh, capacity, comm.rank)
+            except Exception as exc:  # still join the barrier below: nobody is left waiting
+                failure = exc
+        if fresh:
+            comm.barrier(timeout=timeout)  # every rank has mapped it: the name can go
+        if failure is not None:
+            raise failure
+        shared = memoryview(mm).toreadonly()  # type: ignore[arg-type]
+        del mm
+        return frames_mod.loads(
             [memoryview(stream), *(shared[off : off + n] for off, n in layout)],
             "bcast(copy=False)",
         )
-        del shared, mm
-        if fresh:
-            comm.barrier(timeout=timeout)  # every rank has mapped it: the name can go
     except BaseException:
         if comm.rank == root and desc is not None and desc[2]:
             # some rank may not have mapped it: never offer this segment again
@@ -156,7 +151,27 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
     finally:
         if comm.rank == root and desc is not None and desc[0] is not None and desc[1]:
             segments.unlink_segment(desc[0])
-    return result
+
+
+def _map(pool: SharePool, name: str, fresh: bool, capacity: int, rank: int) -> mmap.mmap:
+    """A receiver's mapping of the data of segment ``name``: one-off (``capacity`` 0), new
+    in the pool, or kept in the pool from an earlier call.
+
+    Raises:
+        TreecastError: the root reused a segment this rank never mapped.
+        OSError: the segment cannot be mapped.
+    """
+    if not capacity:
+        return _attach(name, writable=False)
+    if fresh:
+        return pool.attach(name, capacity).data
+    seg = pool.segments.get(name)
+    if seg is None:
+        raise TreecastError(
+            f"bcast(copy=False): rank {rank} was sent segment {name!r} again but never "
+            f"mapped it (an earlier copy=False broadcast failed on this rank)"
+        )
+    return seg.data
 
 
 def shared_array(

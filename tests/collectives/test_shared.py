@@ -112,6 +112,70 @@ def test_zero_copy_bcast_pool_stays_within_its_budget(monkeypatch):
     assert res[1][1] <= res[0][1] + 1
 
 
+def _zero_copy_edge_cases():
+    import time
+
+    from treecast import share_pool
+
+    comm = treecast.world()
+    r = comm.rank
+    out = {}
+    empty = comm.bcast({"a": np.zeros((0, 3)), "b": np.zeros(0)} if r == 0 else None, copy=False)
+    out["empty"] = empty["a"].shape == (0, 3) and empty["b"].size == 0
+    # a forked child still views what its parent dropped: later broadcasts must not reuse it
+    n = 1 << 20
+    got = comm.bcast(np.full(n, 1, np.uint8) if r == 0 else None, copy=False)
+    rd, wr = os.pipe()
+    pid = os.fork() if r == 1 else -1
+    if pid == 0:
+        time.sleep(0.5)
+        os.write(wr, bytes([int(got[0]), int(got[-1])]))
+        os._exit(0)
+    del got
+    for i in range(2, 6):
+        comm.bcast(np.full(n, i, np.uint8) if r == 0 else None, copy=False)
+    if pid > 0:
+        out["child saw"] = list(os.read(rd, 2))
+        os.waitpid(pid, 0)
+    os.close(rd)
+    os.close(wr)
+    # a rank that timed out does not hold the segment the root reused meanwhile
+    pool = share_pool.pool_of(comm)
+    comm.barrier()
+    if r == 1:
+        try:
+            comm.bcast(None, copy=False, timeout=0.3)
+        except treecast.TimeoutError:
+            out["timed out"] = True
+    else:
+        time.sleep(1.5)
+        comm.bcast(np.full(n, 7, np.uint8), copy=False)
+    comm.barrier()
+    for i in range(6):
+        comm.bcast(np.full(n, i, np.uint8) if r == 0 else None, copy=False)
+    comm.bcast(None, copy=False)  # a last sweep
+    comm.barrier()
+    out["segments"] = len(pool.segments)
+    # communicators dropped without free() give their pools' bytes back
+    for _ in range(5):
+        d = comm.dup()
+        d.bcast(np.ones(3 << 20, np.uint8) if r == 0 else None, copy=False)
+        del d
+    out["owned"] = share_pool._owned_bytes
+    return out
+
+
+def test_zero_copy_bcast_empty_arrays_forks_timeouts_and_dropped_communicators():
+    res = run_ranks(_zero_copy_edge_cases, 2, timeout=90)
+    assert all(o["empty"] for o in res)
+    assert res[1]["child saw"] == [1, 1]  # not overwritten by the four broadcasts after it
+    assert res[1]["timed out"]
+    # the world's pool at the root: two segments of 1 MiB are enough for a loop that drops
+    # each result (one viewed, one being filled), plus the empty-array call's none
+    assert res[0]["segments"] <= 3, res
+    assert res[0]["owned"] <= 3 << 20, res  # the dups' 3 MiB segments were given back
+
+
 def _shared_array():
     comm = treecast.world()
     r, p = comm.rank, comm.size

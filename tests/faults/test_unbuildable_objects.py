@@ -30,10 +30,13 @@ class LocalOnlyModel:
 def _broadcast_unbuildable():
     comm = treecast.world()
     outcomes = []
-    for n in (3, 300_000):  # in-band pickle; out-of-band buffers through node memory
+    # in-band pickle; out-of-band buffers through node memory; copy=False in a new shared
+    # segment, then in one reused
+    cases = [(3, True), (300_000, True), (300_000, False), (300_000, False)]
+    for n, copy in cases:
         obj = LocalOnlyModel(np.arange(n, dtype=np.float64)) if comm.rank == 0 else None
         try:
-            got = comm.bcast(obj, root=0)
+            got = comm.bcast(obj, root=0, copy=copy)
             outcomes.append(("ok", type(got).__name__))
         except treecast.DeserializationError as exc:
             outcomes.append(("error", str(exc)))
@@ -48,10 +51,11 @@ def _broadcast_unbuildable():
 
 def test_receivers_that_cannot_rebuild_raise_naming_the_type_and_nobody_hangs():
     results = run_ranks(_broadcast_unbuildable, 3)
-    assert results[0][:2] == [("ok", "LocalOnlyModel")] * 2
+    # copy=False rebuilds at the root too (its views are on the shared copy)
+    assert results[0][:4] == [("ok", "LocalOnlyModel")] * 2 + [("ok", "ndarray")] * 2
     for rank in (1, 2):
-        for kind, text in results[rank][:2]:
+        for kind, text in results[rank][:4]:
             assert kind == "error", text
             assert "LocalOnlyModel" in text and "bcast" in text
     # gather: only the root rebuilds (and here it can); the others only pickle
-    assert [r[2][0] for r in results] == ["ok", "ok", "ok"]
+    assert [r[4][0] for r in results] == ["ok", "ok", "ok"]
