@@ -32,10 +32,11 @@ order):
 Calls are numbered the same on every rank (collectives run in the same order), so a rank
 never clears the word of a call it has not finished, and the root can never overwrite data
 that some rank still views. Memory: the owned segments of a process total at most
-``TREECAST_SHARE_POOL_BYTES`` (default 256 MiB, 0 turns pooling off), idle segments of any
-communicator are retired to make room, and a communicator's segments are retired when it is
-freed or garbage-collected; larger payloads get a segment of their own that is freed when
-the last view of it is dropped.
+``TREECAST_SHARE_POOL_BYTES`` (default 256 MiB, 0 turns pooling off), a root retires idle
+segments of the same communicator to make room, and a communicator's segments are retired
+when it is freed or garbage-collected; payloads that do not fit get a segment of their own
+that is freed when the last view of it is dropped. A process forked from a rank never
+writes the headers (its pools are copies of its parent's).
 """
 
 from __future__ import annotations
@@ -121,12 +122,18 @@ class Segment:
             self.data.close()
 
 
+_in_fork_child = False
+"""True in a process forked from a rank: its pools are copies of the parent's, so it must
+never write the shared headers (it would retire segments the parent still uses)."""
+
+
 def _retire(segs: dict[str, Segment], seg: Segment) -> None:
     """Drop an owned segment from its pool for good (under :data:`_LOCK`)."""
     global _owned_bytes
     if segs.pop(seg.name, None) is seg:
-        seg.words[0] = RETIRED
-        _owned_bytes -= seg.capacity
+        if not _in_fork_child:
+            seg.words[0] = RETIRED
+            _owned_bytes -= seg.capacity
         seg.close()
 
 
@@ -159,6 +166,8 @@ class SharePool:
         call = self.calls
         self.calls += 1
         word = 1 + self.rank
+        if _in_fork_child:
+            return call
         with _LOCK:
             for seg in list(self.segments.values()):
                 if seg.in_use():
@@ -167,7 +176,9 @@ class SharePool:
                     seg.words[word] = 0
                 if seg.owned and PINNED in seg.words[1 : 1 + self.size]:
                     _retire(self.segments, seg)  # a forked child may view it for ever
-                elif not seg.owned and seg.words[0] == RETIRED:
+                elif not seg.owned and seg.words[0] == RETIRED and seg.words[word] <= 0:
+                    # (a word set to a call is one this rank has not run yet: the root may
+                    # have sent this segment before it retired it, even before it exited)
                     del self.segments[seg.name]
                     seg.close()
         return call
@@ -183,6 +194,8 @@ class SharePool:
         """
         global _owned_bytes
         need = capacity_for(nbytes)
+        if _in_fork_child:
+            return None
         with _LOCK:
             best = None
             for seg in self.segments.values():
@@ -195,7 +208,7 @@ class SharePool:
                     best = seg
             fresh = best is None
             if best is None:
-                if need > BUDGET or (_owned_bytes + need > BUDGET and not _evict(need)):
+                if need > BUDGET or (_owned_bytes + need > BUDGET and not self._evict(need)):
                     return None
                 best = self._create(name, need)
                 _owned_bytes += need
@@ -220,6 +233,17 @@ class SharePool:
         self.segments[name] = seg
         return seg
 
+    def _evict(self, need: int) -> bool:
+        """Retire idle owned segments of this pool until ``need`` more bytes fit (under
+        :data:`_LOCK`); True if they do. Only this communicator's: its receivers unmap
+        what is retired at their next call, which other communicators may never have."""
+        for seg in list(self.segments.values()):
+            if _owned_bytes + need <= BUDGET:
+                return True
+            if seg.owned and not seg.in_use() and seg.idle(self.size):
+                _retire(self.segments, seg)
+        return _owned_bytes + need <= BUDGET
+
     def discard(self, seg: Segment) -> None:
         """At the root, after a failed call: retire ``seg`` (some rank may not have mapped
         it, so it must never be offered again)."""
@@ -242,31 +266,34 @@ class SharePool:
         _retire_all(self.segments)
 
 
-def _evict(need: int) -> bool:
-    """Retire idle owned segments of any communicator until ``need`` more bytes fit (under
-    :data:`_LOCK`); True if they do."""
+def _before_fork() -> None:
+    """A child inherits this process's mappings and views, and nothing here can see when it
+    drops them, so every segment viewed now is held for good. The lock is held across the
+    fork so that the child does not inherit it taken by a thread it does not have."""
+    _LOCK.acquire()
     for pool in list(_POOLS):
-        for seg in list(pool.segments.values()):
-            if _owned_bytes + need <= BUDGET:
-                return True
-            if seg.owned and not seg.in_use() and seg.idle(pool.size):
-                _retire(pool.segments, seg)
-    return _owned_bytes + need <= BUDGET
+        word = 1 + pool.rank
+        for seg in pool.segments.values():
+            if seg.in_use():
+                seg.words[word] = PINNED
 
 
-def _pin_viewed() -> None:
-    """Before a fork: a child inherits this process's mappings and views, and nothing here
-    can see when it drops them, so every segment viewed now is held for good."""
-    with _LOCK:
-        for pool in list(_POOLS):
-            word = 1 + pool.rank
-            for seg in pool.segments.values():
-                if seg.in_use():
-                    seg.words[word] = PINNED
+def _after_fork_in_parent() -> None:
+    _LOCK.release()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK, _in_fork_child
+    _LOCK = threading.RLock()
+    _in_fork_child = True
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_pin_viewed)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def pool_of(comm: Comm) -> SharePool:

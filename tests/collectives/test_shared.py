@@ -176,6 +176,52 @@ def test_zero_copy_bcast_empty_arrays_forks_timeouts_and_dropped_communicators()
     assert res[0]["owned"] <= 3 << 20, res  # the dups' 3 MiB segments were given back
 
 
+def _fork_child_drops_a_communicator():
+    comm = treecast.world()
+    r, n = comm.rank, 1 << 20
+    d = comm.dup()
+    d.bcast(np.full(n, 1, np.uint8) if r == 0 else None, copy=False)
+    d.bcast(None, copy=False)  # every view is gone: the segment is idle everywhere
+    d.barrier()
+    if r == 0:
+        pid = os.fork()
+        if pid == 0:  # the child's copy of the pool goes (its finaliser runs) and it exits
+            del d
+            import gc
+
+            gc.collect()
+            os._exit(0)
+        os.waitpid(pid, 0)
+    d.barrier()
+    d.bcast(None, copy=False)
+    got = d.bcast(np.full(n, 2, np.uint8) if r == 0 else None, copy=False, timeout=20)
+    return int(got[0]), int(got[-1])
+
+
+def test_a_forked_child_never_retires_its_parents_segments():
+    assert run_ranks(_fork_child_drops_a_communicator, 2) == [(2, 2), (2, 2)]
+
+
+def _mapped_zero_copy_segments_across_communicators():
+    comm = treecast.world()
+    r = comm.rank
+    comms = [comm.dup() for _ in range(6)]
+    for d in comms:
+        d.bcast(np.ones(2 << 20, np.uint8) if r == 0 else None, copy=False)
+        d.bcast(None, copy=False)  # views gone
+    comm.barrier()
+    with open("/proc/self/maps") as fh:  # a pooled segment is two mappings: header, data
+        return len({line.split()[5] for line in fh if "-bcast-" in line and "treecast-" in line})
+
+
+def test_the_budget_bounds_what_receivers_keep_mapped(monkeypatch):
+    monkeypatch.setenv("TREECAST_SHARE_POOL_BYTES", str(3 << 20))
+    mapped = run_ranks(_mapped_zero_copy_segments_across_communicators, 2)
+    # one 2 MiB segment fits the budget: the other communicators' broadcasts get one-off
+    # segments, freed with their views, on the receivers as on the root
+    assert mapped[1] <= 1, mapped
+
+
 def _shared_array():
     comm = treecast.world()
     r, p = comm.rank, comm.size
