@@ -48,6 +48,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
+from .message.pool import size_class
+from .runtime.env import bytes_from_env
 from .transports import segments
 
 if TYPE_CHECKING:
@@ -61,15 +63,7 @@ _FREE_REFS = 2
 the segment's slot and the call's argument."""
 
 
-def _budget_from_env() -> int:
-    raw = os.environ.get("TREECAST_SHARE_POOL_BYTES", "").strip()
-    try:
-        return max(0, int(raw)) if raw else 256 << 20
-    except ValueError:
-        return 256 << 20
-
-
-BUDGET = _budget_from_env()
+BUDGET = bytes_from_env("TREECAST_SHARE_POOL_BYTES", 256 << 20)
 _LOCK = threading.RLock()
 """Guards every pool's segments and :data:`_owned_bytes` (pools of several communicators may
 be used from several threads; a pool's finaliser may run inside a locked section)."""
@@ -82,13 +76,6 @@ def header_bytes(size: int) -> int:
     """Bytes of the header of a segment for ``size`` ranks (whole pages)."""
     n = 8 * (1 + size)
     return n + -n % PAGE
-
-
-def capacity_for(nbytes: int) -> int:
-    """``nbytes`` rounded up so that similar sizes share segments (at most 1/8 wasted), to
-    whole pages."""
-    step = max(PAGE, 1 << max(0, nbytes.bit_length() - 4))
-    return -(-nbytes // step) * step
 
 
 class Segment:
@@ -105,6 +92,15 @@ class Segment:
         self.words = memoryview(self.head).cast("q")
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if owned else 0)
         self.data = mmap.mmap(fd, capacity, mmap.MAP_SHARED, prot, offset=hb)
+
+    @classmethod
+    def open(cls, name: str, size: int, capacity: int, owned: bool) -> Segment:
+        """Map the existing segment ``name`` (for ``size`` ranks, ``capacity`` data bytes)."""
+        fd = os.open(segments.SHM_DIR + name, os.O_RDWR)
+        try:
+            return cls(name, fd, size, capacity, owned)
+        finally:
+            os.close(fd)
 
     def in_use(self) -> bool:
         """Whether any array or view of this process still uses the mapping."""
@@ -193,7 +189,7 @@ class SharePool:
             OSError: the segment could not be made (nothing is left named).
         """
         global _owned_bytes
-        need = capacity_for(nbytes)
+        need = size_class(nbytes)
         if _in_fork_child:
             return None
         with _LOCK:
@@ -217,14 +213,9 @@ class SharePool:
         return best, fresh
 
     def _create(self, name: str, capacity: int) -> Segment:
-        hb = header_bytes(self.size)
-        mm = segments.create_segment(name, hb + capacity)
+        mm = segments.create_segment(name, header_bytes(self.size) + capacity)
         try:
-            fd = os.open(segments.SHM_DIR + name, os.O_RDWR)
-            try:
-                seg = Segment(name, fd, self.size, capacity, owned=True)
-            finally:
-                os.close(fd)
+            seg = Segment.open(name, self.size, capacity, owned=True)
         except BaseException:
             segments.unlink_segment(name)
             raise
@@ -252,11 +243,7 @@ class SharePool:
 
     def attach(self, name: str, capacity: int) -> Segment:
         """At a receiver: map the new segment ``name`` (before its root unlinks it)."""
-        fd = os.open(segments.SHM_DIR + name, os.O_RDWR)
-        try:
-            seg = Segment(name, fd, self.size, capacity, owned=False)
-        finally:
-            os.close(fd)
+        seg = Segment.open(name, self.size, capacity, owned=False)
         with _LOCK:
             self.segments[name] = seg
         return seg

@@ -19,10 +19,11 @@ of other sizes are released to make room.
 from __future__ import annotations
 
 import mmap
-import os
 import sys
 
 import numpy as np
+
+from ..runtime.env import bytes_from_env
 
 POOL_MIN = 1 << 20
 """Frames smaller than this come from NumPy's allocator (malloc reuses small blocks well)."""
@@ -31,15 +32,7 @@ _FREE_REFS = 3
 variable, and the call's argument."""
 
 
-def _pool_bytes_from_env() -> int:
-    raw = os.environ.get("TREECAST_FRAME_POOL_BYTES", "").strip()
-    try:
-        return max(0, int(raw)) if raw else 256 << 20
-    except ValueError:
-        return 256 << 20
-
-
-def _size_class(nbytes: int) -> int:
+def size_class(nbytes: int) -> int:
     """``nbytes`` rounded up so that a class wastes at most 1/8 (frames of similar sizes
     share mappings), to whole pages."""
     step = max(mmap.PAGESIZE, 1 << max(0, nbytes.bit_length() - 4))
@@ -61,7 +54,7 @@ class FramePool:
     def take(self, nbytes: int) -> memoryview | None:
         """A writable view of ``nbytes`` bytes of pooled memory (contents undefined), or
         None if the pool is full of mappings in use."""
-        size = _size_class(nbytes)
+        size = size_class(nbytes)
         entries = self._classes.setdefault(size, [])
         for mm in entries:
             if sys.getrefcount(mm) <= _FREE_REFS:
@@ -88,7 +81,7 @@ class FramePool:
         return self.held + needed <= self.capacity
 
 
-_POOL = FramePool(_pool_bytes_from_env())
+_POOL = FramePool(bytes_from_env("TREECAST_FRAME_POOL_BYTES", 256 << 20))
 
 
 def alloc_frame(nbytes: int) -> memoryview:
