@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from treecast.bench import parse_size, size_range
+from treecast.bench import parse_size, size_range, summarize
 from treecast.bench.worker import iterations
 
 
@@ -52,7 +52,7 @@ def test_bench_end_to_end_writes_table_csv_and_json(tmp_path, compare):
         str(out_json),
     ]
     if compare:
-        cmd += ["--compare", "mpi4py"]
+        cmd += ["--compare", "mpi4py", "--repeat", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr
     assert "Bcast, n = 2, root 0" in proc.stdout
@@ -62,6 +62,35 @@ def test_bench_end_to_end_writes_table_csv_and_json(tmp_path, compare):
     data = json.loads(out_json.read_text())
     assert data["op"] == "Bcast" and len(data["rows"]) == 2
     assert all((row["mpi4py_s"] is not None) == compare for row in data["rows"])
+    runs = 2 if compare else 1
+    assert data["repeat"] == runs
+    for row in data["rows"]:
+        assert len(row["treecast_runs_s"]) == len(row["memcpy_runs_s"]) == runs
+        assert row["treecast_s"] == pytest.approx(sum(row["treecast_runs_s"]) / runs)
+        if compare:
+            assert len(row["mpi4py_runs_s"]) == 2
+            assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+    if compare:
+        assert "median of 2 alternating runs" in proc.stdout and "ratio range" in proc.stdout
+
+
+def test_summarize_takes_ratios_within_each_run_then_medians():
+    runs = [
+        {"treecast": [2.0, 10.0], "mpi4py": [4.0, 5.0], "memcpy": [1.0, 5.0]},
+        {"treecast": [6.0, 30.0], "mpi4py": [3.0, 10.0], "memcpy": [2.0, 10.0]},
+        {"treecast": [3.0, 20.0], "mpi4py": [6.0, 40.0], "memcpy": [1.0, 4.0]},
+    ]
+    first, second = summarize([8, 1024], runs)
+    assert first["bytes"] == 8 and first["runs"] == 3
+    assert first["treecast_s"] == 3.0 and first["mpi4py_s"] == 4.0 and first["memcpy_s"] == 1.0
+    # per-run ratios 0.5, 2.0, 0.5: the median of those, not 3.0 / 4.0
+    assert first["ratio"] == 0.5 and first["ratio_min"] == 0.5 and first["ratio_max"] == 2.0
+    assert first["x_memcpy"] == 3.0  # 2, 3, 3
+    assert second["ratio"] == 2.0 and second["ratio_min"] == 0.5 and second["ratio_max"] == 3.0
+    assert second["x_memcpy"] == 3.0  # 2, 3, 5
+    assert second["mpi4py_runs_s"] == [5.0, 10.0, 40.0]
+    alone = summarize([8], [{"treecast": [1.0]}])[0]
+    assert alone["mpi4py_s"] is None and alone["ratio"] is None and alone["x_memcpy"] is None
 
 
 def test_bench_rejects_bad_arguments():
@@ -79,3 +108,10 @@ def test_bench_rejects_bad_arguments():
         timeout=60,
     )
     assert proc.returncode == 2 and "must be even" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "treecast", "bench", "--repeat", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "--repeat must be at least 1, got 0" in proc.stderr

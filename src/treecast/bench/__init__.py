@@ -146,6 +146,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="1:64M", help="'1:64M' (powers of two) or '8,1K,1M'")
     parser.add_argument("--root", type=int, default=0, help="root of rooted operations")
     parser.add_argument("--compare", choices=["mpi4py"], help="also measure mpi4py + MPICH")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="R",
+        help="run each backend R times, alternating, and report medians (default 1)",
+    )
     parser.add_argument("--csv", metavar="FILE", help="write the table as CSV")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="latency against size, log-log")
@@ -157,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
         sizes = size_range(args.sizes)
     except ValueError as exc:
         print(f"treecast bench: {exc}", file=sys.stderr)
+        return 2
+    if args.repeat < 1:
+        print(f"treecast bench: --repeat must be at least 1, got {args.repeat}", file=sys.stderr)
         return 2
     if args.nprocs < 1 or not 0 <= args.root < args.nprocs:
         print(
@@ -179,79 +189,108 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sizes_csv = ",".join(map(str, sizes))
     worker = [sys.executable, "-m", "treecast.bench.worker"]
-    results: dict[str, list[dict[str, float]]] = {}
+    launchers = {"treecast": [sys.executable, "-m", "treecast", "run", "-n", str(args.nprocs)]}
+    if mpiexec:
+        launchers["mpi4py"] = [mpiexec, "-n", str(args.nprocs)]
+    with_limit = args.op in ("bcast", "Bcast", "sendrecv", "Sendrecv")
+    runs: list[dict[str, list[float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "treecast.json")
-        cmd = [
-            sys.executable,
-            "-m",
-            "treecast",
-            "run",
-            "-n",
-            str(args.nprocs),
-            *worker,
-            "treecast",
-            args.op,
-            sizes_csv,
-            out,
-            str(args.root),
-        ]
-        results["treecast"] = _run_backend(cmd, f"treecast {args.op}", len(sizes), out)
-        if mpiexec:
-            out = os.path.join(tmp, "mpi4py.json")
-            cmd = [
-                mpiexec,
-                "-n",
-                str(args.nprocs),
-                *worker,
-                "mpi4py",
-                args.op,
-                sizes_csv,
-                out,
-                str(args.root),
-            ]
-            results["mpi4py"] = _run_backend(cmd, f"mpi4py {args.op}", len(sizes), out)
-    limit = (
-        {s: memcpy_seconds(s) for s in sizes}
-        if args.op in ("bcast", "Bcast", "sendrecv", "Sendrecv")
-        else {}
-    )
-    rows: list[dict[str, Any]] = []
-    for i, nbytes in enumerate(sizes):
-        tc = results["treecast"][i]["seconds"]
-        mp = results["mpi4py"][i]["seconds"] if "mpi4py" in results else None
-        rows.append(
-            {"bytes": nbytes, "treecast_s": tc, "mpi4py_s": mp, "memcpy_s": limit.get(nbytes)}
-        )
+        for i in range(args.repeat):
+            run_times: dict[str, list[float]] = {}
+            # alternate which goes first, so that a drift of the machine favours neither
+            order = list(launchers) if i % 2 == 0 else list(reversed(launchers))
+            for backend in order:
+                out = os.path.join(tmp, f"{backend}.json")
+                cmd = [
+                    *launchers[backend],
+                    *worker,
+                    backend,
+                    args.op,
+                    sizes_csv,
+                    out,
+                    str(args.root),
+                ]
+                label = f"{backend} {args.op}"
+                if args.repeat > 1:
+                    label += f" (run {i + 1}/{args.repeat})"
+                got = _run_backend(cmd, label, len(sizes), out)
+                run_times[backend] = [r["seconds"] for r in got]
+            if with_limit:
+                run_times["memcpy"] = [memcpy_seconds(s) for s in sizes]
+            runs.append(run_times)
+    rows = summarize(sizes, runs)
     header = f"{args.op}, n = {args.nprocs}, root {args.root}"
+    if args.repeat > 1:
+        header += f", median of {args.repeat} alternating runs"
+    ranges = args.repeat > 1 and mpiexec is not None
     print(
-        f"{header}\n{'bytes':>10}  {'treecast':>10}  {'mpi4py':>10}  {'ratio':>6}  {'memcpy':>10}  {'x memcpy':>8}"
+        f"{header}\n{'bytes':>10}  {'treecast':>10}  {'mpi4py':>10}  {'ratio':>6}"
+        + (f"  {'ratio range':>11}" if ranges else "")
+        + f"  {'memcpy':>10}  {'x memcpy':>8}"
     )
     for r in rows:
-        ratio = f"{r['treecast_s'] / r['mpi4py_s']:.2f}" if r["mpi4py_s"] else "-"
-        xm = (
-            f"{r['treecast_s'] / r['memcpy_s']:.1f}"
-            if r["memcpy_s"] and r["bytes"] >= 1024
-            else "-"
-        )
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        spread = f"  {r['ratio_min']:.2f}-{r['ratio_max']:.2f}".rjust(13) if ranges else ""
+        xm = f"{r['x_memcpy']:.1f}" if r["x_memcpy"] is not None and r["bytes"] >= 1024 else "-"
         print(
-            f"{r['bytes']:>10}  {_fmt(r['treecast_s']):>10}  {_fmt(r['mpi4py_s']):>10}  {ratio:>6}  {_fmt(r['memcpy_s']):>10}  {xm:>8}"
+            f"{r['bytes']:>10}  {_fmt(r['treecast_s']):>10}  {_fmt(r['mpi4py_s']):>10}  "
+            f"{ratio:>6}{spread}  {_fmt(r['memcpy_s']):>10}  {xm:>8}"
         )
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            flat = [{k: v for k, v in r.items() if not k.endswith("_runs_s")} for r in rows]
+            writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(flat)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(
-                {"op": args.op, "nprocs": args.nprocs, "root": args.root, "rows": rows},
+                {
+                    "op": args.op,
+                    "nprocs": args.nprocs,
+                    "root": args.root,
+                    "repeat": args.repeat,
+                    "rows": rows,
+                },
                 fh,
                 indent=1,
             )
     if args.plot:
         return _plot(args.plot, header, rows)
     return 0
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def summarize(sizes: list[int], runs: list[dict[str, list[float]]]) -> list[dict[str, Any]]:
+    """One row per size from ``runs`` (each: seconds per size for ``"treecast"`` and
+    optionally ``"mpi4py"`` and ``"memcpy"``): medians over the runs, and the ratios
+    (treecast / mpi4py, treecast / memcpy) taken within each run, since the two were measured
+    minutes apart at most, then their median, minimum and maximum. Every row also keeps the
+    runs' own figures (``<key>_runs_s``)."""
+    rows: list[dict[str, Any]] = []
+    for i, nbytes in enumerate(sizes):
+        per = {key: [run[key][i] for run in runs] for key in runs[0]}
+        tc, mp, mc = per["treecast"], per.get("mpi4py"), per.get("memcpy")
+        ratios = [t / m for t, m in zip(tc, mp, strict=True)] if mp and all(mp) else None
+        x_memcpy = [t / m for t, m in zip(tc, mc, strict=True)] if mc and all(mc) else None
+        rows.append(
+            {
+                "bytes": nbytes,
+                "treecast_s": _median(tc),
+                "mpi4py_s": _median(mp) if mp else None,
+                "memcpy_s": _median(mc) if mc else None,
+                "ratio": _median(ratios) if ratios else None,
+                "ratio_min": min(ratios) if ratios else None,
+                "ratio_max": max(ratios) if ratios else None,
+                "x_memcpy": _median(x_memcpy) if x_memcpy else None,
+                "runs": len(runs),
+                **{f"{key}_runs_s": values for key, values in per.items()},
+            }
+        )
+    return rows
 
 
 def _plot(path: str, title: str, rows: list[dict[str, Any]]) -> int:
