@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -74,14 +75,51 @@ def test_ctrl_c_to_the_whole_job(script: Script, tmp_path: Path) -> None:
     assert job_segments(job) == []
 
 
-def test_ranks_die_with_a_sigkilled_launcher(script: Script, tmp_path: Path) -> None:
+def _reapers(job: str) -> list[int]:
+    """Pids of the running reaper processes of ``job`` (found by their command line)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"reaper.py") for a in argv) and f"treecast-{job}-".encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _segments_gone(job: str, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while job_segments(job):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_sigkilled_launcher_leaves_no_rank_and_no_segment(script: Script, tmp_path: Path) -> None:
     launcher, pids, job = _start_sleepers(script(SLEEPER), tmp_path, 2)
     try:
+        assert job_segments(job), "the job should have its world segment while it runs"
+        reapers = _reapers(job)
+        assert len(reapers) == 1
         launcher.kill()
         launcher.communicate(timeout=20)
         assert all(process_gone(pid) for pid in pids)
+        assert _segments_gone(job), f"segments left: {job_segments(job)}"
+        assert process_gone(reapers[0], timeout=10.0)
     finally:
-        unlink_job_segments(job)  # a SIGKILLed launcher cannot clean up; the test does
+        unlink_job_segments(job)  # if the reaper failed, do not leak from the test
+
+
+def test_the_reaper_ends_with_a_normal_job(run_treecast: RunTreecast, script: Script) -> None:
+    proc = run_treecast("-n", "2", script("import os; print(os.environ['TREECAST_JOB'])"))
+    assert proc.returncode == 0
+    (job,) = set(proc.stdout.split())
+    assert _reapers(job) == []  # the launcher waited for it
+    assert job_segments(job) == []
 
 
 def test_no_segments_left_after_a_rank_is_sigkilled(

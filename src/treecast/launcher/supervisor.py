@@ -11,7 +11,8 @@
 
 Ending ranks is always SIGTERM first, then SIGKILL after a grace period, sent by pid to
 the processes this launcher started and to nothing else. The job's shared-memory segments
-are unlinked however the job ends, including when ranks were SIGKILLed.
+are unlinked however the job ends, including when ranks were SIGKILLed; if the launcher
+itself is killed, its reaper (:mod:`.reaper`, started first) unlinks them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,8 +32,9 @@ from types import FrameType
 from typing import IO, Any
 
 from ..runtime.env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SHM, ENV_SIZE
-from ..transports.segments import new_job_token, unlink_job_segments
+from ..transports.segments import SHM_DIR, job_stem, new_job_token, unlink_job_segments
 from ..transports.shm_layout import create_world_segment, mark_rank_dead
+from . import reaper as _reaper
 from .lifeline import die_with_parent
 from .output import STDERR, STDOUT, LineForwarder, Sink
 
@@ -197,6 +200,7 @@ class _Job:
         self.job = new_job_token()
         self.shm = ""  # the world segment's name, once created
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.reaper: subprocess.Popen[bytes] | None = None
         self.pipes: dict[int, list[_Pipe]] = {}
         self.statuses: list[int | None] = [None] * nprocs
         self.selector = selectors.DefaultSelector()
@@ -215,6 +219,7 @@ class _Job:
         """Create the segment, start the ranks, supervise them and clean up; see run_job."""
         with self._deferred_signals(handle_signals):
             try:
+                self._start_reaper()
                 self.shm = create_world_segment(self.job, self.nprocs, ring_bytes)
                 try:
                     self._start_ranks()
@@ -298,6 +303,7 @@ class _Job:
                 preexec_fn=preexec,
             )
             self.procs[rank] = proc
+            self._tell_reaper(proc.pid)
             prefix = f"[{rank}] ".encode() if self.tag_output else b""
             self.pipes[rank] = []
             for file, stream in ((proc.stdout, STDOUT), (proc.stderr, STDERR)):
@@ -305,6 +311,42 @@ class _Job:
                 pipe = _Pipe(file, LineForwarder(self.sink, stream, prefix))
                 self.selector.register(file, selectors.EVENT_READ, pipe)
                 self.pipes[rank].append(pipe)
+
+    def _start_reaper(self) -> None:
+        """Start the process that unlinks the job's segments if this one is killed (see
+        :mod:`.reaper`). Without it (it could not start) the job still runs; only a killed
+        launcher would then leave its segments behind."""
+        if not sys.executable:
+            return
+        with contextlib.suppress(OSError):
+            self.reaper = subprocess.Popen(
+                [sys.executable, "-I", "-S", _reaper.__file__, SHM_DIR, job_stem(self.job)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                bufsize=0,
+                start_new_session=True,
+            )
+
+    def _tell_reaper(self, pid: int) -> None:
+        """Give the reaper a rank's pid (it waits for the ranks before its last sweep)."""
+        if self.reaper is not None and self.reaper.stdin is not None:
+            with contextlib.suppress(OSError):  # the reaper was killed: carry on without it
+                self.reaper.stdin.write(f"{pid}\n".encode())
+
+    def _stop_reaper(self) -> None:
+        """After this launcher cleaned up: let the reaper find nothing and exit."""
+        reaper, self.reaper = self.reaper, None
+        if reaper is None:
+            return
+        if reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                reaper.stdin.close()
+        try:
+            reaper.wait(5.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck reaper
+            reaper.kill()
+            reaper.wait()
 
     def _live(self) -> list[subprocess.Popen[bytes]]:
         return [p for r, p in self.procs.items() if self.statuses[r] is None]
@@ -433,3 +475,4 @@ class _Job:
                 self._close(key.data)
             self.selector.close()
             unlink_job_segments(self.job)
+            self._stop_reaper()

@@ -3,7 +3,8 @@
 Every segment of a job is named ``/treecast-<job>-<what>``, where ``<job>`` is an
 unguessable token made by the launcher, and created with mode 0600. The launcher calls
 :func:`unlink_job_segments` when the job ends (also after ranks were SIGKILLed), so that
-nothing is left in ``/dev/shm``. We do not use :mod:`multiprocessing.shared_memory`: its
+nothing is left in ``/dev/shm``; if the launcher itself is killed, its reaper process
+(:mod:`treecast.launcher.reaper`) removes them. We do not use :mod:`multiprocessing.shared_memory`: its
 resource tracker (Python < 3.13) unlinks segments that other processes still use.
 """
 
@@ -80,13 +81,18 @@ def unlink_segment(name: str) -> bool:
     return True
 
 
+def job_stem(job: str) -> str:
+    """The start of the name (in :data:`SHM_DIR`, no slash) of every segment of ``job``."""
+    return f"{PREFIX}{job}-"
+
+
 def job_segments(job: str) -> list[str]:
     """Return the names (leading slash) of every segment of ``job`` present in /dev/shm."""
     try:
         entries = os.listdir(SHM_DIR)
     except FileNotFoundError:  # pragma: no cover - no /dev/shm (not Linux)
         return []
-    stem = f"{PREFIX}{job}-"
+    stem = job_stem(job)
     return sorted("/" + e for e in entries if e.startswith(stem))
 
 
