@@ -57,8 +57,10 @@ def _download(dest: Path) -> Path:
         "pip",
         "download",
         f"mpi4py=={MPI4PY_VERSION}",
+        # the source release of mpi4py only: ":all:" would also build pip's metadata
+        # step's own requirements (Cython, setuptools) from source, minutes of compiling
         "--no-binary",
-        ":all:",
+        "mpi4py",
         "--no-deps",
         "-q",
         "-d",
