@@ -71,6 +71,22 @@ def test_waiting_on_ranks_that_have_all_finished_raises_instead_of_hanging():
     assert got[1:] == ["finished", "finished"] and got[0] < 5.0
 
 
+def _synchronous_send_to_a_finished_rank():
+    import numpy as np
+
+    comm = treecast.world()
+    if comm.rank != 0:
+        return "finished"
+    req = comm.Issend(np.zeros(4, np.uint8), dest=1, tag=3)  # rank 1 never receives it
+    with pytest.raises(treecast.ProcessFailedError, match="every other rank has finished"):
+        req.Wait()
+    return len(comm._t._sync_pending)  # nothing kept for an acknowledgement that cannot come
+
+
+def test_a_synchronous_send_to_a_finished_rank_raises_and_is_forgotten():
+    assert run_ranks(_synchronous_send_to_a_finished_rank, 2) == [0, "finished"]
+
+
 def _messages_sent_before_finishing_still_arrive():
     comm = treecast.world()
     if comm.rank == 1:

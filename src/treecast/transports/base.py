@@ -363,6 +363,13 @@ class Transport:
         if op is not None:
             op.matched()
 
+    def _forget_sync_sends(self, ranks: Sequence[int]) -> None:
+        """Drop the synchronous sends waiting for an acknowledgement from ``ranks``, which
+        have died or finished: none can come any more (their requests stay not done)."""
+        gone = set(ranks)
+        if gone and self._sync_pending:
+            self._sync_pending = {k: op for k, op in self._sync_pending.items() if k[0] not in gone}
+
     def _on_complete(self, msg: Incoming) -> None:
         msg.complete = True
         if msg.claimed is not None:
@@ -576,16 +583,19 @@ class Transport:
                             self._run_background()
                         if done():
                             return
+                        others = tuple(r for r in range(self.size) if r != self.rank)
+                        self._forget_sync_sends(others)
                         raise ProcessFailedError(
                             f"rank {self.rank}: {describe(what)} cannot complete: every other "
                             f"rank has finished (exited) without sending what it waits for",
-                            tuple(r for r in range(self.size) if r != self.rank),
+                            others,
                         )
                     try:
                         self.check_peers()
                         if self.liveness_check is not None:
                             self.liveness_check()
                     except ProcessFailedError as exc:
+                        self._forget_sync_sends(exc.ranks)
                         raise ProcessFailedError(
                             f"{exc} (in {describe(what)})", exc.ranks
                         ) from None
