@@ -42,11 +42,16 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def process_gone(pid: int, timeout: float = 5.0) -> bool:
-    """True once process ``pid`` has stopped running (within ``timeout`` seconds)."""
+def eventually(condition: Callable[[], bool], timeout: float) -> bool:
+    """True once ``condition()`` holds, polled every 20 ms; False after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while _running(pid):
+    while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
     return True
+
+
+def process_gone(pid: int, timeout: float = 5.0) -> bool:
+    """True once process ``pid`` has stopped running (within ``timeout`` seconds)."""
+    return eventually(lambda: not _running(pid), timeout)

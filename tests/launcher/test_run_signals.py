@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from launcher_helpers import RunTreecast, Script, process_gone, treecast_command, wait_for_files
+from launcher_helpers import (
+    RunTreecast,
+    Script,
+    eventually,
+    process_gone,
+    treecast_command,
+    wait_for_files,
+)
 
 from treecast.transports.segments import job_segments, unlink_job_segments
 
@@ -91,12 +97,7 @@ def _reapers(job: str) -> list[int]:
 
 
 def _segments_gone(job: str, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while job_segments(job):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return eventually(lambda: not job_segments(job), timeout)
 
 
 def test_a_sigkilled_launcher_leaves_no_rank_and_no_segment(script: Script, tmp_path: Path) -> None:

@@ -93,25 +93,19 @@ def test_summarize_takes_ratios_within_each_run_then_medians():
     assert alone["mpi4py_s"] is None and alone["ratio"] is None and alone["x_memcpy"] is None
 
 
-def test_bench_rejects_bad_arguments():
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sizes", "huge"], "'huge'"),
+        (["-n", "3", "--op", "sendrecv"], "must be even"),
+        (["--repeat", "0"], "--repeat must be at least 1, got 0"),
+    ],
+)
+def test_bench_rejects_bad_arguments(args, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "treecast", "bench", "--sizes", "huge"],
+        [sys.executable, "-m", "treecast", "bench", *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 2 and "'huge'" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "treecast", "bench", "-n", "3", "--op", "sendrecv"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "must be even" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "treecast", "bench", "--repeat", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2 and "--repeat must be at least 1, got 0" in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr
