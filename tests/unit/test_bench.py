@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from treecast.bench import parse_size, size_range, summarize
+from treecast.bench import parse_size, size_range, summarize, table
 from treecast.bench.worker import iterations
 
 
@@ -21,6 +21,8 @@ def test_sizes_parse_with_binary_suffixes():
         parse_size("lots")
     with pytest.raises(ValueError, match="empty"):
         size_range("1M:1K")
+    with pytest.raises(ValueError, match="name no size"):
+        size_range(" , ")
 
 
 def test_iterations_shrink_with_size():
@@ -59,10 +61,11 @@ def test_bench_end_to_end_writes_table_csv_and_json(tmp_path, compare):
     rows = list(csv.DictReader(out_csv.open()))
     assert [int(r["bytes"]) for r in rows] == [8, 65536]
     assert all(float(r["treecast_s"]) > 0 for r in rows)
+    runs = 2 if compare else 1
+    assert all(len(r["treecast_runs_s"].split()) == runs for r in rows)  # each run's figure
     data = json.loads(out_json.read_text())
     assert data["op"] == "Bcast" and len(data["rows"]) == 2
     assert all((row["mpi4py_s"] is not None) == compare for row in data["rows"])
-    runs = 2 if compare else 1
     assert data["repeat"] == runs
     for row in data["rows"]:
         assert len(row["treecast_runs_s"]) == len(row["memcpy_runs_s"]) == runs
@@ -93,12 +96,22 @@ def test_summarize_takes_ratios_within_each_run_then_medians():
     assert alone["mpi4py_s"] is None and alone["ratio"] is None and alone["x_memcpy"] is None
 
 
+def test_the_table_prints_rows_without_a_ratio():
+    # an anchor time of 0 (too fast to measure) leaves no ratio: a dash, not a crash
+    rows = summarize([8, 1 << 20], [{"treecast": [1e-6, 1e-4], "mpi4py": [0.0, 2e-4]}] * 2)
+    title, names, small, large = table("Bcast", rows, ranges=True)
+    assert title == "Bcast" and "ratio range" in names
+    assert small.split()[5:7] == ["-", "-"]  # after "<t> us  <t> us"
+    assert large.split()[5:7] == ["0.50", "0.50-0.50"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--sizes", "huge"], "'huge'"),
         (["-n", "3", "--op", "sendrecv"], "must be even"),
         (["--repeat", "0"], "--repeat must be at least 1, got 0"),
+        (["--sizes", ","], "name no size"),
     ],
 )
 def test_bench_rejects_bad_arguments(args, message):

@@ -77,7 +77,10 @@ def size_range(spec: str) -> list[int]:
             sizes.append(s)
             s *= 2
         return ([0] if lo == 0 else []) + sizes
-    return [parse_size(part) for part in spec.split(",") if part.strip()]
+    sizes = [parse_size(part) for part in spec.split(",") if part.strip()]
+    if not sizes:
+        raise ValueError(f"sizes {spec!r} name no size; expected e.g. '1:64M' or '8,1K,1M'")
+    return sizes
 
 
 def memcpy_seconds(nbytes: int) -> float:
@@ -214,6 +217,9 @@ def run(args: argparse.Namespace) -> int:
                 if args.repeat > 1:
                     label += f" (run {i + 1}/{args.repeat})"
                 got = _run_backend(cmd, label, len(sizes), out)
+                measured = [r["bytes"] for r in got]
+                if measured != sizes:
+                    raise RuntimeError(f"{label} measured the sizes {measured}, expected {sizes}")
                 run_times[backend] = [r["seconds"] for r in got]
             if with_limit:
                 run_times["memcpy"] = [memcpy_seconds(s) for s in sizes]
@@ -222,23 +228,14 @@ def run(args: argparse.Namespace) -> int:
     header = f"{args.op}, n = {args.nprocs}, root {args.root}"
     if args.repeat > 1:
         header += f", median of {args.repeat} alternating runs"
-    ranges = args.repeat > 1 and mpiexec is not None
-    print(
-        f"{header}\n{'bytes':>10}  {'treecast':>10}  {'mpi4py':>10}  {'ratio':>6}"
-        + (f"  {'ratio range':>11}" if ranges else "")
-        + f"  {'memcpy':>10}  {'x memcpy':>8}"
-    )
-    for r in rows:
-        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        spread = f"  {r['ratio_min']:.2f}-{r['ratio_max']:.2f}".rjust(13) if ranges else ""
-        xm = f"{r['x_memcpy']:.1f}" if r["x_memcpy"] is not None and r["bytes"] >= 1024 else "-"
-        print(
-            f"{r['bytes']:>10}  {_fmt(r['treecast_s']):>10}  {_fmt(r['mpi4py_s']):>10}  "
-            f"{ratio:>6}{spread}  {_fmt(r['memcpy_s']):>10}  {xm:>8}"
-        )
+    print("\n".join(table(header, rows, ranges=args.repeat > 1 and mpiexec is not None)))
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            flat = [{k: v for k, v in r.items() if not k.endswith("_runs_s")} for r in rows]
+            # each run's figures too, space-separated in one column per backend
+            flat = [
+                {k: " ".join(map(repr, v)) if k.endswith("_runs_s") else v for k, v in r.items()}
+                for r in rows
+            ]
             writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
             writer.writeheader()
             writer.writerows(flat)
@@ -291,6 +288,29 @@ def summarize(sizes: list[int], runs: list[dict[str, list[float]]]) -> list[dict
             }
         )
     return rows
+
+
+def table(header: str, rows: list[dict[str, Any]], ranges: bool) -> list[str]:
+    """The printed table's lines: a title, column names, one line per row of
+    :func:`summarize` (``ranges``: with the per-run ratio range column)."""
+    lines = [
+        header,
+        f"{'bytes':>10}  {'treecast':>10}  {'mpi4py':>10}  {'ratio':>6}"
+        + (f"  {'ratio range':>11}" if ranges else "")
+        + f"  {'memcpy':>10}  {'x memcpy':>8}",
+    ]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        spread = ""
+        if ranges:
+            spread = "-" if r["ratio"] is None else f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}"
+            spread = f"  {spread:>11}"
+        xm = f"{r['x_memcpy']:.1f}" if r["x_memcpy"] is not None and r["bytes"] >= 1024 else "-"
+        lines.append(
+            f"{r['bytes']:>10}  {_fmt(r['treecast_s']):>10}  {_fmt(r['mpi4py_s']):>10}  "
+            f"{ratio:>6}{spread}  {_fmt(r['memcpy_s']):>10}  {xm:>8}"
+        )
+    return lines
 
 
 def _plot(path: str, title: str, rows: list[dict[str, Any]]) -> int:
