@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,65 @@ def test_no_segments_left_after_a_rank_is_sigkilled(
     assert len(jobs) == 1
     job = jobs.pop()
     assert not [e for e in os.listdir("/dev/shm") if e.startswith(f"treecast-{job}")]
+
+
+class _BrokenSink:
+    """Output that cannot be written (a closed pipe as the launcher's stdout)."""
+
+    def write(self, stream: int, data: bytes) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_sink_that_raises_still_leaves_no_segment_and_no_reaper(tmp_path: Path) -> None:
+    from treecast.launcher.supervisor import run_job
+
+    prog = (
+        "import os, time\n"
+        f"open({str(tmp_path / 'job')!r}, 'w').write(os.environ['TREECAST_JOB'])\n"
+        "print('a line\\nand half of one', end='', flush=True)\n"  # the half raises at close
+        "time.sleep(30)\n"
+    )
+    with pytest.raises(BrokenPipeError):
+        run_job([sys.executable, "-c", prog], 2, sink=_BrokenSink(), grace=1.0)
+    job = (tmp_path / "job").read_text()
+    try:
+        assert job_segments(job) == []
+        assert eventually(lambda: _reapers(job) == [], 5.0)
+    finally:
+        unlink_job_segments(job)
+
+
+def _reaper(tmp_path: Path, told: str) -> tuple[float, int, list[str]]:
+    """Run the reaper on a directory holding two segments of job "j" and one of job "jj";
+    give it ``told`` then end-of-file; return its run time, exit status and what is left."""
+    from treecast.launcher import reaper
+
+    for name in ("treecast-j-world", "treecast-j-arena", "treecast-jj-world"):
+        (tmp_path / name).write_bytes(b"")
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", reaper.__file__, str(tmp_path), "treecast-j-"],
+        input=told.encode(),
+        timeout=60,
+    )
+    return time.monotonic() - start, proc.returncode, sorted(os.listdir(tmp_path))
+
+
+def test_the_reaper_does_not_wait_for_reaped_or_reused_pids(tmp_path: Path) -> None:
+    stranger = subprocess.Popen(["sleep", "30"])  # a rank's old pid, now another process's
+    try:
+        # a normal end: "done" -> one sweep and out, whatever the pids name now
+        took, rc, left = _reaper(tmp_path, f"{stranger.pid}\ndone\n")
+        assert rc == 0 and left == ["treecast-jj-world"] and took < 5.0
+        # a killed launcher after it reaped that rank: nothing to wait for either
+        took, rc, left = _reaper(tmp_path, f"{stranger.pid}\n-{stranger.pid}\n")
+        assert rc == 0 and left == ["treecast-jj-world"] and took < 5.0
+        # a killed launcher with the rank still running: wait for it (up to LINGER)
+        tmp2 = tmp_path / "waits"
+        tmp2.mkdir()
+        threading.Timer(1.0, stranger.kill).start()
+        took, rc, left = _reaper(tmp2, f"{stranger.pid}\n")
+        assert rc == 0 and left == ["treecast-jj-world"] and 0.9 < took < 20.0
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -9,8 +9,9 @@ the rank. The pipe reads end-of-file when the launcher exits, however it exits. 
 every listed rank has stopped running (the kernel SIGKILLs them when their launcher dies; at
 most :data:`LINGER` seconds), this script unlinks every ``DIR/STEM*`` entry, and once more
 after the last rank is gone, so that a segment a rank created in its last instant goes too.
-After a normal end the launcher has already unlinked everything and waited for its ranks:
-the script finds nothing and exits at once.
+The launcher also writes ``-PID`` once it has reaped a rank (so that a reused pid does not
+hold the script up) and, after a normal end, ``done``: it has already unlinked everything
+and waited for its ranks, and the script sweeps once, finds nothing and exits.
 
 Standard library only, and no import of treecast (which would load NumPy), so that it starts
 in a few milliseconds and needs nothing from the job's environment.
@@ -52,8 +53,8 @@ def running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # exists, another user's (a reused pid)
-        return True
+    except PermissionError:  # another user's: not one of our ranks (a reused pid)
+        return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             state = fh.read().rpartition(b")")[2].split()[0]
@@ -62,12 +63,23 @@ def running(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def read_pids(fd: int) -> list[int]:
-    """Read pid lines from ``fd`` until end-of-file."""
+def read_pids(fd: int) -> tuple[list[int], bool]:
+    """Read lines from ``fd`` until end-of-file: ``PID`` (a rank started), ``-PID`` (it has
+    been reaped), ``done`` (the launcher cleaned up). Return the pids still to wait for and
+    whether ``done`` came."""
     data = b""
     while chunk := os.read(fd, 4096):
         data += chunk
-    return [int(word) for word in data.split() if word.isdigit()]
+    pids: dict[int, None] = {}
+    done = False
+    for word in data.split():
+        if word.isdigit():
+            pids[int(word)] = None
+        elif word.startswith(b"-") and word[1:].isdigit():
+            pids.pop(int(word[1:]), None)
+        elif word == b"done":
+            done = True
+    return list(pids), done
 
 
 def main(argv: list[str]) -> int:
@@ -76,7 +88,10 @@ def main(argv: list[str]) -> int:
         print("usage: reaper.py DIR STEM", file=sys.stderr)
         return 2
     directory, stem = argv
-    pids = read_pids(0)
+    pids, done = read_pids(0)
+    if done:  # a normal end: the launcher has waited for its ranks and unlinked
+        sweep(directory, stem)
+        return 0
     deadline = time.monotonic() + LINGER
     while True:
         live = [pid for pid in pids if running(pid)]

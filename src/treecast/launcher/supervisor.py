@@ -303,7 +303,7 @@ class _Job:
                 preexec_fn=preexec,
             )
             self.procs[rank] = proc
-            self._tell_reaper(proc.pid)
+            self._tell_reaper(str(proc.pid))
             prefix = f"[{rank}] ".encode() if self.tag_output else b""
             self.pipes[rank] = []
             for file, stream in ((proc.stdout, STDOUT), (proc.stderr, STDERR)):
@@ -328,17 +328,21 @@ class _Job:
                 start_new_session=True,
             )
 
-    def _tell_reaper(self, pid: int) -> None:
-        """Give the reaper a rank's pid (it waits for the ranks before its last sweep)."""
+    def _tell_reaper(self, line: str) -> None:
+        """Tell the reaper ``PID`` (a rank started: it waits for the ranks before its last
+        sweep), ``-PID`` (that rank has been reaped: its pid may name another process
+        soon) or ``done`` (this launcher cleaned up: sweep once and exit)."""
         if self.reaper is not None and self.reaper.stdin is not None:
             with contextlib.suppress(OSError):  # the reaper was killed: carry on without it
-                self.reaper.stdin.write(f"{pid}\n".encode())
+                self.reaper.stdin.write(f"{line}\n".encode())
 
     def _stop_reaper(self) -> None:
         """After this launcher cleaned up: let the reaper find nothing and exit."""
-        reaper, self.reaper = self.reaper, None
+        reaper = self.reaper
         if reaper is None:
             return
+        self._tell_reaper("done")
+        self.reaper = None
         if reaper.stdin is not None:
             with contextlib.suppress(OSError):
                 reaper.stdin.close()
@@ -424,6 +428,7 @@ class _Job:
             if status is None:
                 continue
             self.statuses[rank] = status
+            self._tell_reaper(f"-{proc.pid}")
             self._drain(self.pipes[rank])  # so the rank's last words precede our note
             if status == 0:
                 continue
@@ -467,12 +472,28 @@ class _Job:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(max(0.0, end - time.monotonic()))
         finally:
-            for proc in self._live():
-                proc.kill()
-            for rank, proc in self.procs.items():
-                self.statuses[rank] = proc.wait()
-            for key in list(self.selector.get_map().values()):
+            try:
+                for proc in self._live():
+                    proc.kill()
+                for rank, proc in self.procs.items():
+                    self.statuses[rank] = proc.wait()
+                self._close_all()
+            finally:  # whatever failed above (a sink that raises), leave nothing behind
+                try:
+                    unlink_job_segments(self.job)
+                finally:
+                    self._stop_reaper()
+
+    def _close_all(self) -> None:
+        """Close every rank's pipes, then the selector; a forwarder whose sink raises
+        (a closed stdout) does not keep the other pipes open: the first error is raised
+        once all are closed."""
+        error: BaseException | None = None
+        for key in list(self.selector.get_map().values()):
+            try:
                 self._close(key.data)
-            self.selector.close()
-            unlink_job_segments(self.job)
-            self._stop_reaper()
+            except Exception as exc:  # re-raised below
+                error = error or exc
+        self.selector.close()
+        if error is not None:
+            raise error
