@@ -33,7 +33,7 @@ from .message.buffers import as_array, vector_spec
 from .ops import SUM, Op, resolve_op
 from .request import Request
 from .selection.rules import select
-from .transports.base import alloc_frame
+from .transports.base import Activity, alloc_frame, describe
 
 if TYPE_CHECKING:
     from .transports.base import Transport
@@ -81,6 +81,20 @@ def _sent_ids(steps: tuple[Step, ...]) -> tuple[int, ...]:
         if type(s) is Send:
             seen.update(dict.fromkeys(s.blocks or (0,)))
     return tuple(seen)
+
+
+def _object_result(store: ObjectStore, result: Callable[[], Any], what: Activity) -> Any:
+    """An object collective's result, once it has ended on every rank.
+
+    Raises:
+        SerializationError: this rank could not pickle what it had to send.
+        SenderFailedError: the result needs a part that another rank could not send.
+    """
+    if store.failure is not None:
+        raise store.failure
+    got = result()
+    frames_mod.raise_if_failed(got, describe(what))
+    return got
 
 
 def _writes(steps: Iterable[Step]) -> bool:
@@ -179,15 +193,19 @@ class Collectives:
             plan.node(timeout, what)
             return plan.result()
         steps = self._steps(plan)
+        result = plan.result
         if type(plan.store) is ObjectStore:
-            # pickle what this rank will send now: an object that cannot be pickled raises
-            # before any message leaves (and the root of a gather never pickles its own)
+            # pickle what this rank will send now (the root of a gather never pickles its
+            # own); an object that cannot be pickled goes as a marker, so that every rank
+            # ends the collective in step, and raises here once it has ended
+            plan.store.rank = self.rank
             plan.store.freeze(_sent_ids(steps))
+            result = partial(_object_result, plan.store, plan.result, what)
         if nonblocking:
             gen = execute(steps, self._t, self._group, self._coll_ctx, tag, plan.store, what)
-            return CollectiveRequest(self._t, gen, plan.result)
+            return CollectiveRequest(self._t, gen, result)
         run(steps, self._t, self._group, self._coll_ctx, tag, plan.store, what, timeout)
-        return plan.result()
+        return result()
 
     # ---- barrier and broadcast --------------------------------------------------------------
     def _plan_barrier(self, name: str) -> Plan:
@@ -243,7 +261,10 @@ class Collectives:
 
         Raises:
             InvalidRankError: bad ``root`` (raised on every rank, nothing sent).
-            SerializationError: at the root, ``obj`` cannot be pickled.
+            SerializationError: at the root, ``obj`` cannot be pickled (a marker went to
+                the others instead, so nobody waits).
+            SenderFailedError: on the other ranks, when the root could not send ``obj``.
+            DeserializationError: the root's object cannot be rebuilt on this rank.
             InvalidArgumentError: unknown ``algorithm``.
         """
         if self._freed:
@@ -261,7 +282,11 @@ class Collectives:
         what = ("bcast", self.name, tag, root)
         if DEBUG:
             self._debug_check(what, -1)
-        frames = frames_mod.dumps(obj, "bcast") if self.rank == root else None
+        frames = failure = None
+        if self.rank == root:
+            # an object that cannot be pickled goes as a marker: the others raise
+            # SenderFailedError instead of waiting, and the root raises once it is sent
+            frames, failure = frames_mod.dumps_or_marker(obj, "bcast", root)
         node = None
         if frames is not None and len(frames) > 1 and algorithm is None:
             # large buffers of the object: the root picks by their size (the others cannot
@@ -276,6 +301,8 @@ class Collectives:
         if node is not None:
             arena_of(self).bcast(self, node, root, timeout, what)  # type: ignore[arg-type]
         if self.rank == root:
+            if failure is not None:
+                raise failure
             return obj
         head = frames_mod.loads_node_header(payload.frames[0])
         if head is not None:
@@ -283,7 +310,10 @@ class Collectives:
             bufs = [alloc_frame(n) for n in lengths]
             arena_of(self).bcast(self, bufs, root, timeout, what)  # type: ignore[arg-type]
             return frames_mod.loads([first, *bufs], "bcast")
-        return frames_mod.loads(payload.frames, "bcast")
+        got = frames_mod.loads(payload.frames, "bcast")
+        if type(got) is frames_mod.SendFailed:
+            raise got.error(describe(what))
+        return got
 
     def ibcast(self, obj: Any = None, root: int = 0, *, algorithm: str | None = None) -> Request:
         """Start broadcasting ``obj`` from ``root``; ``wait()`` returns the root's object."""

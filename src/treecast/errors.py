@@ -172,11 +172,20 @@ class InvalidBufferError(TreecastError, TypeError):
 
 
 class SerializationError(TreecastError, TypeError):
-    """An object could not be pickled on the sender (nothing was sent)."""
+    """An object could not be pickled on its sender. A point-to-point send sends nothing; in
+    a collective a marker goes in its place, the collective ends on every rank, and the ranks
+    that needed the object raise :class:`SenderFailedError`."""
 
 
 class DeserializationError(TreecastError):
     """Received bytes could not be rebuilt into an object on the receiver."""
+
+
+class SenderFailedError(TreecastError):
+    """Another rank could not send its part of this collective (its object could not be
+    pickled, or the shared memory for it could not be made). That rank sent a marker in its
+    place, so the collective still ended on every rank, in step; this is raised on each rank
+    whose result needed that part, and the failing rank raises its own error."""
 
 
 class TruncationError(MPIError):

@@ -14,6 +14,7 @@ order, and the barrier's messages go through the same memory system).
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import pickle
@@ -53,6 +54,53 @@ def _attach(name: str, writable: bool) -> mmap.mmap:
         os.close(fd)
 
 
+def _rebuild_shared(
+    buf: Any, dtype: np.dtype, shape: tuple[int, ...], order: str, cls: type
+) -> np.ndarray:
+    """An array of ``cls`` on the shared bytes ``buf`` (see :class:`_SharingPickler`)."""
+    arr = np.frombuffer(buf, np.uint8).view(dtype).reshape(shape, order=order)  # type: ignore[call-overload]
+    return arr if cls is np.ndarray else arr.view(cls)
+
+
+class _SharingPickler(pickle.Pickler):
+    """Protocol 5 with the arrays that NumPy itself keeps in band sent out of band too, so
+    that they also become views on the shared copy: datetime and timedelta arrays (their
+    dtype has no buffer format), arrays that are not contiguous (the root copies them once)
+    and subclasses that pickle as plain arrays (``np.matrix``, ``np.recarray``). Arrays of
+    Python objects, masked arrays and other subclasses with their own pickling still travel
+    in the stream, as private copies on every rank."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if not isinstance(obj, np.ndarray):
+            return NotImplemented
+        cls = type(obj)
+        dtype = obj.dtype
+        if (
+            dtype.hasobject
+            or dtype.itemsize == 0
+            or (cls is not np.ndarray and _own_pickling(cls))
+            or (
+                cls is np.ndarray
+                and dtype.kind not in "mM"
+                and (obj.flags.c_contiguous or obj.flags.f_contiguous)
+            )
+        ):
+            return NotImplemented  # NumPy's own way (out of band where it can)
+        plain = obj.view(np.ndarray)
+        if not (plain.flags.c_contiguous or plain.flags.f_contiguous):
+            plain = np.ascontiguousarray(plain)
+        order = "F" if plain.flags.f_contiguous and not plain.flags.c_contiguous else "C"
+        raw = plain.reshape(-1, order=order).view(np.uint8)  # type: ignore[call-overload]
+        return _rebuild_shared, (pickle.PickleBuffer(raw), dtype, plain.shape, order, cls)
+
+
+def _own_pickling(cls: type) -> bool:
+    """Whether an ndarray subclass pickles otherwise than a plain array (``np.ma``)."""
+    return cls.__reduce__ is not np.ndarray.__reduce__ or (
+        cls.__reduce_ex__ is not np.ndarray.__reduce_ex__
+    )
+
+
 def _dumps_all_out_of_band(obj: Any, where: str) -> tuple[bytes, list[memoryview]]:
     """Pickle ``obj`` with every contiguous buffer out of band (however small), so that
     every array of the result is a view on the shared copy."""
@@ -66,7 +114,9 @@ def _dumps_all_out_of_band(obj: Any, where: str) -> tuple[bytes, list[memoryview
         return False
 
     try:
-        stream = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+        out = io.BytesIO()
+        _SharingPickler(out, protocol=5, buffer_callback=out_of_band).dump(obj)
+        stream = out.getvalue()
     except Exception as exc:
         raise SerializationError(
             f"{where}: cannot pickle object of type {type(obj).__qualname__}: {exc}"
@@ -85,47 +135,31 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
 
     Raises:
         SerializationError: at the root, ``obj`` cannot be pickled.
-        OSError: the segment could not be created (for example /dev/shm is full).
+        OSError: at the root, the segment could not be created (/dev/shm is full, say).
+        SenderFailedError: on the other ranks after either of those (the root sends a
+            marker instead of the segment's description, so nobody waits).
     """
     pool = pool_of(comm)
     call = pool.enter()
-    desc = None
+    desc: Any = None
     mm = None
+    failure: BaseException | None = None
     if comm.rank == root:
-        stream, buffers = _dumps_all_out_of_band(obj, "bcast(copy=False)")
-        layout, pos = [], 0
-        for b in buffers:
-            layout.append((pos, b.nbytes))
-            pos += -(-b.nbytes // ALIGN) * ALIGN
-        name = _new_name("bcast")
-        got = pool.acquire(pos, name, call) if pos else None
-        if got is not None:
-            seg, fresh = got
-            mm, capacity = seg.data, seg.capacity
-            name = seg.name
-        else:
-            fresh, capacity = True, 0
-            mm = segments.create_segment(name, pos) if pos else None
         try:
-            if mm is not None:
-                view = memoryview(mm)
-                for (off, n), b in zip(layout, buffers, strict=True):
-                    view[off : off + n] = b.cast("B")
-                del view
-        except BaseException:
-            if got is not None:
-                pool.discard(got[0])
-            if fresh:
-                segments.unlink_segment(name)
-            raise
-        # pooled segments are sent with their capacity (receivers map exactly that much)
-        desc = (name if mm is not None else None, fresh, capacity, stream, layout)
+            desc, mm = _write_shared(pool, obj, call)
+        except Exception as exc:
+            # tell the others (they raise SenderFailedError) rather than leave them waiting
+            # for a description that would never come, or take the next call's
+            failure = exc
+            desc = frames_mod.SendFailed(root, f"{type(exc).__name__}: {exc}")
+    if failure is not None:
+        comm.bcast(desc, root=root, timeout=timeout)
+        raise failure
     try:
         name, fresh, capacity, stream, layout = comm.bcast(desc, root=root, timeout=timeout)
         if name is None:  # no buffer bytes at all (empty arrays)
             frames = [memoryview(stream), *(memoryview(b"") for _ in layout)]
             return frames_mod.loads(frames, "bcast(copy=False)")
-        failure: BaseException | None = None
         if mm is None:
             try:
                 mm = _map(pool, name, fresh, capacity, comm.rank)
@@ -151,6 +185,46 @@ def share_object(comm: Comm, obj: Any, root: int, timeout: float | None = None) 
     finally:
         if comm.rank == root and desc is not None and desc[0] is not None and desc[1]:
             segments.unlink_segment(desc[0])
+
+
+def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap | None]:
+    """The root's part of :func:`share_object`: pickle ``obj`` with every buffer out of
+    band, write the buffers into a segment (pooled, or new); return the description that
+    the others get and the segment's mapping.
+
+    Raises:
+        SerializationError: ``obj`` cannot be pickled.
+        OSError: the segment could not be made (nothing is left behind).
+    """
+    stream, buffers = _dumps_all_out_of_band(obj, "bcast(copy=False)")
+    layout, pos = [], 0
+    for b in buffers:
+        layout.append((pos, b.nbytes))
+        pos += -(-b.nbytes // ALIGN) * ALIGN
+    name = _new_name("bcast")
+    got = pool.acquire(pos, name, call) if pos else None
+    mm: mmap.mmap | None
+    if got is not None:
+        seg, fresh = got
+        mm, capacity = seg.data, seg.capacity
+        name = seg.name
+    else:
+        fresh, capacity = True, 0
+        mm = segments.create_segment(name, pos) if pos else None
+    try:
+        if mm is not None:
+            view = memoryview(mm)
+            for (off, n), b in zip(layout, buffers, strict=True):
+                view[off : off + n] = b.cast("B")
+            del view
+    except BaseException:
+        if got is not None:
+            pool.discard(got[0])
+        if fresh:
+            segments.unlink_segment(name)
+        raise
+    # pooled segments are sent with their capacity (receivers map exactly that much)
+    return (name if mm is not None else None, fresh, capacity, stream, layout), mm
 
 
 def _map(pool: SharePool, name: str, fresh: bool, capacity: int, rank: int) -> mmap.mmap:

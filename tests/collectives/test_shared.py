@@ -43,6 +43,48 @@ def test_bcast_copy_false_gives_read_only_views_on_one_shared_copy(n):
     assert all(run_ranks(_zero_copy_bcast, n))
 
 
+def _zero_copy_kinds():
+    comm = treecast.world()
+    kinds = {
+        "datetime64": np.arange(50_000).astype("datetime64[s]"),
+        "timedelta64": np.arange(7).astype("timedelta64[ms]"),
+        "matrix": np.matrix(np.arange(12.0).reshape(3, 4)),
+        "recarray": np.rec.fromarrays([np.arange(5), np.arange(5) * 1.5], names="x,y"),
+        "strided": np.arange(40.0).reshape(5, 8)[::2, 1::3],
+        "reversed": np.arange(10)[::-1],
+        "F-order": np.asfortranarray(np.arange(24, dtype="<i2").reshape(2, 3, 4)),
+        "big-endian strided": np.arange(30, dtype=">f8")[::3],
+        "empty": np.zeros((0, 5)),
+        "0-d": np.array(3.5),
+        "masked": np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False]),
+        "objects": np.array([1, "a", None], dtype=object),
+    }
+    got = comm.bcast(kinds if comm.rank == 1 else None, root=1, copy=False)
+    out = {}
+    for name, want in kinds.items():
+        a = got[name]
+        same = type(a) is type(want) and a.dtype == want.dtype and a.shape == want.shape
+        same = same and np.array_equal(np.ma.getdata(a), np.ma.getdata(want))
+        if name == "masked":
+            same = same and np.array_equal(a.mask, want.mask)
+        if name == "F-order":
+            same = same and a.flags.f_contiguous and not a.flags.c_contiguous
+        out[name] = (same, a.flags.writeable)
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_zero_copy_bcast_shares_every_array_kind_it_can(n):
+    """Datetimes, subclasses that pickle as plain arrays and non-contiguous arrays (copied
+    once at the root) are read-only shared views too; arrays of objects and masked arrays,
+    whose data NumPy cannot expose as one buffer, are private copies."""
+    private = {"masked", "objects"}
+    for got in run_ranks(_zero_copy_kinds, n):
+        for name, (same, writable) in got.items():
+            assert same, name
+            assert writable == (name in private), name
+
+
 def _pooled_zero_copy_bcasts():
     from treecast import share_pool
 

@@ -59,3 +59,77 @@ def test_receivers_that_cannot_rebuild_raise_naming_the_type_and_nobody_hangs():
             assert "LocalOnlyModel" in text and "bcast" in text
     # gather: only the root rebuilds (and here it can); the others only pickle
     assert [r[4][0] for r in results] == ["ok", "ok", "ok"]
+
+
+# Objects that cannot be pickled at their sender: the sender raises SerializationError, the
+# ranks whose result needed the object raise SenderFailedError (a marker went in its place),
+# and every rank stays in step for the next call.
+
+
+def _outcome(call):
+    try:
+        return ("ok", call())
+    except treecast.SenderFailedError as exc:
+        return ("told", "rank 0 could not send its part" in str(exc) or str(exc))
+    except treecast.SerializationError as exc:
+        return ("own", "_thread.lock" in str(exc))
+
+
+def _roots_that_cannot_pickle():
+    import threading
+
+    comm = treecast.world()
+    bad = {"lock": threading.Lock(), "w": np.arange(5)}
+    mine = bad if comm.rank == 0 else None
+    got = {}
+    got["bcast"] = _outcome(lambda: comm.bcast(mine, root=0))
+    got["ibcast"] = _outcome(lambda: comm.ibcast(mine, root=0).wait())
+    got["copy=False"] = _outcome(lambda: comm.bcast(mine, root=0, copy=False))
+    got["binomial"] = _outcome(lambda: comm.bcast(mine, root=0, algorithm="binomial"))
+    items = [0, bad, 2] if comm.rank == 0 else None  # rank 1's item cannot be pickled
+    got["scatter"] = _outcome(lambda: comm.scatter(items, root=0))
+    after = comm.bcast("next" if comm.rank == 0 else None, root=0)  # still in step
+    shared_after = comm.bcast(np.arange(4) if comm.rank == 0 else None, root=0, copy=False)
+    return got, after, shared_after.tolist()
+
+
+def test_a_root_that_cannot_pickle_tells_the_others_and_all_stay_in_step():
+    results = run_ranks(_roots_that_cannot_pickle, 3)
+    for rank, (got, after, shared_after) in enumerate(results):
+        expect = ("own", True) if rank == 0 else ("told", True)
+        for name in ("bcast", "ibcast", "copy=False", "binomial"):
+            assert got[name] == expect, (rank, name, got[name])
+        assert got["scatter"] == {0: ("own", True), 1: ("told", True), 2: ("ok", 2)}[rank]
+        assert after == "next" and shared_after == [0, 1, 2, 3]
+
+
+def _contributions_that_cannot_pickle():
+    import threading
+
+    comm = treecast.world()
+    mine = threading.Lock() if comm.rank == 1 else comm.rank
+    got = {}
+    for name, call in (
+        ("gather", lambda: comm.gather(mine, root=0)),
+        ("allgather", lambda: comm.allgather(mine)),
+        ("allreduce", lambda: comm.allreduce(mine)),
+        ("reduce", lambda: comm.reduce(mine, root=2)),
+        ("alltoall", lambda: comm.alltoall([mine] * comm.size)),
+    ):
+        try:
+            got[name] = ("ok", call())
+        except treecast.SenderFailedError as exc:
+            got[name] = ("told", "rank 1 could not send its part" in str(exc))
+        except treecast.SerializationError as exc:
+            got[name] = ("own", "_thread.lock" in str(exc))
+    return got, comm.allreduce(comm.rank)
+
+
+def test_a_contribution_that_cannot_be_pickled_fails_only_where_it_is_needed():
+    results = run_ranks(_contributions_that_cannot_pickle, 3)
+    own, told = ("own", True), ("told", True)
+    assert [got["gather"] for got, _ in results] == [told, own, ("ok", None)]
+    assert [got["reduce"] for got, _ in results] == [("ok", None), own, told]
+    for name in ("allgather", "allreduce", "alltoall"):
+        assert [got[name] for got, _ in results] == [told, own, told], name
+    assert [after for _, after in results] == [3, 3, 3]  # in step afterwards

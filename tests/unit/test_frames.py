@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from treecast.errors import DeserializationError, SerializationError
+from treecast.errors import DeserializationError, SenderFailedError, SerializationError
 from treecast.message import frames
 from treecast.message.buffers import byte_view
 
@@ -85,3 +85,30 @@ def test_arrays_that_are_not_plain_still_pickle():
         assert bytes(fr[0][:4]) != frames.ARRAY_MAGIC
         out = frames.loads(fr)
         assert out.dtype == a.dtype and (out == a).all()
+
+
+@pytest.mark.parametrize("dtype", ["f8", "i4", "c16", "f2", "u1"])
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (1, 1, 4), ()])
+@pytest.mark.parametrize("offset", [0, 5, 8])
+def test_small_plain_arrays_come_back_aligned_from_any_frame(dtype, shape, offset):
+    a = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
+    (frame,) = frames.dumps(a)
+    # a writable frame as a transport hands it over: at an 8-aligned or odd address
+    raw = bytearray(frame.nbytes + 16)
+    start = -np.frombuffer(raw, np.uint8).ctypes.data % 16 + offset
+    raw[start : start + frame.nbytes] = frame
+    out = frames.loads([memoryview(raw)[start : start + frame.nbytes]])
+    np.testing.assert_array_equal(out, a)
+    assert out.dtype == a.dtype and out.flags.aligned and out.flags.writeable
+    if offset == 0:  # on an aligned frame the array is a view, no copy
+        assert np.shares_memory(out, np.frombuffer(raw, np.uint8))
+
+
+def test_a_marker_stands_for_what_could_not_be_pickled():
+    fr, failure = frames.dumps_or_marker({"lock": threading.Lock()}, "gather", 3)
+    assert isinstance(failure, SerializationError) and "_thread.lock" in str(failure)
+    marker = frames.loads([memoryview(bytearray(f)) for f in fr])
+    with pytest.raises(SenderFailedError, match=r"gather #1: rank 3 could not send.*_thread"):
+        frames.raise_if_failed([1, marker, 2], "gather #1")
+    frames.raise_if_failed([1, 2], "gather #1")  # nothing missing: no error
+    assert frames.dumps_or_marker([1], "gather", 0)[1] is None

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..algorithms.schedule import LEFT, OVERWRITE, Combine, Recv, Send, Step, WaitAll
-from ..errors import CollectiveMismatchError, InvalidArgumentError
+from ..errors import CollectiveMismatchError, InvalidArgumentError, SerializationError
 from ..message import frames as frames_mod
 from ..transports.base import Activity, RecvOp, SendOp, Transport, describe
 from .blocking import mismatch_error, signature
@@ -57,6 +57,11 @@ class ObjectStore:
         self.frames: dict[int, list[memoryview]] = {}
         self.op = op
         self.where = where
+        self.rank = -1
+        """This rank in the collective's communicator (named by a marker it sends)."""
+        self.failure: SerializationError | None = None
+        """The first of this rank's blocks that could not be pickled: a marker went in its
+        place, and the collective's caller raises this once the collective has ended."""
 
     def has(self, b: int) -> bool:
         return b in self.objects or b in self.frames
@@ -77,12 +82,16 @@ class ObjectStore:
         try:
             return self.frames[b]
         except KeyError:
-            f = self.frames[b] = frames_mod.dumps(self.objects[b], self.where)
+            f, failure = frames_mod.dumps_or_marker(self.objects[b], self.where, self.rank)
+            if failure is not None and self.failure is None:
+                self.failure = failure
+            self.frames[b] = f
             return f
 
     def freeze(self, ids: Iterable[int] | None = None) -> None:
-        """Pickle these blocks now (default: all), so that an object that cannot be pickled
-        raises :class:`SerializationError` before anything is sent."""
+        """Pickle these blocks now (default: all), before anything is sent: one that cannot
+        be pickled becomes a marker (:attr:`failure`), so that every rank still ends the
+        collective in step."""
         for b in list(self.objects) if ids is None else ids:
             if b in self.objects:
                 self._frames_of(b)
@@ -139,7 +148,12 @@ class ObjectStore:
     def _combine(self, incoming: Any, b: int, side: int) -> None:
         assert self.op is not None, "a reduction step needs an operator"
         local = self.get(b)
-        self.objects[b] = self.op(incoming, local) if side == LEFT else self.op(local, incoming)
+        if type(incoming) is frames_mod.SendFailed or type(local) is frames_mod.SendFailed:
+            # a part is missing: the reduction has no value, pass the marker on
+            result = local if type(local) is frames_mod.SendFailed else incoming
+        else:
+            result = self.op(incoming, local) if side == LEFT else self.op(local, incoming)
+        self.objects[b] = result
         self.frames.pop(b, None)
 
     def combine(self, step: Combine) -> None:

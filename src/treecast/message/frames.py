@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import DeserializationError, SerializationError
+from ..errors import DeserializationError, SenderFailedError, SerializationError
 
 OOB_THRESHOLD = 64 * 1024
 """Buffers at least this large travel out of band; smaller ones stay in the pickle stream."""
@@ -37,6 +37,7 @@ def _dumps_array(a: np.ndarray) -> list[memoryview]:
         head = _ARRAY_HEAD.pack(ARRAY_MAGIC, a.dtype.str.encode(), a.ndim) + struct.pack(
             f"<{a.ndim}q", *a.shape
         )
+        head += bytes(_array_data_offset(a.ndim) - len(head))
         if len(_HEADS) < 256:
             _HEADS[key] = head
     if a.nbytes >= OOB_THRESHOLD:
@@ -49,17 +50,24 @@ _HEADS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}
 _DTYPES: dict[bytes, np.dtype] = {}
 
 
+def _array_data_offset(ndim: int) -> int:
+    """Where a small array's data starts in its frame: after the header, padded to 16 bytes
+    so that the data is aligned whenever the frame is."""
+    return -(-(_ARRAY_HEAD.size + 8 * ndim) // 16) * 16
+
+
 def _loads_array(frames: Sequence[memoryview]) -> np.ndarray:
     first = frames[0]
     _, dt, ndim = _ARRAY_HEAD.unpack_from(first)
-    end = _ARRAY_HEAD.size + 8 * ndim
     shape = struct.unpack_from(f"<{ndim}q", first, _ARRAY_HEAD.size)
-    data = frames[1] if len(frames) > 1 else first[end:]
+    data = frames[1] if len(frames) > 1 else first[_array_data_offset(ndim) :]
     dtype = _DTYPES.get(dt)
     if dtype is None:
         dtype = _DTYPES[dt] = np.dtype(dt.rstrip(b"\0").decode())
     arr = np.frombuffer(data, dtype=dtype).reshape(shape)
-    return arr if arr.flags.writeable else arr.copy()
+    # a frame we may not keep, or data at an odd address (a frame inside a larger message):
+    # the caller gets its own aligned array, as pickle would give
+    return arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
 
 
 NODE_MAGIC = b"\x00tcN"
@@ -119,6 +127,55 @@ def dumps(obj: object, where: str = "send") -> list[memoryview]:
             f"{where}: cannot pickle object of type {type(obj).__module__}.{type(obj).__qualname__}: {exc}"
         ) from exc
     return [memoryview(stream), *buffers]
+
+
+class SendFailed:
+    """What a rank sends in a collective in place of a part it could not send (an object
+    that cannot be pickled): the collective still runs to its end on every rank, and each
+    rank whose result holds a marker raises :class:`SenderFailedError`
+    (:func:`raise_if_failed`)."""
+
+    __slots__ = ("message", "rank")
+
+    def __init__(self, rank: int, message: str) -> None:
+        self.rank = rank
+        self.message = message
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return (SendFailed, (self.rank, self.message))
+
+    def error(self, where: str) -> SenderFailedError:
+        return SenderFailedError(
+            f"{where}: rank {self.rank} could not send its part, so this rank has no result: "
+            f"{self.message}"
+        )
+
+
+def dumps_or_marker(
+    obj: object, where: str, rank: int
+) -> tuple[list[memoryview], SerializationError | None]:
+    """``(dumps(obj), None)``, or, if ``obj`` cannot be pickled, the frames of a
+    :class:`SendFailed` marker and the error, for the caller to raise once the collective
+    has ended on every rank."""
+    try:
+        return dumps(obj, where), None
+    except SerializationError as exc:
+        return dumps(SendFailed(rank, str(exc)), where), exc
+
+
+def raise_if_failed(result: object, where: str) -> None:
+    """Raise :class:`SenderFailedError` if a collective's ``result`` is a marker, or a list
+    (gather, allgather, alltoall) that holds one.
+
+    Raises:
+        SenderFailedError: the result needed a part that its rank could not send.
+    """
+    if type(result) is SendFailed:
+        raise result.error(where)
+    if type(result) is list:
+        for item in result:
+            if type(item) is SendFailed:
+                raise item.error(where)
 
 
 def loads(frames: Sequence[memoryview], where: str = "recv") -> object:
