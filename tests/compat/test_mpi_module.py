@@ -555,6 +555,34 @@ def test_neighbourhood_collectives_on_grids():
     assert two[0][0] == [(1, "ahead"), (1, "back")] and two[1][0] == [(0, "ahead"), (0, "back")]
 
 
+def _neighbours_that_cannot_pickle():
+    import threading
+
+    from treecast import MPI
+
+    line = MPI.COMM_WORLD.Create_cart([3], periods=[False])  # 0 - 1 - 2
+    bad = threading.Lock() if line.rank == 1 else line.rank
+    got = []
+    for call in (
+        lambda: line.neighbor_allgather(bad),
+        lambda: line.neighbor_alltoall([bad, bad]),
+    ):
+        try:
+            got.append(("ok", call()))
+        except treecast.SenderFailedError as exc:
+            got.append(("told", "rank 1 could not send" in str(exc)))
+        except treecast.SerializationError:
+            got.append(("own", True))
+    return got, line.neighbor_allgather(line.rank)  # in step afterwards
+
+
+def test_a_neighbour_that_cannot_pickle_is_reported_to_its_neighbours():
+    results = run_ranks(_neighbours_that_cannot_pickle, 3)
+    for rank, (got, _) in enumerate(results):
+        assert got == [("own", True) if rank == 1 else ("told", True)] * 2, rank
+    assert [after for _, after in results] == [[None, 1], [0, 2], [1, None]]
+
+
 def test_info_and_the_mpi4py_util_modules():
     info = MPI.Info.Create({"a": "1"})
     info["b"] = "2"

@@ -197,17 +197,23 @@ class Neighborhood(Comm):
         """Every in-neighbour's ``sendobj``, in in-edge order (None for ``PROC_NULL``).
 
         Raises:
-            SerializationError: ``sendobj`` cannot be pickled.
+            SerializationError: ``sendobj`` cannot be pickled (the neighbours are told).
+            SenderFailedError: an in-neighbour could not pickle what it sent here.
             CollectiveMismatchError, TimeoutError, ProcessFailedError: as any collective.
         """
         from ..message import frames as frames_mod
 
         self._live("neighbor_allgather")
-        frames = frames_mod.dumps(sendobj, "neighbor_allgather")
+        # an object that cannot be pickled goes as a marker (see frames.SendFailed)
+        frames, failure = frames_mod.dumps_or_marker(sendobj, "neighbor_allgather", self.rank)
         recvs = self._exchange("neighbor_allgather", [frames] * len(self.outedges), None, timeout)
-        return [
+        if failure is not None:
+            raise failure
+        got = [
             None if r is None else frames_mod.loads(r.frames, "neighbor_allgather") for r in recvs
         ]
+        frames_mod.raise_if_failed(got, "neighbor_allgather")
+        return got
 
     def neighbor_alltoall(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
         """Send ``sendobj[j]`` to out-neighbour ``j``; return what each in-neighbour sent
@@ -226,11 +232,19 @@ class Neighborhood(Comm):
                 f"neighbor_alltoall: expected {len(self.outedges)} items (one per "
                 f"out-neighbour), got {len(items)}"
             )
-        sends = [frames_mod.dumps(x, "neighbor_alltoall") for x in items]
+        sends, failure = [], None
+        for x in items:  # what cannot be pickled goes as a marker (see frames.SendFailed)
+            frames, bad = frames_mod.dumps_or_marker(x, "neighbor_alltoall", self.rank)
+            sends.append(frames)
+            failure = failure or bad
         recvs = self._exchange("neighbor_alltoall", sends, None, timeout)
-        return [
+        if failure is not None:
+            raise failure
+        got = [
             None if r is None else frames_mod.loads(r.frames, "neighbor_alltoall") for r in recvs
         ]
+        frames_mod.raise_if_failed(got, "neighbor_alltoall")
+        return got
 
     def _blocks(
         self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
