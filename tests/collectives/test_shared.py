@@ -329,7 +329,16 @@ def _node_allreduce():
     except treecast.InvalidArgumentError as exc:
         error = str(exc)
     comm.Allreduce(np.ones(3), out[:3], algorithm="shm_reduce")  # still in step
-    return bool(ok and (out[:3] == p).all()), error
+    ok = ok and (out[:3] == p).all()
+    # MPI.DOUBLE_INT's 12-byte items do not divide a slot; more than one slot's worth
+    pairs = np.zeros(100_001, dtype=[("value", "<f8"), ("index", "<i4")])
+    pairs["value"] = (np.arange(pairs.size) + r) % p  # the max sits at rank (p - 1 - i) % p
+    pairs["index"] = r
+    got = np.empty_like(pairs)
+    comm.Allreduce(pairs, got, op=treecast.MAXLOC, algorithm="shm_reduce")
+    owner = (p - 1 - np.arange(pairs.size)) % p
+    ok = ok and (got["value"] == p - 1).all() and (got["index"] == owner).all()
+    return bool(ok), error
 
 
 def test_node_level_allreduce_and_length_mismatch_on_every_rank():

@@ -340,8 +340,12 @@ class ReduceArena:
         per = max(1, RCHUNK // isz)
         count = inp.size
         chunks = max(1, math.ceil(count / per))
-        mine = slots[me].view(inp.dtype) if isz else slots[me]
-        result = slots[p].view(inp.dtype) if isz else slots[p]
+        # whole items only: a slot's bytes need not be a multiple of the item size
+        # (MPI.DOUBLE_INT's 12 bytes, say)
+        slot_items = [
+            slots[q][: per * isz].view(inp.dtype) if isz else slots[q] for q in range(p + 1)
+        ]
+        mine, result = slot_items[me], slot_items[p]
         stage = self._stage
         ctrl[step * (p + 1) + me] = count
         for c in range(chunks):
@@ -366,9 +370,9 @@ class ReduceArena:
             a, b = m * me // p, m * (me + 1) // p
             if b > a:
                 part = result[a:b]
-                part[...] = slots[0].view(inp.dtype)[a:b]
+                part[...] = slot_items[0][a:b]
                 for q in range(1, p):
-                    op.apply_buffer(slots[q].view(inp.dtype)[a:b], part, False)
+                    op.apply_buffer(slot_items[q][a:b], part, False)
             ctrl[step * (me + 1)] = stage + 2
             if not self._all_at(stage + 2):
                 t.wait(partial(self._all_at, stage + 2), timeout, what)
