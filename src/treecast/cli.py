@@ -48,14 +48,20 @@ _ATTACHED_COUNT = re.compile(r"-np?\d+")
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
@@ -302,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         options, program = chosen.split_program(words[1:])
         if not program and not {"-h", "--help"} & set(options):
             parsers[chosen.name].error("no PROGRAM given")
+        if program and program[0].startswith("-") and not program[0].startswith(("-m", "-c")):
+            # PROGRAM is a script, '-m module', '-c code' or a command: never an option
+            parsers[chosen.name].error(
+                f"unknown option {program[0]!r}; the launcher's options come before PROGRAM"
+            )
         words = [chosen.name, *options]
     args = parser.parse_args(words)
     args.program = program

@@ -141,3 +141,26 @@ def test_usage_errors_give_2(run_treecast: RunTreecast, args: tuple[str, ...]) -
     proc = run_treecast(*args)
     assert proc.returncode == 2
     assert "error" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-n", "2", "--bogus", "python", "x.py"], "unknown option '--bogus'; the launcher's"),
+        (["-n", "2", "-x"], "unknown option '-x'"),
+        (["-n", "two", "python", "x.py"], "-n/-np/--np: expected a whole number >= 1, got 'two'"),
+        (["-n", "0", "python", "x.py"], "must be >= 1, got 0"),
+        (["--timeout", "soon", "-n", "2", "python", "x.py"], "expected a number > 0, got 'soon'"),
+        (["-n", "2"], "no PROGRAM given"),
+    ],
+)
+def test_bad_launcher_arguments_are_named(
+    run_treecast: RunTreecast, args: list[str], message: str
+) -> None:
+    proc = run_treecast(*args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_program_forms_that_start_with_a_dash_still_run(run_treecast: RunTreecast) -> None:
+    assert run_treecast("-n", "2", "-c", "print('c')").stdout.split() == ["c", "c"]
+    assert run_treecast("-n", "1", "-m", "json.tool", "--help").returncode == 0

@@ -99,11 +99,15 @@ def memcpy_seconds(nbytes: int) -> float:
 
 
 def _progress(label: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """(update(done), close()) for a progress bar on stderr: rich if installed, else text."""
+    """(update(done), close()) for a progress bar on stderr when it is a terminal: rich if
+    installed, else text. Nothing otherwise (a log file or a pipe gets only the table)."""
+    if not sys.stderr.isatty():
+        return (lambda done: None), (lambda: None)
     try:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True)
+        bar = Progress(transient=True, console=Console(stderr=True))
         bar.start()
         task = bar.add_task(label, total=total)
         return (lambda done: bar.update(task, completed=done)), bar.stop
@@ -184,6 +188,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     mpiexec = shutil.which("mpiexec") if args.compare else None
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 - checked before minutes of measuring
+        except ImportError:
+            print(
+                "treecast bench: --plot needs matplotlib (pip install 'treecast[bench]')",
+                file=sys.stderr,
+            )
+            return 2
     if args.compare and mpiexec is None:
         print(
             "treecast bench: --compare mpi4py needs mpiexec (pip install mpi4py mpich)",
@@ -225,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
                 run_times["memcpy"] = [memcpy_seconds(s) for s in sizes]
             runs.append(run_times)
     rows = summarize(sizes, runs)
-    header = f"{args.op}, n = {args.nprocs}, root {args.root}"
+    rooted = args.op.lower() in ("bcast", "gather", "scatter", "reduce")
+    header = f"{args.op}, n = {args.nprocs}" + (f", root {args.root}" if rooted else "")
     if args.repeat > 1:
         header += f", median of {args.repeat} alternating runs"
     print("\n".join(table(header, rows, ranges=args.repeat > 1 and mpiexec is not None)))
