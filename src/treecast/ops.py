@@ -31,6 +31,7 @@ For buffers, ``invec`` and ``inoutvec`` are :class:`OpBuffer` byte views that be
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -328,13 +329,27 @@ class Op:
         combine contributions out of rank order.
 
         Raises:
-            InvalidArgumentTypeError: ``function`` is not callable.
+            InvalidArgumentTypeError: ``function`` is not callable, or its signature cannot
+                take the three arguments (checked here, not inside a reduction on every rank).
         """
         if not callable(function):
             raise InvalidArgumentTypeError(
                 f"Op.Create: function must be callable as function(invec, inoutvec, datatype); "
                 f"got {_describe(function)}"
             )
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):  # a builtin without one: trust it
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None, None, None)
+            except TypeError:
+                raise InvalidArgumentTypeError(
+                    f"Op.Create: function must take three arguments (invec, inoutvec, "
+                    f"datatype), as MPI_Op_create's; {_function_name(function)}{signature} "
+                    f"cannot"
+                ) from None
         op = cls.__new__(cls)
         op._handle = _Handle(_function_name(function), _USER, bool(commute), function)
         return op

@@ -598,3 +598,10 @@ def test_apply_buffer_equals_elementwise_reference(
     got = _apply(op, incoming, local, incoming_first)
     left, right = (incoming, local) if incoming_first else (local, incoming)
     np.testing.assert_array_equal(got, _elementwise(op, left, right))
+
+
+def test_op_create_checks_the_functions_signature_at_once():
+    with pytest.raises(InvalidArgumentTypeError, match=r"three arguments.*\(a, b\)"):
+        Op.Create(lambda a, b: a + b)
+    for fn in (lambda a, b, dt: None, lambda a, b, dt=None: None, lambda *args: None, max):
+        assert Op.Create(fn, commute=True).is_commutative
