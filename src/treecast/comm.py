@@ -546,8 +546,8 @@ class Comm(Collectives, metaclass=_CommType):
         return self._isend_obj(obj, dest, tag, "issend", True)
 
     def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:
-        """Buffered-mode :meth:`isend`: the same, since every send is buffered by the
-        transport (no ``Attach_buffer`` is needed).
+        """Buffered-mode :meth:`isend`: the same (no ``Attach_buffer`` is needed): the
+        transport's ring to the receiver is the buffer, and what does not fit waits for it.
 
         Raises:
             InvalidRankError, InvalidTagError, SerializationError: as :meth:`isend`.
@@ -589,7 +589,8 @@ class Comm(Collectives, metaclass=_CommType):
         self._isend_obj(obj, dest, tag, "ssend", True).wait(timeout=timeout)
 
     def bsend(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
-        """Buffered-mode :meth:`send`: the same, since every send is buffered by the transport.
+        """Buffered-mode :meth:`send`: the same (the transport's ring is the buffer; a
+        message larger than it waits for the receiver).
 
         Raises:
             InvalidRankError, InvalidTagError, SerializationError: as :meth:`send`.
@@ -825,7 +826,8 @@ class Comm(Collectives, metaclass=_CommType):
         return self._isend_buf(buf, dest, tag, "Issend", True)
 
     def Ibsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
-        """Buffered-mode :meth:`Isend`: the same, since every send is buffered by the transport.
+        """Buffered-mode :meth:`Isend`: the same (the transport's ring is the buffer; a
+        message larger than it waits for the receiver).
 
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
@@ -859,7 +861,8 @@ class Comm(Collectives, metaclass=_CommType):
         self._isend_buf(buf, dest, tag, "Ssend", True).wait(timeout=timeout)
 
     def Bsend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
-        """Buffered-mode :meth:`Send`: the same, since every send is buffered by the transport.
+        """Buffered-mode :meth:`Send`: the same (the transport's ring is the buffer; a
+        message larger than it waits for the receiver).
 
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.

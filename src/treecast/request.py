@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .constants import UNDEFINED
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
 from .status import Status
-from .transports.base import RecvOp, Transport
+from .transports.base import RecvOp, SendOp, Transport
 
 Statuses = Sequence[Status] | None
 
@@ -36,6 +36,15 @@ def _empty(status: Status | None) -> None:
     """Fill ``status`` as MPI does for a null request."""
     if status is not None:
         status._clear()
+
+
+def _describe_op(op: SendOp | RecvOp) -> str:
+    """``send to rank 2 (tag 7)``, ``receive from any rank (any tag)``: world ranks."""
+    if isinstance(op, SendOp):
+        return f"send to rank {op.dest} (tag {op.tag})"
+    source = "any rank" if op.source < 0 else f"rank {op.source}"
+    tag = "any tag" if op.want_tag < 0 else f"tag {op.want_tag}"
+    return f"receive from {source} ({tag})"
 
 
 class Request:
@@ -136,7 +145,13 @@ class Request:
     def _progress_until_ready(self, timeout: float | None, what: str) -> None:
         if not self._ready():
             assert self._transport is not None
-            self._transport.wait(self._ready, timeout, what)
+            op = self._op
+            if type(self) is Request and isinstance(op, (SendOp, RecvOp)):
+                # a send or receive: name it in reports, and let the transport see whom it
+                # waits for (a finished or dead peer then raises instead of hanging)
+                self._transport.wait_op(op, timeout, _describe_op(op))
+            else:
+                self._transport.wait(self._ready, timeout, what)
 
     def wait(self, status: Status | None = None, timeout: float | None = None) -> Any:
         """Block until complete; return the received object (object receives and object

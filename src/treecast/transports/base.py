@@ -519,6 +519,15 @@ class Transport:
         wait then drains what they sent and raises if it is still not complete."""
         return False
 
+    def dead_peers(self) -> tuple[int, ...]:
+        """Ranks known to have died (transports that can tell)."""
+        return ()
+
+    def peer_finished(self, rank: int) -> bool:
+        """True once rank ``rank`` has finished (transports that can tell): an operation
+        that waits for it alone then drains what it sent and raises if still not done."""
+        return False
+
     def add_background(self, advance: Callable[[], bool]) -> None:
         """Call ``advance()`` whenever this rank makes progress, until it returns True
         (pending non-blocking collectives, so they move while the rank blocks elsewhere)."""
@@ -536,7 +545,12 @@ class Transport:
         return moved
 
     def wait(
-        self, done: Callable[[], bool], timeout: float | None = None, what: Activity = "operation"
+        self,
+        done: Callable[[], bool],
+        timeout: float | None = None,
+        what: Activity = "operation",
+        peer: int | None = None,
+        peer_only: bool = False,
     ) -> None:
         """Make progress until ``done()`` is true.
 
@@ -544,10 +558,16 @@ class Transport:
             done: the completion test.
             timeout: seconds; None uses :attr:`default_timeout` (``TREECAST_TIMEOUT``).
             what: the operation, for reports: a string, or ``(name, comm, seq, root)``.
+            peer: the one rank the operation waits for (a receive from a given source, a
+                send), if there is one: once it has finished, nothing more can come.
+            peer_only: only ``peer``'s death concerns the operation (point-to-point: the
+                others may go on without a dead rank); otherwise any dead rank raises.
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first; the message is a hang report.
-            ProcessFailedError: a peer or the launcher died; the message names the operation.
+            ProcessFailedError: a peer or the launcher died, or the peer it waits for (or
+                every other rank) finished without completing it; the message names the
+                operation.
         """
         if done():
             return
@@ -556,6 +576,7 @@ class Transport:
         backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
         published = False
+        peer_gone_at = 0.0
         try:
             while True:
                 moved = self._poll()
@@ -575,7 +596,18 @@ class Transport:
                             f"rank {self.rank}: {describe(what)} did not complete within {timeout:g} s\n"
                             + self.hang_report(what)
                         )
-                    if self.peers_finished():
+                    gone = self.peers_finished()
+                    if gone or (peer is not None and self.peer_finished(peer)):
+                        # a rank that failed also closes its transport on the way out:
+                        # leave its launcher time to mark it dead (check_peers then names
+                        # the death, and the launcher the root cause) before saying that
+                        # it finished
+                        now = time.monotonic()
+                        peer_gone_at = peer_gone_at or now
+                        if now - peer_gone_at < FINISHED_GRACE:
+                            self._check_peers_for(what, peer, peer_only)
+                            continue
+                    if gone:
                         # nothing can arrive any more: take what they sent, then decide
                         while self._poll():
                             pass
@@ -590,18 +622,40 @@ class Transport:
                             f"rank has finished (exited) without sending what it waits for",
                             others,
                         )
-                    try:
-                        self.check_peers()
-                        if self.liveness_check is not None:
-                            self.liveness_check()
-                    except ProcessFailedError as exc:
-                        self._forget_sync_sends(exc.ranks)
+                    if peer is not None and self.peer_finished(peer):
+                        while self._poll():  # take what it sent before it finished
+                            pass
+                        if self._background:
+                            self._run_background()
+                        if done():
+                            return
+                        self._forget_sync_sends((peer,))
+                        dead = self.dead_peers()  # the root cause, if the peer gave up on one
                         raise ProcessFailedError(
-                            f"{exc} (in {describe(what)})", exc.ranks
-                        ) from None
+                            f"rank {self.rank}: {describe(what)} cannot complete: rank {peer} "
+                            f"has finished (exited) without completing it"
+                            + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
+                            (peer, *dead),
+                        )
+                    self._check_peers_for(what, peer, peer_only)
         finally:
             if published:
                 self.publish_activity(None)
+
+    def _check_peers_for(self, what: Activity, peer: int | None, peer_only: bool) -> None:
+        """Raise if a rank the operation depends on has died, or the launcher has gone
+        (see :meth:`wait`)."""
+        try:
+            self.check_peers()
+        except ProcessFailedError as exc:
+            if not peer_only or peer in exc.ranks:
+                self._forget_sync_sends(exc.ranks)
+                raise ProcessFailedError(f"{exc} (in {describe(what)})", exc.ranks) from None
+        try:
+            if self.liveness_check is not None:
+                self.liveness_check()
+        except ProcessFailedError as exc:
+            raise ProcessFailedError(f"{exc} (in {describe(what)})", exc.ranks) from None
 
     def publish_activity(self, what: Activity | None) -> None:
         """Record what this rank is blocked in (None: nothing), where peers can read it."""
@@ -625,13 +679,25 @@ class Transport:
             if op.done:
                 return
             poll()
-        self.wait(lambda: op.done, timeout, what)
+        if isinstance(op, SendOp):
+            peer: int | None = op.dest
+        else:
+            peer = op.source if op.source >= 0 else None
+        # point-to-point contexts are even (a communicator's collectives use ctx + 1): a
+        # dead third rank does not stop a send or receive between live ones
+        self.wait(lambda: op.done, timeout, what, peer, peer is not None and op.ctx % 2 == 0)
 
     def waitall(
         self, ops: Sequence[Any], timeout: float | None = None, what: Activity = "operation"
     ) -> None:
         """Wait until every op (SendOp or RecvOp) is done."""
         self.wait(lambda: all(op.done for op in ops), timeout, what)
+
+
+FINISHED_GRACE = 0.5
+"""Seconds a wait for one rank that has closed its transport keeps waiting before it says
+so: a rank ending with an exception closes it too, and its launcher marks it dead within a
+poll (50 ms), so that the others report the death, not a normal end."""
 
 
 def launcher_watch(launcher_pid: int) -> Callable[[], None]:

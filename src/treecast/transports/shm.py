@@ -489,6 +489,10 @@ class ShmTransport(Transport):
                 f"rank {self.rank}: rank(s) {names} died; the operation cannot complete", dead
             )
 
+    def peer_finished(self, rank: int) -> bool:
+        """True once rank ``rank`` has closed its transport (finished normally)."""
+        return rank != self.rank and self._state[rank] == STATE_FINALIZED
+
     def peers_finished(self) -> bool:
         """True once every other rank has closed its transport (finished normally)."""
         state = self._state
