@@ -609,11 +609,7 @@ class Transport:
                             continue
                     if gone:
                         # nothing can arrive any more: take what they sent, then decide
-                        while self._poll():
-                            pass
-                        if self._background:
-                            self._run_background()
-                        if done():
+                        if self._drained(done):
                             return
                         others = tuple(r for r in range(self.size) if r != self.rank)
                         self._forget_sync_sends(others)
@@ -623,11 +619,7 @@ class Transport:
                             others,
                         )
                     if peer is not None and self.peer_finished(peer):
-                        while self._poll():  # take what it sent before it finished
-                            pass
-                        if self._background:
-                            self._run_background()
-                        if done():
+                        if self._drained(done):  # what it sent before it finished
                             return
                         self._forget_sync_sends((peer,))
                         dead = self.dead_peers()  # the root cause, if the peer gave up on one
@@ -641,6 +633,14 @@ class Transport:
         finally:
             if published:
                 self.publish_activity(None)
+
+    def _drained(self, done: Callable[[], bool]) -> bool:
+        """Move everything that can still move; return ``done()``."""
+        while self._poll():
+            pass
+        if self._background:
+            self._run_background()
+        return done()
 
     def _check_peers_for(self, what: Activity, peer: int | None, peer_only: bool) -> None:
         """Raise if a rank the operation depends on has died, or the launcher has gone
