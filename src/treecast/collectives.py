@@ -93,7 +93,9 @@ def _object_result(store: ObjectStore, result: Callable[[], Any], what: Activity
     if store.failure is not None:
         raise store.failure
     got = result()
-    frames_mod.raise_if_failed(got, describe(what))
+    bad = frames_mod.failed_part(got)
+    if bad is not None:  # describe only then: this is every object collective's path
+        raise bad.error(describe(what))
     return got
 
 
@@ -193,19 +195,24 @@ class Collectives:
             plan.node(timeout, what)
             return plan.result()
         steps = self._steps(plan)
-        result = plan.result
-        if type(plan.store) is ObjectStore:
+        store = plan.store
+        objects = store if type(store) is ObjectStore else None
+        if objects is not None:
             # pickle what this rank will send now (the root of a gather never pickles its
             # own); an object that cannot be pickled goes as a marker, so that every rank
-            # ends the collective in step, and raises here once it has ended
-            plan.store.rank = self.rank
-            plan.store.freeze(_sent_ids(steps))
-            result = partial(_object_result, plan.store, plan.result, what)
+            # ends the collective in step, and raises once it has ended (_object_result)
+            objects.rank = self.rank
+            objects.freeze(_sent_ids(steps))
         if nonblocking:
-            gen = execute(steps, self._t, self._group, self._coll_ctx, tag, plan.store, what)
+            gen = execute(steps, self._t, self._group, self._coll_ctx, tag, store, what)
+            result = plan.result
+            if objects is not None:
+                result = partial(_object_result, objects, plan.result, what)
             return CollectiveRequest(self._t, gen, result)
-        run(steps, self._t, self._group, self._coll_ctx, tag, plan.store, what, timeout)
-        return result()
+        run(steps, self._t, self._group, self._coll_ctx, tag, store, what, timeout)
+        if objects is not None:
+            return _object_result(objects, plan.result, what)
+        return plan.result()
 
     # ---- barrier and broadcast --------------------------------------------------------------
     def _plan_barrier(self, name: str) -> Plan:

@@ -163,19 +163,28 @@ def dumps_or_marker(
         return dumps(SendFailed(rank, str(exc)), where), exc
 
 
+def failed_part(result: object) -> SendFailed | None:
+    """The marker in a collective's ``result`` (the result itself, or an item of a list:
+    gather, allgather, alltoall), or None."""
+    if type(result) is SendFailed:
+        return result
+    if type(result) is list:
+        for item in result:
+            if type(item) is SendFailed:
+                return item
+    return None
+
+
 def raise_if_failed(result: object, where: str) -> None:
-    """Raise :class:`SenderFailedError` if a collective's ``result`` is a marker, or a list
-    (gather, allgather, alltoall) that holds one.
+    """Raise :class:`SenderFailedError` if a collective's ``result`` holds a marker
+    (:func:`failed_part`).
 
     Raises:
         SenderFailedError: the result needed a part that its rank could not send.
     """
-    if type(result) is SendFailed:
-        raise result.error(where)
-    if type(result) is list:
-        for item in result:
-            if type(item) is SendFailed:
-                raise item.error(where)
+    bad = failed_part(result)
+    if bad is not None:
+        raise bad.error(where)
 
 
 def loads(frames: Sequence[memoryview], where: str = "recv") -> object:
