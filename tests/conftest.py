@@ -19,6 +19,42 @@ def _segments() -> set[str]:
         return set()
 
 
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _mapped_by_others(names: set[str]) -> set[str]:
+    """The segments among ``names`` that a live process outside this test session maps:
+    another treecast job running at the same time on this machine (a benchmark, another
+    checkout's suite) owns them, so they are not this test's leak."""
+    me, found = os.getpid(), set()
+    try:
+        pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        ancestor = pid
+        for _ in range(64):  # is ``pid`` this session or one of its descendants?
+            if ancestor in (me, 0, 1):
+                break
+            ancestor = _parent_of(ancestor)
+        if ancestor == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+                held = f.read()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                held += os.readlink(f"/proc/{pid}/fd/{fd}") + "\n"
+        except OSError:
+            continue
+        found.update(n for n in names if f"/dev/shm/{n}" in held)
+    return found
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_segments() -> Iterator[None]:
     """Fail a test that leaves new /dev/shm/treecast-* entries behind."""
@@ -29,6 +65,15 @@ def no_leaked_segments() -> Iterator[None]:
     while leaked and time.monotonic() < deadline:
         time.sleep(0.05)
         leaked = _segments() - before
+    # a segment that another job holds, or that goes away or gets held within a few
+    # seconds (another job's launcher between creating it and starting its ranks), is not
+    # this test's: only one that stays, held by nobody, is a leak
+    deadline = time.monotonic() + 3.0
+    while leaked:
+        leaked = (leaked & _segments()) - _mapped_by_others(leaked)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not leaked, f"shared-memory segments left behind: {sorted(leaked)}"
 
 

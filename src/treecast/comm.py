@@ -110,6 +110,7 @@ class Comm(Collectives, metaclass=_CommType):
         self.name = name or f"comm-{ctx:x}"
         self._locks: dict[str, threading.Lock] = {}
         self._lock_owners: dict[str, int] = {}
+        self._callers: dict[str, Any] = {}
         self._group_seq: dict[tuple[tuple[int, ...], int], int] = {}
         self._info: Any = None
         self._errhandler: Any = None

@@ -108,6 +108,8 @@ class Algorithm:
         node_level: runs as one shared-memory write read by every rank of the node
             (``engine/node.py``) in blocking calls; ``schedule`` is its logical pattern,
             which the simulator checks and the non-blocking forms run as messages.
+        requires: transport capabilities it needs (``"node_memory"``); the selector never
+            picks it on a communicator whose transport lacks one.
     """
 
     collective: str
@@ -121,6 +123,7 @@ class Algorithm:
     arguments: Arguments = _rank_size
     chunk_count: Callable[[int, int], int] = _one
     node_level: bool = False
+    requires: frozenset[str] = frozenset()
 
     def steps(
         self, rank: int, size: int, root: int, nbytes: int, commutative: bool = True
@@ -139,8 +142,19 @@ class Algorithm:
         algorithms and for the other collectives)."""
         return self.chunk_count(size, nbytes)
 
-    def unusable(self, size: int, nbytes: int, commutative: bool, is_buffer: bool) -> str | None:
-        """None if the algorithm can run here, else why not, in words."""
+    def unusable(
+        self,
+        size: int,
+        nbytes: int,
+        commutative: bool,
+        is_buffer: bool,
+        capabilities: frozenset[str] | None = None,
+    ) -> str | None:
+        """None if the algorithm can run here, else why not, in words (``capabilities``:
+        the transport's; None skips that check)."""
+        if capabilities is not None and not self.requires <= capabilities:
+            missing = ", ".join(sorted(self.requires - capabilities))
+            return f"needs the transport capability {missing}, which this communicator lacks"
         if self.pof2_only and size & (size - 1):
             return f"needs a power-of-two size, got {size}"
         if self.commutative_only and not commutative:
@@ -150,6 +164,8 @@ class Algorithm:
         return None
 
 
+NODE = frozenset({"node_memory"})
+"""What a node-level algorithm needs of the transport: memory every local rank maps."""
 _POF2 = "p a power of two"
 _COMM = "commutative operators"
 _BUF = "buffers only"
@@ -223,6 +239,7 @@ ALGORITHMS: dict[str, dict[str, Algorithm]] = _table(
         bcast.linear,
         arguments=_rank_size_root,
         node_level=True,
+        requires=NODE,
     ),
     Algorithm(
         "bcast",
@@ -414,6 +431,7 @@ ALGORITHMS: dict[str, dict[str, Algorithm]] = _table(
         allreduce.recursive_doubling,
         buffer_only=True,
         node_level=True,
+        requires=NODE,
     ),
     *_reduce_scatter_family("reduce_scatter"),
     *_reduce_scatter_family("reduce_scatter_block"),

@@ -321,43 +321,41 @@ def execute(
     try:
         for i, step in enumerate(steps):
             if type(step) is Send:
-                blocks = _ids_of(step)
+                blocks = step.blocks or WHOLE if step.nbytes < 0 else (-1 - step.offset,)
                 out = (
                     store.pack(blocks)
                     if step.nbytes < 0
                     else [store.segment(step.offset, step.nbytes)]
                 )
+                wdest = group[step.peer]
+                if len(out) == 1 and transport.send_inline(wdest, ctx, tag, out[0], sig):
+                    continue  # sent whole at once: nothing in flight
                 nxt = steps[i + 1] if i + 1 < len(steps) else None
                 if type(nxt) is Recv and (not mutable or _disjoint(_ids_of(nxt), blocks, sends)):
                     # post the receive first: the peer's data then lands in place, not in
                     # a fresh unexpected-message buffer that must be copied again
                     target = store.target(nxt, _ids_of(nxt))
                     posted = transport.irecv(ctx, group[nxt.peer], tag, target)
-                wdest = group[step.peer]
-                if len(out) == 1 and transport.send_inline(wdest, ctx, tag, out[0], sig):
-                    continue
                 sends.append((transport.isend(wdest, ctx, tag, out, sig), blocks))
             elif type(step) is Recv:
-                blocks = _ids_of(step)
+                blocks = step.blocks or WHOLE if step.nbytes < 0 else (-1 - step.offset,)
                 if posted is not None:
                     recv, posted = posted, None
                 else:
                     if mutable and sends:
                         yield from _wait_sends(sends, blocks)
                     target = store.target(step, blocks)
+                    got = transport.recv_inline(ctx, group[step.peer], tag, target)
+                    if got is not None:  # a small message already there: no request
+                        _check(got[3], got[2], step, target, sig, what)
+                        store.deliver(step, blocks, [memoryview(got[0])], what)
+                        continue
                     recv = transport.irecv(ctx, group[step.peer], tag, target)
                 if not recv.done:
                     yield recv
-                if recv.sig != sig:
-                    raise mismatch_error(what, step.peer, recv.sig, sig)
-                if recv.error is not None:
-                    raise recv.error
-                if target is not None and recv.nbytes != target.nbytes:
-                    raise InvalidArgumentError(
-                        f"{describe(what)}: received {recv.nbytes} bytes from rank {step.peer} "
-                        f"where this rank expected {target.nbytes}; the ranks passed different "
-                        "counts or buffer sizes"
-                    )
+                if recv.sig == sig and recv.error is not None:
+                    raise recv.error  # truncation: says more than a size mismatch
+                _check(recv.sig, recv.nbytes, step, target, sig, what)
                 store.deliver(step, blocks, recv.frames, what)
             elif type(step) is Combine:
                 if mutable and sends:
@@ -373,6 +371,21 @@ def execute(
                 yield op
     finally:
         store.release()
+
+
+def _check(
+    got_sig: int, nbytes: int, step: Recv, target: memoryview | None, sig: int, what: Activity
+) -> None:
+    """Raise if a received message belongs to another collective, or has another size than
+    this rank expects."""
+    if got_sig != sig:
+        raise mismatch_error(what, step.peer, got_sig, sig)
+    if target is not None and nbytes != target.nbytes:
+        raise InvalidArgumentError(
+            f"{describe(what)}: received {nbytes} bytes from rank {step.peer} "
+            f"where this rank expected {target.nbytes}; the ranks passed different "
+            "counts or buffer sizes"
+        )
 
 
 def _ids_of(step: Send | Recv) -> tuple[int, ...]:

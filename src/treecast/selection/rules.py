@@ -28,7 +28,6 @@ CONDITIONS = (
     "pof2",
     "commutative",
     "form",
-    "transport",
 )
 
 
@@ -81,7 +80,7 @@ def _holds(cond: dict[str, Any], facts: dict[str, Any]) -> bool:
             return False
         if key == "bytes_ge" and not facts["bytes"] >= want:
             return False
-        if key in ("pof2", "commutative", "form", "transport") and facts[key] != want:
+        if key in ("pof2", "commutative", "form") and facts[key] != want:
             return False
     return True
 
@@ -100,12 +99,14 @@ def select(
     commutative: bool = True,
     buffer: bool = True,
     forced: str | None = None,
-    transport: str = "shm",
+    capabilities: frozenset[str] | None = None,
 ) -> Algorithm:
     """The algorithm to run: ``forced`` (a call's ``algorithm=``) or
-    ``TREECAST_<COLLECTIVE>_ALGORITHM`` if given, else the first matching rule. An algorithm
-    whose restriction fails here falls back to the collective's safe algorithm (logged at
-    debug level).
+    ``TREECAST_<COLLECTIVE>_ALGORITHM`` if given, else the first matching rule whose
+    algorithm the transport can run. An algorithm whose restriction fails here (also one
+    that needs a transport capability missing from ``capabilities``) falls back to the
+    collective's safe algorithm (logged at debug level). ``capabilities=None`` (callers
+    without a communicator: tools, tests of the table) skips the capability check.
 
     Raises:
         InvalidArgumentError: ``forced`` is not an algorithm of ``collective``.
@@ -117,7 +118,7 @@ def select(
         commutative,
         buffer,
         forced or forced_from_env(collective),
-        transport,
+        capabilities,
     )
 
 
@@ -129,7 +130,7 @@ def _select(
     commutative: bool,
     buffer: bool,
     name: str | None,
-    transport: str,
+    capabilities: frozenset[str] | None,
 ) -> Algorithm:
     if name is not None:
         algo = registry.get(collective, name)
@@ -140,12 +141,19 @@ def _select(
             "pof2": size & (size - 1) == 0,
             "commutative": commutative,
             "form": "buffer" if buffer else "object",
-            "transport": transport,
         }
         rules = load_rules().get(collective) or [{"use": registry.SAFE[collective]}]
-        use = next((r["use"] for r in rules if _holds(r.get("if", {}), facts)), None)
+        use = next(
+            (
+                r["use"]
+                for r in rules
+                if _holds(r.get("if", {}), facts)
+                and _can_run(registry.get(collective, r["use"]), capabilities)
+            ),
+            None,
+        )
         algo = registry.get(collective, use or registry.SAFE[collective])
-    why = unusable(algo, size, nbytes, commutative, buffer)
+    why = unusable(algo, size, nbytes, commutative, buffer, capabilities)
     if why is None:
         return algo
     safe = registry.get(collective, registry.SAFE[collective])
@@ -153,11 +161,20 @@ def _select(
     return safe
 
 
+def _can_run(algo: Algorithm, capabilities: frozenset[str] | None) -> bool:
+    return capabilities is None or algo.requires <= capabilities
+
+
 def unusable(
-    algo: Algorithm, size: int, nbytes: int, commutative: bool, buffer: bool
+    algo: Algorithm,
+    size: int,
+    nbytes: int,
+    commutative: bool,
+    buffer: bool,
+    capabilities: frozenset[str] | None = None,
 ) -> str | None:
     """Why ``algo`` cannot run with these facts, or None."""
-    why = algo.unusable(size, nbytes, commutative, buffer)
+    why = algo.unusable(size, nbytes, commutative, buffer, capabilities)
     if why is None and not buffer and algo.chunks(size, nbytes) > 1:
         why = "it cuts the vector into chunks, which needs a buffer"
     return why

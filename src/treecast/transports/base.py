@@ -246,6 +246,8 @@ class Transport:
         size: number of world ranks.
     """
 
+    capabilities: frozenset[str] | None = None
+
     def __init__(self, rank: int, size: int) -> None:
         self.rank = rank
         self.size = size
