@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import prod
 from typing import Any
 
@@ -34,6 +34,7 @@ from .constants import (
     UNDEFINED,
 )
 from .engine.blocking import mismatch_error, signature
+from .errhandler import ERRORS_RETURN
 from .errors import (
     CollectiveMismatchError,
     CommunicatorClosedError,
@@ -45,10 +46,11 @@ from .errors import (
     NotImplementedName,
 )
 from .group import Group
+from .info import Info
 from .matched import MESSAGE_NO_PROC, Message
 from .message import frames as frames_mod
 from .message.buffers import byte_view
-from .request import Prequest, Request
+from .request import Prequest, Request, null_request, proc_null_status
 from .status import Status
 from .transports import base as tbase
 from .transports.base import RecvOp, Transport, describe
@@ -113,6 +115,9 @@ class Comm(Collectives, metaclass=_CommType):
         self._group_seq: dict[tuple[tuple[int, ...], int], int] = {}
         self._info: Any = None
         self._errhandler: Any = None
+        # set where COMM_WORLD, COMM_SELF and COMM_NULL are made: it gives this process's
+        # own one back when one is unpickled, and such a communicator cannot be freed
+        self._predefined: Callable[[], Comm] | None = None
 
     def __repr__(self) -> str:
         if self._freed:
@@ -139,11 +144,8 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             ValueError: a communicator other than those three.
         """
-        from . import MPI
-
-        for name in ("COMM_WORLD", "COMM_SELF", "COMM_NULL"):
-            if self is getattr(MPI, name):
-                return (_predefined_comm, (name,))
+        if self._predefined is not None:
+            return (self._predefined, ())
         raise ValueError(f"cannot pickle communicator {self.name}: it exists only in this job")
 
     def __getattr__(self, name: str) -> Any:
@@ -274,9 +276,7 @@ class Comm(Collectives, metaclass=_CommType):
         """The handler set by :meth:`Set_errhandler` (``MPI.ERRORS_RETURN`` by default)."""
         self._live("Get_errhandler")
         if self._errhandler is None:
-            from . import MPI
-
-            return MPI.ERRORS_RETURN
+            return ERRORS_RETURN
         return self._errhandler
 
     def Abort(self, errorcode: int = 0) -> None:
@@ -523,7 +523,7 @@ class Comm(Collectives, metaclass=_CommType):
         tag = self._tag(tag, "tag", op)
         frames = frames_mod.dumps(obj, op)
         if dest == PROC_NULL:
-            return _null_request(self._t)
+            return null_request(self._t)
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, frames, sync=sync))
 
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
@@ -602,7 +602,7 @@ class Comm(Collectives, metaclass=_CommType):
         source = self._peer(source, "source", op, any_ok=True)
         tag = self._tag(tag, "tag", op, any_ok=True)
         if source == PROC_NULL:
-            return _null_request(self._t, receive=True)
+            return null_request(self._t, receive=True)
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, None)
 
         def finish(r: RecvOp) -> Any:
@@ -648,7 +648,7 @@ class Comm(Collectives, metaclass=_CommType):
             tag = self._tag(tag, "tag", "recv", any_ok=True)
         if source == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return None
         t = self._t
         wsrc = self._world_source(source)
@@ -711,7 +711,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "probe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return True
         found: list[Any] = []
 
@@ -737,7 +737,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "iprobe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return True
         msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
         if msg is not None and status is not None:
@@ -760,7 +760,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "mprobe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return Message(MESSAGE_NO_PROC)
         found: list[Any] = []
 
@@ -784,7 +784,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "improbe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return Message(MESSAGE_NO_PROC)
         msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
         return None if msg is None else self._matched(msg, status)
@@ -803,7 +803,7 @@ class Comm(Collectives, metaclass=_CommType):
         dest = self._peer(dest, "dest", op)
         tag = self._tag(tag, "tag", op)
         if dest == PROC_NULL:
-            return _null_request(self._t)
+            return null_request(self._t)
         view = byte_view(buf, f"{op} buf")
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view], sync=sync))
 
@@ -888,7 +888,7 @@ class Comm(Collectives, metaclass=_CommType):
         source = self._peer(source, "source", "Irecv", any_ok=True)
         tag = self._tag(tag, "tag", "Irecv", any_ok=True)
         if source == PROC_NULL:
-            return _null_request(self._t, receive=True)
+            return null_request(self._t, receive=True)
         view = byte_view(buf, "Irecv buf", writable=True)
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, view)
         return Request(self._t, recv, None, self._fill)
@@ -1124,8 +1124,6 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             CommunicatorClosedError: the communicator was freed.
         """
-        from .request import Request
-
         new = self.dup() if info is None else self.Dup_with_info(info)
         return new, Request()
 
@@ -1139,10 +1137,8 @@ class Comm(Collectives, metaclass=_CommType):
 
     def Get_info(self) -> Any:
         """The hints given by ``Dup_with_info``/``Set_info`` (an empty ``MPI.Info``)."""
-        from . import MPI
-
         self._live("Get_info")
-        return MPI.Info.Create(getattr(self, "_info", None) or {})
+        return Info.Create(getattr(self, "_info", None) or {})
 
     def Set_info(self, info: Any) -> None:
         """Keep hints (treecast reads none)."""
@@ -1217,9 +1213,7 @@ class Comm(Collectives, metaclass=_CommType):
                 (``ERR_COMM``).
         """
         self._live("Free")
-        from .runtime import world as world_mod
-
-        if self is world_mod._world or self is world_mod._self:
+        if self._predefined is not None:
             raise CommunicatorClosedError(f"Free: cannot free the {self.name} communicator")
         self._freed = True
         pool = self.__dict__.get("_share_pool")
@@ -1237,14 +1231,6 @@ def _periods(periods: Any, ndims: int) -> Any:
     return periods
 
 
-def _predefined_comm(name: str) -> Comm:
-    """``treecast.MPI.<name>`` (unpickling a predefined communicator)."""
-    from . import MPI
-
-    comm: Comm = getattr(MPI, name)
-    return comm
-
-
 def null_comm() -> Comm:
     """mpi4py's ``COMM_NULL``: a communicator that is falsy, equal to every freed one, and
     whose methods raise ``CommunicatorClosedError`` (``ERR_COMM``)."""
@@ -1257,13 +1243,18 @@ def null_comm() -> Comm:
     c._group_seq = {}
     c._info = None
     c._errhandler = None
+    c._predefined = None
     return c
 
 
-class _DoneOp(tbase.SendOp):
-    def __init__(self) -> None:
-        super().__init__(PROC_NULL, 0, 0, [])
-        self.done = True
+def _comm_null() -> Comm:
+    """``COMM_NULL``: what unpickling it gives."""
+    return COMM_NULL
+
+
+COMM_NULL = null_comm()
+"""mpi4py's predefined ``COMM_NULL`` (``MPI.COMM_NULL``)."""
+COMM_NULL._predefined = _comm_null
 
 
 def _warn_buf(op: str) -> None:
@@ -1272,20 +1263,4 @@ def _warn_buf(op: str) -> None:
         f"sender, so no receive buffer is needed",
         UserWarning,
         stacklevel=3,
-    )
-
-
-def _proc_null_status(status: Status) -> None:
-    """MPI's status of a receive from ``PROC_NULL``: source PROC_NULL, tag ANY_TAG, 0 bytes."""
-    status._clear()
-    status.source = PROC_NULL
-
-
-def _null_request(transport: Transport, receive: bool = False) -> Request:
-    """An active request that completes at once (a send to or receive from ``PROC_NULL``)."""
-    return Request(
-        transport,
-        _DoneOp(),
-        None,
-        (lambda op, status: _proc_null_status(status)) if receive else None,
     )
