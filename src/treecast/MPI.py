@@ -92,7 +92,7 @@ from .ops import (
 from .request import Grequest, Prequest, Request
 from .runtime.world import self_comm, world
 from .status import Status
-from .topology.topocomm import (
+from .topocomm import (
     UNWEIGHTED,
     WEIGHTS_EMPTY,
     Cartcomm,

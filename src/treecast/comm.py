@@ -15,7 +15,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from math import prod
 from typing import Any
 
 from . import _mpi4py_names
@@ -72,6 +71,10 @@ def _as_int(value: Any, name: str, op: str) -> int:
         ) from None
 
 
+_TOPOLOGIES: dict[str, type] = {}
+"""Topology communicator classes by kind (``"cart"``, ``"graph"``, ``"dist_graph"``)."""
+
+
 class _CommType(type):
     """Class-level lookups of mpi4py names treecast lacks (``MPI.Comm.Get_parent``) raise
     ``NotImplementedName`` too, as instance lookups do."""
@@ -118,6 +121,19 @@ class Comm(Collectives, metaclass=_CommType):
         # set where COMM_WORLD, COMM_SELF and COMM_NULL are made: it gives this process's
         # own one back when one is unpickled, and such a communicator cannot be freed
         self._predefined: Callable[[], Comm] | None = None
+
+    def __init_subclass__(cls, topology: str | None = None, **kwargs: Any) -> None:
+        """Record a topology communicator class (``class Cartcomm(Comm, topology="cart")``):
+        :meth:`Create_cart` and kin make them, and since they subclass :class:`Comm` this
+        module cannot import theirs (:mod:`treecast.topocomm`, which the package imports)."""
+        super().__init_subclass__(**kwargs)
+        if topology is not None:
+            _TOPOLOGIES[topology] = cls
+
+    @staticmethod
+    def _topology(kind: str) -> Any:
+        """The topology communicator class recorded as ``kind``."""
+        return _TOPOLOGIES[kind]
 
     def __repr__(self) -> str:
         if self._freed:
@@ -299,11 +315,9 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             InvalidArgumentError: as :meth:`Create_cart`.
         """
-        from .topology.topocomm import check_grid
-
         self._live("Cart_map")
-        d, _ = check_grid(dims, _periods(periods, len(dims)), self.size, "Cart_map")
-        return self.rank if self.rank < prod(d) else UNDEFINED
+        rank: int = self._topology("cart")._map(self, dims, periods)
+        return rank
 
     def Get_group(self) -> Group:
         """The communicator's processes as a :class:`~treecast.group.Group` (local)."""
@@ -375,14 +389,9 @@ class Comm(Collectives, metaclass=_CommType):
             InvalidArgumentError: inconsistent ``index``/``edges`` or too many nodes
                 (``ERR_ARG``), an edge that is not a node (``ERR_RANK``).
         """
-        from .topology.topocomm import Graphcomm, graph_layout
-
         self._live("Create_graph")
-        idx, e = graph_layout(index, edges, self.size, "Create_graph")
-        sub = self.Split(0 if self.rank < len(idx) else UNDEFINED, self.rank)
-        if not sub:
-            return sub
-        return Graphcomm(self._t, sub._group, sub._ctx, f"{self.name}.graph", idx, e)
+        graph: Comm = self._topology("graph")._create(self, index, edges)
+        return graph
 
     def Graph_map(self, index: Sequence[int], edges: Sequence[int]) -> int:
         """This rank's rank in the graph :meth:`Create_graph` would make (``UNDEFINED`` if
@@ -391,11 +400,9 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             InvalidArgumentError: as :meth:`Create_graph`.
         """
-        from .topology.topocomm import graph_layout
-
         self._live("Graph_map")
-        idx, _ = graph_layout(index, edges, self.size, "Graph_map")
-        return self.rank if self.rank < len(idx) else UNDEFINED
+        rank: int = self._topology("graph")._map(self, index, edges)
+        return rank
 
     def Create_dist_graph_adjacent(
         self,
@@ -414,10 +421,11 @@ class Comm(Collectives, metaclass=_CommType):
             InvalidArgumentError: a neighbour that is not a rank, or weights that do not
                 match the neighbours.
         """
-        from .topology.topocomm import dist_graph_adjacent
-
         self._live("Create_dist_graph_adjacent")
-        return dist_graph_adjacent(self, sources, destinations, sourceweights, destweights)
+        graph: Comm = self._topology("dist_graph")._adjacent(
+            self, sources, destinations, sourceweights, destweights
+        )
+        return graph
 
     def Create_dist_graph(
         self,
@@ -434,12 +442,13 @@ class Comm(Collectives, metaclass=_CommType):
 
         Raises:
             InvalidArgumentError: inconsistent arguments (see
-                :func:`treecast.topology.topocomm.dist_graph`).
+                :meth:`treecast.topocomm.Distgraphcomm._from_edges`).
         """
-        from .topology.topocomm import dist_graph
-
         self._live("Create_dist_graph")
-        return dist_graph(self, sources, degrees, destinations, weights)
+        graph: Comm = self._topology("dist_graph")._from_edges(
+            self, sources, degrees, destinations, weights
+        )
+        return graph
 
     def toint(self) -> int:
         """-1: treecast communicators have no integer handle (mpi4py's ``Comm.toint``)."""
@@ -462,14 +471,9 @@ class Comm(Collectives, metaclass=_CommType):
             InvalidArgumentError: a dimension < 1 or a grid larger than the communicator
                 (``ERR_DIMS``), or ``periods`` of another length (``ERR_ARG``).
         """
-        from .topology.topocomm import Cartcomm, check_grid
-
         self._live("Create_cart")
-        d, p = check_grid(dims, _periods(periods, len(dims)), self.size, "Create_cart")
-        sub = self.Split(0 if self.rank < prod(d) else UNDEFINED, self.rank)
-        if not sub:
-            return sub
-        return Cartcomm(self._t, sub._group, sub._ctx, f"{self.name}.cart", d, p)
+        cart: Comm = self._topology("cart")._create(self, dims, periods)
+        return cart
 
     # ---- validation ---------------------------------------------------------------------------
     def _live(self, op: str) -> None:
@@ -1221,14 +1225,6 @@ class Comm(Collectives, metaclass=_CommType):
             pool.close()
 
     Free = free
-
-
-def _periods(periods: Any, ndims: int) -> Any:
-    """mpi4py's ``periods``: None (none periodic), one bool for every dimension, or a
-    sequence."""
-    if periods is None or isinstance(periods, (bool, int)):
-        return [bool(periods)] * ndims
-    return periods
 
 
 def null_comm() -> Comm:
