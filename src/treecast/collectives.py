@@ -279,9 +279,9 @@ class Collectives:
         if type(root) is not int or not 0 <= root < self.size:
             root = self._root(root, "bcast")
         if not copy:
-            from .shared import share_object
+            from .engine.sharing import share_object
 
-            return share_object(self, obj, root, timeout)  # type: ignore[arg-type]
+            return share_object(self, obj, root, timeout)
         if self.size == 1:
             return obj
         algo = self._algo("bcast", -1, algorithm, buffer=False)
