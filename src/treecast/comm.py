@@ -154,8 +154,8 @@ class Comm(Collectives, metaclass=_CommType):
     __hash__ = object.__hash__
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """``COMM_WORLD``, ``COMM_SELF`` and ``COMM_NULL`` pickle by name (they load as this
-        process's own); other communicators cannot be pickled.
+        """``COMM_WORLD``, ``COMM_SELF`` and ``COMM_NULL`` pickle as the function that gives
+        them (they load as this process's own); other communicators cannot be pickled.
 
         Raises:
             ValueError: a communicator other than those three.
