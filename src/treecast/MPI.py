@@ -30,8 +30,14 @@ from typing import Any
 import numpy as np
 
 from . import _mpi4py_names
-from .comm import Comm, null_comm
+from .comm import COMM_NULL as COMM_NULL
+from .comm import Comm
 from .constants import ANY_SOURCE, ANY_TAG, BOTTOM, IN_PLACE, PROC_NULL, ROOT, UNDEFINED
+from .errhandler import ERRHANDLER_NULL as ERRHANDLER_NULL
+from .errhandler import ERRORS_ABORT as ERRORS_ABORT
+from .errhandler import ERRORS_ARE_FATAL as ERRORS_ARE_FATAL
+from .errhandler import ERRORS_RETURN as ERRORS_RETURN
+from .errhandler import Errhandler as Errhandler
 from .errors import (
     ERR_ARG,
     ERR_BUFFER,
@@ -63,6 +69,7 @@ from .errors import (
     error_string,
 )
 from .group import GROUP_EMPTY, GROUP_NULL, Group
+from .info import INFO_ENV, INFO_NULL, Info
 from .matched import MESSAGE_NO_PROC, MESSAGE_NULL, Message
 from .ops import (
     BAND,
@@ -85,7 +92,7 @@ from .ops import (
 from .request import Grequest, Prequest, Request
 from .runtime.world import self_comm, world
 from .status import Status
-from .topology.topocomm import (
+from .topocomm import (
     UNWEIGHTED,
     WEIGHTS_EMPTY,
     Cartcomm,
@@ -488,172 +495,6 @@ class Pickle:
 pickle = Pickle()
 
 
-# ---- info objects --------------------------------------------------------------------------
-class Info:
-    """mpi4py's ``MPI.Info``: string keys and values. treecast reads no hints from them;
-    they are kept so that calls passing one (``Split_type(..., info)``) run.
-    ``Info()`` is the null info object (``INFO_NULL``); :meth:`Create` makes an empty one.
-    """
-
-    __slots__ = ("_items",)
-
-    def __init__(self, info: Info | None = None) -> None:
-        self._items: dict[str, str] | None = (
-            None if info is None or info._items is None else dict(info._items)
-        )
-
-    @classmethod
-    def Create(cls, items: Any = None) -> Info:
-        """An info object holding ``items`` (a mapping or pairs)."""
-        info = cls()
-        info._items = {}
-        if items is not None:
-            for k, v in dict(items).items():
-                info.Set(k, v)
-        return info
-
-    def _live(self) -> dict[str, str]:
-        if self._items is None:
-            raise MPIError(ERR_ARG)
-        return self._items
-
-    def Set(self, key: str, value: str) -> None:
-        """Set ``key`` to ``value`` (both strings).
-
-        Raises:
-            InvalidArgumentTypeError: a key or value that is not a string.
-            MPIError: ``ERR_ARG`` on ``INFO_NULL``.
-        """
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidArgumentTypeError(
-                f"Info.Set: keys and values are strings, got {key!r}: {value!r}"
-            )
-        self._live()[key] = value
-
-    def Get(self, key: str) -> str | None:
-        """The value of ``key``, or None."""
-        return self._live().get(key)
-
-    def Delete(self, key: str) -> None:
-        """Remove ``key``.
-
-        Raises:
-            KeyError: ``key`` is not set.
-        """
-        del self._live()[key]
-
-    def Get_nkeys(self) -> int:
-        """Number of keys."""
-        return len(self._live())
-
-    def Get_nthkey(self, n: int) -> str:
-        """The ``n``-th key."""
-        return list(self._live())[n]
-
-    def Dup(self) -> Info:
-        """A copy."""
-        return Info(self)
-
-    def Free(self) -> None:
-        """Make this the null info object."""
-        self._items = None
-
-    def __bool__(self) -> bool:
-        return self._items is not None
-
-    def __len__(self) -> int:
-        return len(self._items or {})
-
-    def __contains__(self, key: object) -> bool:
-        return key in (self._items or {})
-
-    def __iter__(self) -> Any:
-        return iter(list(self._items or {}))
-
-    def __getitem__(self, key: str) -> str:
-        return self._live()[key]
-
-    def __setitem__(self, key: str, value: str) -> None:
-        self.Set(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self.Delete(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return (self._items or {}).get(key, default)
-
-    def keys(self) -> list[str]:
-        return list(self._items or {})
-
-    def values(self) -> list[str]:
-        return list((self._items or {}).values())
-
-    def items(self) -> list[tuple[str, str]]:
-        return list((self._items or {}).items())
-
-    def update(self, other: Any = (), **kwargs: str) -> None:
-        for k, v in {**dict(other), **kwargs}.items():
-            self.Set(k, v)
-
-    def pop(self, key: str, *default: Any) -> Any:
-        return self._live().pop(key, *default)
-
-    def clear(self) -> None:
-        self._live().clear()
-
-    def copy(self) -> Info:
-        return Info(self)
-
-    def __eq__(self, other: object) -> bool:
-        """Info objects are equal if they are the same one, or both null (as handles)."""
-        if not isinstance(other, Info):
-            return NotImplemented
-        return self is other or (self._items is None and other._items is None)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __reduce__(self) -> str | tuple[Any, ...]:
-        if self is INFO_NULL:
-            return "INFO_NULL"
-        if self is INFO_ENV:
-            return "INFO_ENV"
-        if self._items is None:
-            return (Info, ())
-        return (Info.Create, (dict(self._items),))
-
-
-INFO_NULL = Info()
-INFO_ENV = Info.Create()
-
-
-# ---- error handlers ------------------------------------------------------------------------
-class Errhandler:
-    """An error handler name. treecast always reports errors as exceptions (mpi4py's
-    default, ``ERRORS_RETURN`` with exceptions); ``ERRORS_ARE_FATAL`` and ``ERRORS_ABORT``
-    are recorded by ``Set_errhandler`` and turn an error into an abort of the job only in
-    the sense that an uncaught exception ends the job."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str = "ERRHANDLER_NULL") -> None:
-        self._name = name
-
-    def Free(self) -> None:
-        """Predefined error handlers are not freed."""
-
-    def __bool__(self) -> bool:
-        return self._name != "ERRHANDLER_NULL"
-
-    def __repr__(self) -> str:
-        return f"<treecast.MPI.Errhandler {self._name}>"
-
-
-ERRHANDLER_NULL = Errhandler()
-ERRORS_RETURN = Errhandler("ERRORS_RETURN")
-ERRORS_ARE_FATAL = Errhandler("ERRORS_ARE_FATAL")
-ERRORS_ABORT = Errhandler("ERRORS_ABORT")
-
-
 # ---- environment ---------------------------------------------------------------------------
 _state = {"finalized": False, "thread_main": threading.main_thread().ident}
 _attached: list[Any] = []
@@ -816,7 +657,6 @@ def _missing(name: str, known: frozenset[str], owner: str) -> Any:
 
 COMM_WORLD = world()
 COMM_SELF = self_comm()
-COMM_NULL = null_comm()
 
 
 def __getattr__(name: str) -> Any:

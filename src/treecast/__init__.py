@@ -7,6 +7,8 @@ data = comm.bcast(data, root=0)
 
 from __future__ import annotations
 
+# Comm.Create_cart and kin make the classes this module records with Comm when imported
+from . import topocomm  # noqa: F401
 from .comm import Comm
 from .constants import ANY_SOURCE, ANY_TAG, IN_PLACE, PROC_NULL, TAG_UB, UNDEFINED
 from .errors import (

@@ -283,9 +283,9 @@ class Collectives:
         if type(root) is not int or not 0 <= root < self.size:
             root = plans.check_root(self._caller("bcast"), root)
         if not copy:
-            from .shared import share_object
+            from .engine.sharing import share_object
 
-            return share_object(self, obj, root, timeout)  # type: ignore[arg-type]
+            return share_object(self, obj, root, timeout)
         if self.size == 1:
             return obj
         # the planning of plans.plan_bcast, inlined: this is the latency-critical call

@@ -14,8 +14,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
-from math import prod
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _mpi4py_names
@@ -34,6 +33,7 @@ from .constants import (
     UNDEFINED,
 )
 from .engine.blocking import mismatch_error, signature
+from .errhandler import ERRORS_RETURN
 from .errors import (
     CollectiveMismatchError,
     CommunicatorClosedError,
@@ -45,10 +45,11 @@ from .errors import (
     NotImplementedName,
 )
 from .group import Group
+from .info import Info
 from .matched import MESSAGE_NO_PROC, Message
 from .message import frames as frames_mod
 from .message.buffers import byte_view
-from .request import Prequest, Request
+from .request import Prequest, Request, null_request, proc_null_status
 from .status import Status
 from .transports import base as tbase
 from .transports.base import RecvOp, Transport, describe
@@ -68,6 +69,10 @@ def _as_int(value: Any, name: str, op: str) -> int:
         raise InvalidArgumentTypeError(
             f"{op}: {name} must be an int, got {type(value).__name__} {value!r}"
         ) from None
+
+
+_TOPOLOGIES: dict[str, type] = {}
+"""Topology communicator classes by kind (``"cart"``, ``"graph"``, ``"dist_graph"``)."""
 
 
 class _CommType(type):
@@ -114,6 +119,22 @@ class Comm(Collectives, metaclass=_CommType):
         self._group_seq: dict[tuple[tuple[int, ...], int], int] = {}
         self._info: Any = None
         self._errhandler: Any = None
+        # set where COMM_WORLD, COMM_SELF and COMM_NULL are made: it gives this process's
+        # own one back when one is unpickled, and such a communicator cannot be freed
+        self._predefined: Callable[[], Comm] | None = None
+
+    def __init_subclass__(cls, topology: str | None = None, **kwargs: Any) -> None:
+        """Record a topology communicator class (``class Cartcomm(Comm, topology="cart")``):
+        :meth:`Create_cart` and kin make them, and since they subclass :class:`Comm` this
+        module cannot import theirs (:mod:`treecast.topocomm`, which the package imports)."""
+        super().__init_subclass__(**kwargs)
+        if topology is not None:
+            _TOPOLOGIES[topology] = cls
+
+    @staticmethod
+    def _topology(kind: str) -> Any:
+        """The topology communicator class recorded as ``kind``."""
+        return _TOPOLOGIES[kind]
 
     def __repr__(self) -> str:
         if self._freed:
@@ -134,17 +155,14 @@ class Comm(Collectives, metaclass=_CommType):
     __hash__ = object.__hash__
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """``COMM_WORLD``, ``COMM_SELF`` and ``COMM_NULL`` pickle by name (they load as this
-        process's own); other communicators cannot be pickled.
+        """``COMM_WORLD``, ``COMM_SELF`` and ``COMM_NULL`` pickle as the function that gives
+        them (they load as this process's own); other communicators cannot be pickled.
 
         Raises:
             ValueError: a communicator other than those three.
         """
-        from . import MPI
-
-        for name in ("COMM_WORLD", "COMM_SELF", "COMM_NULL"):
-            if self is getattr(MPI, name):
-                return (_predefined_comm, (name,))
+        if self._predefined is not None:
+            return (self._predefined, ())
         raise ValueError(f"cannot pickle communicator {self.name}: it exists only in this job")
 
     def __getattr__(self, name: str) -> Any:
@@ -275,9 +293,7 @@ class Comm(Collectives, metaclass=_CommType):
         """The handler set by :meth:`Set_errhandler` (``MPI.ERRORS_RETURN`` by default)."""
         self._live("Get_errhandler")
         if self._errhandler is None:
-            from . import MPI
-
-            return MPI.ERRORS_RETURN
+            return ERRORS_RETURN
         return self._errhandler
 
     def Abort(self, errorcode: int = 0) -> None:
@@ -300,11 +316,9 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             InvalidArgumentError: as :meth:`Create_cart`.
         """
-        from .topology.topocomm import check_grid
-
         self._live("Cart_map")
-        d, _ = check_grid(dims, _periods(periods, len(dims)), self.size, "Cart_map")
-        return self.rank if self.rank < prod(d) else UNDEFINED
+        rank: int = self._topology("cart")._map(self, dims, periods)
+        return rank
 
     def Get_group(self) -> Group:
         """The communicator's processes as a :class:`~treecast.group.Group` (local)."""
@@ -376,14 +390,9 @@ class Comm(Collectives, metaclass=_CommType):
             InvalidArgumentError: inconsistent ``index``/``edges`` or too many nodes
                 (``ERR_ARG``), an edge that is not a node (``ERR_RANK``).
         """
-        from .topology.topocomm import Graphcomm, graph_layout
-
         self._live("Create_graph")
-        idx, e = graph_layout(index, edges, self.size, "Create_graph")
-        sub = self.Split(0 if self.rank < len(idx) else UNDEFINED, self.rank)
-        if not sub:
-            return sub
-        return Graphcomm(self._t, sub._group, sub._ctx, f"{self.name}.graph", idx, e)
+        graph: Comm = self._topology("graph")._create(self, index, edges)
+        return graph
 
     def Graph_map(self, index: Sequence[int], edges: Sequence[int]) -> int:
         """This rank's rank in the graph :meth:`Create_graph` would make (``UNDEFINED`` if
@@ -392,11 +401,9 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             InvalidArgumentError: as :meth:`Create_graph`.
         """
-        from .topology.topocomm import graph_layout
-
         self._live("Graph_map")
-        idx, _ = graph_layout(index, edges, self.size, "Graph_map")
-        return self.rank if self.rank < len(idx) else UNDEFINED
+        rank: int = self._topology("graph")._map(self, index, edges)
+        return rank
 
     def Create_dist_graph_adjacent(
         self,
@@ -415,10 +422,11 @@ class Comm(Collectives, metaclass=_CommType):
             InvalidArgumentError: a neighbour that is not a rank, or weights that do not
                 match the neighbours.
         """
-        from .topology.topocomm import dist_graph_adjacent
-
         self._live("Create_dist_graph_adjacent")
-        return dist_graph_adjacent(self, sources, destinations, sourceweights, destweights)
+        graph: Comm = self._topology("dist_graph")._adjacent(
+            self, sources, destinations, sourceweights, destweights
+        )
+        return graph
 
     def Create_dist_graph(
         self,
@@ -435,12 +443,13 @@ class Comm(Collectives, metaclass=_CommType):
 
         Raises:
             InvalidArgumentError: inconsistent arguments (see
-                :func:`treecast.topology.topocomm.dist_graph`).
+                :meth:`treecast.topocomm.Distgraphcomm._from_edges`).
         """
-        from .topology.topocomm import dist_graph
-
         self._live("Create_dist_graph")
-        return dist_graph(self, sources, degrees, destinations, weights)
+        graph: Comm = self._topology("dist_graph")._from_edges(
+            self, sources, degrees, destinations, weights
+        )
+        return graph
 
     def toint(self) -> int:
         """-1: treecast communicators have no integer handle (mpi4py's ``Comm.toint``)."""
@@ -463,14 +472,9 @@ class Comm(Collectives, metaclass=_CommType):
             InvalidArgumentError: a dimension < 1 or a grid larger than the communicator
                 (``ERR_DIMS``), or ``periods`` of another length (``ERR_ARG``).
         """
-        from .topology.topocomm import Cartcomm, check_grid
-
         self._live("Create_cart")
-        d, p = check_grid(dims, _periods(periods, len(dims)), self.size, "Create_cart")
-        sub = self.Split(0 if self.rank < prod(d) else UNDEFINED, self.rank)
-        if not sub:
-            return sub
-        return Cartcomm(self._t, sub._group, sub._ctx, f"{self.name}.cart", d, p)
+        cart: Comm = self._topology("cart")._create(self, dims, periods)
+        return cart
 
     # ---- validation ---------------------------------------------------------------------------
     def _live(self, op: str) -> None:
@@ -524,7 +528,7 @@ class Comm(Collectives, metaclass=_CommType):
         tag = self._tag(tag, "tag", op)
         frames = frames_mod.dumps(obj, op)
         if dest == PROC_NULL:
-            return _null_request(self._t)
+            return null_request(self._t)
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, frames, sync=sync))
 
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
@@ -603,7 +607,7 @@ class Comm(Collectives, metaclass=_CommType):
         source = self._peer(source, "source", op, any_ok=True)
         tag = self._tag(tag, "tag", op, any_ok=True)
         if source == PROC_NULL:
-            return _null_request(self._t, receive=True)
+            return null_request(self._t, receive=True)
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, None)
 
         def finish(r: RecvOp) -> Any:
@@ -649,7 +653,7 @@ class Comm(Collectives, metaclass=_CommType):
             tag = self._tag(tag, "tag", "recv", any_ok=True)
         if source == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return None
         t = self._t
         wsrc = self._world_source(source)
@@ -712,7 +716,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "probe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return True
         found: list[Any] = []
 
@@ -738,7 +742,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "iprobe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return True
         msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
         if msg is not None and status is not None:
@@ -761,7 +765,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "mprobe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return Message(MESSAGE_NO_PROC)
         found: list[Any] = []
 
@@ -785,7 +789,7 @@ class Comm(Collectives, metaclass=_CommType):
         src, tag = self._probe(source, tag, "improbe")
         if src == PROC_NULL:
             if status is not None:
-                _proc_null_status(status)
+                proc_null_status(status)
             return Message(MESSAGE_NO_PROC)
         msg = self._t.iprobe(self._ctx, self._world_source(src), tag)
         return None if msg is None else self._matched(msg, status)
@@ -804,7 +808,7 @@ class Comm(Collectives, metaclass=_CommType):
         dest = self._peer(dest, "dest", op)
         tag = self._tag(tag, "tag", op)
         if dest == PROC_NULL:
-            return _null_request(self._t)
+            return null_request(self._t)
         view = byte_view(buf, f"{op} buf")
         return Request(self._t, self._t.isend(self._group[dest], self._ctx, tag, [view], sync=sync))
 
@@ -889,7 +893,7 @@ class Comm(Collectives, metaclass=_CommType):
         source = self._peer(source, "source", "Irecv", any_ok=True)
         tag = self._tag(tag, "tag", "Irecv", any_ok=True)
         if source == PROC_NULL:
-            return _null_request(self._t, receive=True)
+            return null_request(self._t, receive=True)
         view = byte_view(buf, "Irecv buf", writable=True)
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, view)
         return Request(self._t, recv, None, self._fill)
@@ -1125,8 +1129,6 @@ class Comm(Collectives, metaclass=_CommType):
         Raises:
             CommunicatorClosedError: the communicator was freed.
         """
-        from .request import Request
-
         new = self.dup() if info is None else self.Dup_with_info(info)
         return new, Request()
 
@@ -1140,10 +1142,8 @@ class Comm(Collectives, metaclass=_CommType):
 
     def Get_info(self) -> Any:
         """The hints given by ``Dup_with_info``/``Set_info`` (an empty ``MPI.Info``)."""
-        from . import MPI
-
         self._live("Get_info")
-        return MPI.Info.Create(getattr(self, "_info", None) or {})
+        return Info.Create(getattr(self, "_info", None) or {})
 
     def Set_info(self, info: Any) -> None:
         """Keep hints (treecast reads none)."""
@@ -1218,9 +1218,7 @@ class Comm(Collectives, metaclass=_CommType):
                 (``ERR_COMM``).
         """
         self._live("Free")
-        from .runtime import world as world_mod
-
-        if self is world_mod._world or self is world_mod._self:
+        if self._predefined is not None:
             raise CommunicatorClosedError(f"Free: cannot free the {self.name} communicator")
         self._freed = True
         pool = self.__dict__.get("_share_pool")
@@ -1228,22 +1226,6 @@ class Comm(Collectives, metaclass=_CommType):
             pool.close()
 
     Free = free
-
-
-def _periods(periods: Any, ndims: int) -> Any:
-    """mpi4py's ``periods``: None (none periodic), one bool for every dimension, or a
-    sequence."""
-    if periods is None or isinstance(periods, (bool, int)):
-        return [bool(periods)] * ndims
-    return periods
-
-
-def _predefined_comm(name: str) -> Comm:
-    """``treecast.MPI.<name>`` (unpickling a predefined communicator)."""
-    from . import MPI
-
-    comm: Comm = getattr(MPI, name)
-    return comm
 
 
 def null_comm() -> Comm:
@@ -1258,13 +1240,18 @@ def null_comm() -> Comm:
     c._group_seq = {}
     c._info = None
     c._errhandler = None
+    c._predefined = None
     return c
 
 
-class _DoneOp(tbase.SendOp):
-    def __init__(self) -> None:
-        super().__init__(PROC_NULL, 0, 0, [])
-        self.done = True
+def _comm_null() -> Comm:
+    """``COMM_NULL``: what unpickling it gives."""
+    return COMM_NULL
+
+
+COMM_NULL = null_comm()
+"""mpi4py's predefined ``COMM_NULL`` (``MPI.COMM_NULL``)."""
+COMM_NULL._predefined = _comm_null
 
 
 def _warn_buf(op: str) -> None:
@@ -1273,20 +1260,4 @@ def _warn_buf(op: str) -> None:
         f"sender, so no receive buffer is needed",
         UserWarning,
         stacklevel=3,
-    )
-
-
-def _proc_null_status(status: Status) -> None:
-    """MPI's status of a receive from ``PROC_NULL``: source PROC_NULL, tag ANY_TAG, 0 bytes."""
-    status._clear()
-    status.source = PROC_NULL
-
-
-def _null_request(transport: Transport, receive: bool = False) -> Request:
-    """An active request that completes at once (a send to or receive from ``PROC_NULL``)."""
-    return Request(
-        transport,
-        _DoneOp(),
-        None,
-        (lambda op, status: _proc_null_status(status)) if receive else None,
     )

@@ -119,11 +119,10 @@ class Group:
         wanted = (
             list(range(len(mine))) if ranks is None else _ints(ranks, "ranks", "Translate_ranks")
         )
-        if group is None:
-            from .runtime.world import world
-
-            group = world().Get_group()
-        theirs = {w: i for i, w in enumerate(group._list("Translate_ranks"))}
+        # members are world ranks, so the world's group maps each to itself
+        theirs = (
+            None if group is None else {w: i for i, w in enumerate(group._list("Translate_ranks"))}
+        )
         out = []
         for r in wanted:
             if r == PROC_NULL:
@@ -133,7 +132,7 @@ class Group:
                     f"Translate_ranks: rank {r} is not in a group of {len(mine)}", ERR_RANK
                 )
             else:
-                out.append(theirs.get(mine[r], UNDEFINED))
+                out.append(mine[r] if theirs is None else theirs.get(mine[r], UNDEFINED))
         return out
 
     def Compare(self, group: Group) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidArgumentTypeError, TruncationError
 from .message import frames as frames_mod
 from .message.buffers import byte_view
-from .request import Request
+from .request import Request, null_request
 from .status import Status
 
 if TYPE_CHECKING:
@@ -82,10 +82,7 @@ class Message:
 
     def _request(self, comm: Comm | None, op: RecvOp | None, finish: Any) -> Request:
         if comm is None or op is None:  # no process: completes at once, empty status
-            from .comm import _null_request
-            from .runtime.world import world
-
-            return _null_request(world()._t, receive=True)
+            return null_request(None, receive=True)
         return Request(comm._t, op, finish, comm._fill)
 
     def irecv(self) -> Request:

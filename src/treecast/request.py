@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .constants import UNDEFINED
+from .constants import PROC_NULL, UNDEFINED
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
 from .status import Status
 from .transports.base import RecvOp, SendOp, Transport
@@ -45,6 +45,20 @@ def _describe_op(op: SendOp | RecvOp) -> str:
     source = "any rank" if op.source < 0 else f"rank {op.source}"
     tag = "any tag" if op.want_tag < 0 else f"tag {op.want_tag}"
     return f"receive from {source} ({tag})"
+
+
+def proc_null_status(status: Status) -> None:
+    """MPI's status of a receive from ``PROC_NULL``: source PROC_NULL, tag ANY_TAG, 0 bytes."""
+    status._clear()
+    status.source = PROC_NULL
+
+
+class _DoneOp(SendOp):
+    """An operation that has completed before it started (one with ``PROC_NULL``)."""
+
+    def __init__(self) -> None:
+        super().__init__(PROC_NULL, 0, 0, [])
+        self.done = True
 
 
 class Request:
@@ -727,3 +741,17 @@ class Prequest(Request):
         self._done = True
 
     free = Free
+
+
+def null_request(transport: Transport | None, receive: bool = False) -> Request:
+    """An active request that completes at once: a send to or a receive from ``PROC_NULL``
+    (a receive fills its status as :func:`proc_null_status`). It never waits, so
+    ``transport`` may be None (``MESSAGE_NO_PROC`` belongs to no communicator)."""
+    request = Request(
+        transport,
+        _DoneOp(),
+        None,
+        (lambda op, status: proc_null_status(status)) if receive else None,
+    )
+    request._done = False
+    return request

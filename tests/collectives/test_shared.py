@@ -86,7 +86,7 @@ def test_zero_copy_bcast_shares_every_array_kind_it_can(n):
 
 
 def _pooled_zero_copy_bcasts():
-    from treecast import share_pool
+    from treecast.engine import share_pool
 
     comm = treecast.world()
     r, p = comm.rank, comm.size
@@ -120,7 +120,7 @@ def test_zero_copy_bcast_reuses_segments_nobody_views(n):
 
 
 def _zero_copy_bcast_without_pool(sizes):
-    from treecast import share_pool
+    from treecast.engine import share_pool
 
     comm = treecast.world()
     ok = True
@@ -157,7 +157,7 @@ def test_zero_copy_bcast_pool_stays_within_its_budget(monkeypatch):
 def _zero_copy_edge_cases():
     import time
 
-    from treecast import share_pool
+    from treecast.engine import share_pool
 
     comm = treecast.world()
     r = comm.rank

@@ -33,6 +33,7 @@ from ..errors import InvalidArgumentError, TimeoutError
 from ..message.buffers import array_bytes
 from ..ops import MIN as _MIN
 from ..transports.base import Activity, describe
+from .sharing import node_array
 
 if TYPE_CHECKING:
     from ..comm import Comm
@@ -98,8 +99,6 @@ class NodeArena:
     """One communicator's broadcast arena (see the module docstring)."""
 
     def __init__(self, comm: Comm) -> None:
-        from ..shared import shared_array
-
         self.size = comm.size
         # every rank must agree on the layout: decide from the machine's CPU count, not from
         # this process's affinity (ranks may be pinned differently)
@@ -107,7 +106,7 @@ class NodeArena:
         self.stride = self.chunk + PAGE
         ctrl_bytes = LINE * (1 + comm.size)
         ctrl_bytes += -ctrl_bytes % PAGE  # the slots start on a page (the segment does)
-        raw = shared_array(comm, ctrl_bytes + SLOTS * self.stride, np.uint8)
+        raw = node_array(comm, (ctrl_bytes + SLOTS * self.stride,), np.dtype(np.uint8))
         # int64 views as memoryviews: indexing them gives Python ints, faster than NumPy's
         # scalars
         self._ctrl = memoryview(raw[:ctrl_bytes]).cast("q")  # type: ignore[arg-type]  # published at 0, done[r] at 8 (r + 1)
@@ -302,12 +301,10 @@ class ReduceArena:
     """
 
     def __init__(self, comm: Comm) -> None:
-        from ..shared import shared_array
-
         self.size = comm.size
         ctrl_bytes = LINE * (1 + comm.size) + 8 * comm.size
         ctrl_bytes += -ctrl_bytes % LINE
-        raw = shared_array(comm, ctrl_bytes + (comm.size + 1) * RCHUNK, np.uint8)
+        raw = node_array(comm, (ctrl_bytes + (comm.size + 1) * RCHUNK,), np.dtype(np.uint8))
         self._ctrl = raw[:ctrl_bytes].view(np.int64)  # stage[r] at 8 (r + 1); counts after
         self._slots = raw[ctrl_bytes:].reshape(comm.size + 1, RCHUNK)
         self._stage = 0

@@ -69,7 +69,9 @@ def world() -> Comm:
         with _lock:
             if _world is None:
                 transport = _make_transport()
-                _world = Comm(transport, range(transport.size), WORLD_CTX, "world")
+                comm = Comm(transport, range(transport.size), WORLD_CTX, "world")
+                comm._predefined = world
+                _world = comm
                 atexit.register(transport.close)
     return _world
 
@@ -79,5 +81,7 @@ def self_comm() -> Comm:
     global _self
     if _self is None:
         w = world()
-        _self = Comm(w._t, (w._t.rank,), SELF_CTX, "self")
+        comm = Comm(w._t, (w._t.rank,), SELF_CTX, "self")
+        comm._predefined = self_comm
+        _self = comm
     return _self

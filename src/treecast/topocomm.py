@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from math import prod
 from typing import Any
 
-from .. import _mpi4py_names
-from ..comm import Comm, _as_int
-from ..constants import PROC_NULL, UNDEFINED
-from ..errors import ERR_ARG, ERR_DIMS, ERR_RANK, InvalidArgumentError, MPIError, NotImplementedName
-from ..ops import LOR as _LOR
-from ..request import Request
-from ..transports.base import Transport
-from . import cart
+from . import _mpi4py_names
+from .comm import Comm, _as_int
+from .constants import PROC_NULL, UNDEFINED
+from .errors import ERR_ARG, ERR_DIMS, ERR_RANK, InvalidArgumentError, MPIError, NotImplementedName
+from .ops import LOR as _LOR
+from .request import Request
+from .topology import cart
+from .transports.base import Transport
 
 GRAPH, CART, DIST_GRAPH = 1, 2, 3
 
@@ -139,7 +140,7 @@ class Neighborhood(Comm):
         """Post a receive per in-edge (into ``recv_views[i]`` when given) and send
         ``sends[j]`` (a list of frames) to out-edge ``j``. Returns ``(ops, receives per
         in-edge (None for PROC_NULL), what, signature)``."""
-        from ..engine.blocking import signature
+        from .engine.blocking import signature
 
         t, group, ctx = self._t, self._group, self._coll_ctx
         ins, outs = self.inedges, self.outedges
@@ -167,7 +168,7 @@ class Neighborhood(Comm):
         Raises:
             CollectiveMismatchError: a neighbour is in another collective.
         """
-        from ..engine.blocking import mismatch_error
+        from .engine.blocking import mismatch_error
 
         for op in ops:
             if op.error is not None:
@@ -201,7 +202,7 @@ class Neighborhood(Comm):
             SenderFailedError: an in-neighbour could not pickle what it sent here.
             CollectiveMismatchError, TimeoutError, ProcessFailedError: as any collective.
         """
-        from ..message import frames as frames_mod
+        from .message import frames as frames_mod
 
         self._live("neighbor_allgather")
         # an object that cannot be pickled goes as a marker (see frames.SendFailed)
@@ -223,7 +224,7 @@ class Neighborhood(Comm):
             InvalidArgumentError: ``sendobj`` does not hold one item per out-neighbour.
             SerializationError, CollectiveMismatchError, TimeoutError: as above.
         """
-        from ..message import frames as frames_mod
+        from .message import frames as frames_mod
 
         self._live("neighbor_alltoall")
         items = list(sendobj)
@@ -251,7 +252,7 @@ class Neighborhood(Comm):
     ) -> tuple[list[list[memoryview]], list[memoryview | None]]:
         """Byte views of the send block per out-edge and the receive block per in-edge.
         ``same``: every out-edge gets the whole send buffer (allgather)."""
-        from ..message.buffers import array_bytes, as_array, vector_spec
+        from .message.buffers import array_bytes, as_array, vector_spec
 
         nin, nout = len(self.inedges), len(self.outedges)
         if same:
@@ -376,7 +377,7 @@ class Neighborhood(Comm):
         self._buffer_exchange("Neighbor_alltoallv", sendbuf, recvbuf, True, True, False, timeout)
 
 
-class Cartcomm(Neighborhood):
+class Cartcomm(Neighborhood, topology="cart"):
     """A communicator whose ranks form a Cartesian grid (row-major; see
     :mod:`treecast.topology.cart`). All of :class:`~treecast.Comm` plus coordinates, shifts
     and sub-grids, and the neighbourhood collectives.
@@ -421,6 +422,29 @@ class Cartcomm(Neighborhood):
         # the rank ahead of me in a dimension receives my message in its "behind" slot:
         # between two ranks, send in the receiver's slot order (opposite direction first)
         return sorted(range(len(outs)), key=lambda j: j ^ 1)
+
+    @staticmethod
+    def _create(comm: Comm, dims: Sequence[int], periods: Sequence[bool] | None) -> Comm:
+        """``comm.Create_cart(dims, periods)`` (``COMM_NULL`` outside the grid).
+
+        Raises:
+            TopologyError: as :func:`check_grid`.
+        """
+        d, p = check_grid(dims, _periods(periods, len(dims)), comm.size, "Create_cart")
+        sub = comm.Split(0 if comm.rank < prod(d) else UNDEFINED, comm.rank)
+        if not sub:
+            return sub
+        return Cartcomm(comm._t, sub._group, sub._ctx, f"{comm.name}.cart", d, p)
+
+    @staticmethod
+    def _map(comm: Comm, dims: Sequence[int], periods: Sequence[bool] | None) -> int:
+        """``comm.Cart_map(dims, periods)``.
+
+        Raises:
+            TopologyError: as :func:`check_grid`.
+        """
+        d, _ = check_grid(dims, _periods(periods, len(dims)), comm.size, "Cart_map")
+        return comm.rank if comm.rank < prod(d) else UNDEFINED
 
     def _child(self, group: Sequence[int], ctx: int, name: str) -> Comm:
         return Cartcomm(self._t, group, ctx, name, self._dims, self._periods)
@@ -616,7 +640,7 @@ def graph_layout(
     return idx, e
 
 
-class Graphcomm(Neighborhood):
+class Graphcomm(Neighborhood, topology="graph"):
     """A communicator whose ranks are the nodes of a graph (``MPI_Graph_create``)."""
 
     def __init__(
@@ -634,6 +658,29 @@ class Graphcomm(Neighborhood):
 
     def __getattr__(self, name: str) -> Any:
         return Cartcomm.__getattr__(self, name)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _create(comm: Comm, index: Sequence[int], edges: Sequence[int]) -> Comm:
+        """``comm.Create_graph(index, edges)`` (``COMM_NULL`` outside the graph).
+
+        Raises:
+            TopologyError: as :func:`graph_layout`.
+        """
+        idx, e = graph_layout(index, edges, comm.size, "Create_graph")
+        sub = comm.Split(0 if comm.rank < len(idx) else UNDEFINED, comm.rank)
+        if not sub:
+            return sub
+        return Graphcomm(comm._t, sub._group, sub._ctx, f"{comm.name}.graph", idx, e)
+
+    @staticmethod
+    def _map(comm: Comm, index: Sequence[int], edges: Sequence[int]) -> int:
+        """``comm.Graph_map(index, edges)``.
+
+        Raises:
+            TopologyError: as :func:`graph_layout`.
+        """
+        idx, _ = graph_layout(index, edges, comm.size, "Graph_map")
+        return comm.rank if comm.rank < len(idx) else UNDEFINED
 
     def _child(self, group: Sequence[int], ctx: int, name: str) -> Comm:
         return Graphcomm(self._t, group, ctx, name, self._index, self._edges)
@@ -728,7 +775,7 @@ def _weights(value: Any, degree: int, what: str, op: str) -> list[int] | None:
     return out
 
 
-class Distgraphcomm(Neighborhood):
+class Distgraphcomm(Neighborhood, topology="dist_graph"):
     """A communicator in which every rank knows the ranks it receives from (``sources``)
     and sends to (``destinations``), optionally weighted (``MPI_Dist_graph_create``)."""
 
@@ -800,78 +847,87 @@ class Distgraphcomm(Neighborhood):
     def degrees(self) -> tuple[int, int]:
         return self.indegree, self.outdegree
 
+    @staticmethod
+    def _adjacent(
+        comm: Comm,
+        sources: Sequence[int] | None,
+        destinations: Sequence[int] | None,
+        sourceweights: Any,
+        destweights: Any,
+    ) -> Distgraphcomm:
+        """``comm.Create_dist_graph_adjacent``: every rank names its own neighbours.
 
-def dist_graph_adjacent(
-    comm: Comm,
-    sources: Sequence[int] | None,
-    destinations: Sequence[int] | None,
-    sourceweights: Any,
-    destweights: Any,
-) -> Distgraphcomm:
-    """``comm.Create_dist_graph_adjacent``: every rank names its own neighbours.
-
-    Raises:
-        TopologyError: a neighbour that is not a rank (``ERR_RANK``), or weights that do not
-            match the neighbours (``ERR_ARG``).
-    """
-    op = "Create_dist_graph_adjacent"
-    src = _ranks(sources or [], comm.size, "sources", op)
-    dst = _ranks(destinations or [], comm.size, "destinations", op)
-    sw = _weights(sourceweights, len(src), "sourceweights", op)
-    dw = _weights(destweights, len(dst), "destweights", op)
-    weights = None if sw is None and dw is None else (sw or [], dw or [])
-    ctx = comm._derive_ctx("distgraph")
-    return Distgraphcomm(comm._t, comm._group, ctx, f"{comm.name}.distgraph", src, dst, weights)
+        Raises:
+            TopologyError: a neighbour that is not a rank (``ERR_RANK``), or weights that do not
+                match the neighbours (``ERR_ARG``).
+        """
+        op = "Create_dist_graph_adjacent"
+        src = _ranks(sources or [], comm.size, "sources", op)
+        dst = _ranks(destinations or [], comm.size, "destinations", op)
+        sw = _weights(sourceweights, len(src), "sourceweights", op)
+        dw = _weights(destweights, len(dst), "destweights", op)
+        weights = None if sw is None and dw is None else (sw or [], dw or [])
+        ctx = comm._derive_ctx("distgraph")
+        return Distgraphcomm(comm._t, comm._group, ctx, f"{comm.name}.distgraph", src, dst, weights)
 
 
-def dist_graph(
-    comm: Comm,
-    sources: Sequence[int],
-    degrees: Sequence[int],
-    destinations: Sequence[int],
-    weights: Any,
-) -> Distgraphcomm:
-    """``comm.Create_dist_graph``: every rank names any edges ``source -> destination``;
-    the ranks exchange them (collective) and each keeps its own in- and out-edges, ordered
-    by the rank that named them, then as named.
+    @staticmethod
+    def _from_edges(
+        comm: Comm,
+        sources: Sequence[int],
+        degrees: Sequence[int],
+        destinations: Sequence[int],
+        weights: Any,
+    ) -> Distgraphcomm:
+        """``comm.Create_dist_graph``: every rank names any edges ``source -> destination``;
+        the ranks exchange them (collective) and each keeps its own in- and out-edges, ordered
+        by the rank that named them, then as named.
 
-    Raises:
-        TopologyError: ``degrees`` and ``sources`` of different lengths, destinations that
-            do not sum to the degrees, a node that is not a rank, or weights that do not
-            match the edges.
-    """
-    op = "Create_dist_graph"
-    src = _ranks(sources, comm.size, "sources", op)
-    deg = [_as_int(d, "degrees", op) for d in degrees]
-    if len(deg) != len(src) or any(d < 0 for d in deg):
-        raise TopologyError(
-            f"{op}: degrees {deg} must hold one non-negative count per source ({len(src)})",
-            ERR_ARG,
+        Raises:
+            TopologyError: ``degrees`` and ``sources`` of different lengths, destinations that
+                do not sum to the degrees, a node that is not a rank, or weights that do not
+                match the edges.
+        """
+        op = "Create_dist_graph"
+        src = _ranks(sources, comm.size, "sources", op)
+        deg = [_as_int(d, "degrees", op) for d in degrees]
+        if len(deg) != len(src) or any(d < 0 for d in deg):
+            raise TopologyError(
+                f"{op}: degrees {deg} must hold one non-negative count per source ({len(src)})",
+                ERR_ARG,
+            )
+        dst = _ranks(destinations, comm.size, "destinations", op)
+        if sum(deg) != len(dst):
+            raise TopologyError(
+                f"{op}: the degrees sum to {sum(deg)} but {len(dst)} destinations were given",
+                ERR_ARG,
+            )
+        w = _weights(weights, len(dst), "weights", op)
+        edges, pos = [], 0
+        for s, d in zip(src, deg, strict=True):
+            for j in range(pos, pos + d):
+                edges.append((s, dst[j], None if w is None else w[j]))
+            pos += d
+        everyone = comm.allgather(edges)
+        ins = [(s, wt) for part in everyone for s, t, wt in part if t == comm.rank]
+        outs = [(t, wt) for part in everyone for s, t, wt in part if s == comm.rank]
+        weighted = comm.allreduce(w is not None, op=_LOR)
+        wts = ([x or 0 for _, x in ins], [x or 0 for _, x in outs]) if weighted else None
+        ctx = comm._derive_ctx("distgraph")
+        return Distgraphcomm(
+            comm._t,
+            comm._group,
+            ctx,
+            f"{comm.name}.distgraph",
+            [s for s, _ in ins],
+            [t for t, _ in outs],
+            wts,
         )
-    dst = _ranks(destinations, comm.size, "destinations", op)
-    if sum(deg) != len(dst):
-        raise TopologyError(
-            f"{op}: the degrees sum to {sum(deg)} but {len(dst)} destinations were given",
-            ERR_ARG,
-        )
-    w = _weights(weights, len(dst), "weights", op)
-    edges, pos = [], 0
-    for s, d in zip(src, deg, strict=True):
-        for j in range(pos, pos + d):
-            edges.append((s, dst[j], None if w is None else w[j]))
-        pos += d
-    everyone = comm.allgather(edges)
-    ins = [(s, wt) for part in everyone for s, t, wt in part if t == comm.rank]
-    outs = [(t, wt) for part in everyone for s, t, wt in part if s == comm.rank]
-    weighted = comm.allreduce(w is not None, op=_LOR)
-    wts = ([x or 0 for _, x in ins], [x or 0 for _, x in outs]) if weighted else None
-    ctx = comm._derive_ctx("distgraph")
-    return Distgraphcomm(
-        comm._t,
-        comm._group,
-        ctx,
-        f"{comm.name}.distgraph",
-        [s for s, _ in ins],
-        [t for t, _ in outs],
-        wts,
-    )
+
+
+def _periods(periods: Any, ndims: int) -> Any:
+    """mpi4py's ``periods``: None (none periodic), one bool for every dimension, or a
+    sequence."""
+    if periods is None or isinstance(periods, (bool, int)):
+        return [bool(periods)] * ndims
+    return periods

@@ -46,14 +46,11 @@ import os
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from .message.pool import size_class
-from .runtime.env import bytes_from_env
-from .transports import segments
-
-if TYPE_CHECKING:
-    from .comm import Comm
+from ..message.pool import size_class
+from ..runtime.env import bytes_from_env
+from ..transports import segments
 
 RETIRED = 1
 PINNED = -1
@@ -70,6 +67,21 @@ be used from several threads; a pool's finaliser may run inside a locked section
 _owned_bytes = 0
 """Bytes of pooled segments this process owns, over every communicator."""
 _POOLS: weakref.WeakSet[SharePool] = weakref.WeakSet()
+
+
+class Members(Protocol):
+    """What sharing needs of a communicator (:class:`treecast.Comm` is one): this rank, the
+    number of ranks, a small broadcast and a barrier. A pool is kept on the object itself."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def bcast(self, obj: Any = None, root: int = 0, *, timeout: float | None = None) -> Any: ...
+
+    def barrier(self, *, timeout: float | None = None) -> None: ...
 
 
 def header_bytes(size: int) -> int:
@@ -147,7 +159,7 @@ def _retire_all(segs: dict[str, Segment]) -> None:
 class SharePool:
     """One communicator's pooled segments, on one rank (see the module docstring)."""
 
-    def __init__(self, comm: Comm) -> None:
+    def __init__(self, comm: Members) -> None:
         self.rank = comm.rank
         self.size = comm.size
         self.calls = 0  # copy=False calls entered on this communicator (the same everywhere)
@@ -283,7 +295,7 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-def pool_of(comm: Comm) -> SharePool:
+def pool_of(comm: Members) -> SharePool:
     """The communicator's pool on this rank, made on first use (not collective)."""
     pool: SharePool | None = comm.__dict__.get("_share_pool")
     if pool is None:

@@ -1,0 +1,265 @@
+"""The mechanics of one copy per node (see :mod:`treecast.shared`): segments of the job that
+every rank maps, for ``bcast(obj, copy=False)`` (:func:`share_object`, pooled by
+:mod:`treecast.engine.share_pool`) and for arrays every rank sees (:func:`node_array`, also
+the node-level collectives' arenas). Takes a communicator as :class:`Members`: what it needs
+(rank, size, a small ``bcast``, a ``barrier``), so that it sits below the communicators.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import pickle
+import secrets
+from typing import Any
+
+import numpy as np
+
+from ..errors import SerializationError, TreecastError
+from ..message import frames as frames_mod
+from ..runtime.env import ENV_JOB
+from ..transports import segments
+from .share_pool import Members, SharePool, pool_of
+
+ALIGN = 64
+"""Buffers start at multiples of a cache line (and of every NumPy item size)."""
+
+
+def _new_name(what: str) -> str:
+    job = os.environ.get(ENV_JOB) or f"solo{os.getpid()}"
+    return segments.segment_name(job, f"{what}-{secrets.token_hex(6)}")
+
+
+def _attach(name: str, writable: bool) -> mmap.mmap:
+    flags = os.O_RDWR if writable else os.O_RDONLY
+    path = segments.SHM_DIR + name
+    fd = os.open(path, flags)
+    try:
+        size = os.fstat(fd).st_size
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
+    finally:
+        os.close(fd)
+
+
+def _rebuild_shared(
+    buf: Any, dtype: np.dtype, shape: tuple[int, ...], order: str, cls: type
+) -> np.ndarray:
+    """An array of ``cls`` on the shared bytes ``buf`` (see :class:`_SharingPickler`)."""
+    arr = np.frombuffer(buf, np.uint8).view(dtype).reshape(shape, order=order)  # type: ignore[call-overload]
+    return arr if cls is np.ndarray else arr.view(cls)
+
+
+class _SharingPickler(pickle.Pickler):
+    """Protocol 5 with the arrays that NumPy itself keeps in band sent out of band too, so
+    that they also become views on the shared copy: datetime and timedelta arrays (their
+    dtype has no buffer format), arrays that are not contiguous (the root copies them once)
+    and subclasses that pickle as plain arrays (``np.matrix``, ``np.recarray``). Arrays of
+    Python objects, masked arrays and other subclasses with their own pickling still travel
+    in the stream, as private copies on every rank."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if not isinstance(obj, np.ndarray):
+            return NotImplemented
+        cls = type(obj)
+        dtype = obj.dtype
+        if (
+            dtype.hasobject
+            or dtype.itemsize == 0
+            or (cls is not np.ndarray and _own_pickling(cls))
+            or (
+                cls is np.ndarray
+                and dtype.kind not in "mM"
+                and (obj.flags.c_contiguous or obj.flags.f_contiguous)
+            )
+        ):
+            return NotImplemented  # NumPy's own way (out of band where it can)
+        plain = obj.view(np.ndarray)
+        if not (plain.flags.c_contiguous or plain.flags.f_contiguous):
+            plain = np.ascontiguousarray(plain)
+        order = "F" if plain.flags.f_contiguous and not plain.flags.c_contiguous else "C"
+        raw = plain.reshape(-1, order=order).view(np.uint8)  # type: ignore[call-overload]
+        return _rebuild_shared, (pickle.PickleBuffer(raw), dtype, plain.shape, order, cls)
+
+
+def _own_pickling(cls: type) -> bool:
+    """Whether an ndarray subclass pickles otherwise than a plain array (``np.ma``)."""
+    return cls.__reduce__ is not np.ndarray.__reduce__ or (
+        cls.__reduce_ex__ is not np.ndarray.__reduce_ex__
+    )
+
+
+def _dumps_all_out_of_band(obj: Any, where: str) -> tuple[bytes, list[memoryview]]:
+    """Pickle ``obj`` with every contiguous buffer out of band (however small), so that
+    every array of the result is a view on the shared copy."""
+    buffers: list[memoryview] = []
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        try:
+            buffers.append(pb.raw())
+        except BufferError:  # not contiguous: stays in the stream (a private copy)
+            return True
+        return False
+
+    try:
+        out = io.BytesIO()
+        _SharingPickler(out, protocol=5, buffer_callback=out_of_band).dump(obj)
+        stream = out.getvalue()
+    except Exception as exc:
+        raise SerializationError(
+            f"{where}: cannot pickle object of type {type(obj).__qualname__}: {exc}"
+        ) from exc
+    return stream, buffers
+
+
+def share_object(comm: Members, obj: Any, root: int, timeout: float | None = None) -> Any:
+    """``comm.bcast(obj, root, copy=False)``: every rank returns the root's structure whose
+    NumPy arrays (and other out-of-band buffers) are read-only views on one shared copy.
+
+    The root writes each buffer once into a segment, reused from earlier calls once no rank
+    views it any more (:mod:`treecast.engine.share_pool`); the other ranks map it without copying.
+    Costs one small ``bcast`` (the segment's description) besides the root's write, and a
+    barrier when the segment is new (every rank maps it by name before the name goes).
+
+    Raises:
+        SerializationError: at the root, ``obj`` cannot be pickled.
+        OSError: at the root, the segment could not be created (/dev/shm is full, say).
+        SenderFailedError: on the other ranks after either of those (the root sends a
+            marker instead of the segment's description, so nobody waits).
+    """
+    pool = pool_of(comm)
+    call = pool.enter()
+    desc: Any = None
+    mm = None
+    failure: BaseException | None = None
+    if comm.rank == root:
+        try:
+            desc, mm = _write_shared(pool, obj, call)
+        except Exception as exc:
+            # tell the others (they raise SenderFailedError) rather than leave them waiting
+            # for a description that would never come, or take the next call's
+            failure = exc
+            desc = frames_mod.SendFailed(root, f"{type(exc).__name__}: {exc}")
+    if failure is not None:
+        comm.bcast(desc, root=root, timeout=timeout)
+        raise failure
+    try:
+        name, fresh, capacity, stream, layout = comm.bcast(desc, root=root, timeout=timeout)
+        if name is None:  # no buffer bytes at all (empty arrays)
+            frames = [memoryview(stream), *(memoryview(b"") for _ in layout)]
+            return frames_mod.loads(frames, "bcast(copy=False)")
+        if mm is None:
+            try:
+                mm = _map(pool, name, fresh, capacity, comm.rank)
+            except Exception as exc:  # still join the barrier below: nobody is left waiting
+                failure = exc
+        if fresh:
+            comm.barrier(timeout=timeout)  # every rank has mapped it: the name can go
+        if failure is not None:
+            raise failure
+        shared = memoryview(mm).toreadonly()  # type: ignore[arg-type]
+        del mm
+        return frames_mod.loads(
+            [memoryview(stream), *(shared[off : off + n] for off, n in layout)],
+            "bcast(copy=False)",
+        )
+    except BaseException:
+        if comm.rank == root and desc is not None and desc[2]:
+            # some rank may not have mapped it: never offer this segment again
+            failed = pool.segments.get(str(desc[0]))
+            if failed is not None:
+                pool.discard(failed)
+        raise
+    finally:
+        if comm.rank == root and desc is not None and desc[0] is not None and desc[1]:
+            segments.unlink_segment(desc[0])
+
+
+def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap | None]:
+    """The root's part of :func:`share_object`: pickle ``obj`` with every buffer out of
+    band, write the buffers into a segment (pooled, or new); return the description that
+    the others get and the segment's mapping.
+
+    Raises:
+        SerializationError: ``obj`` cannot be pickled.
+        OSError: the segment could not be made (nothing is left behind).
+    """
+    stream, buffers = _dumps_all_out_of_band(obj, "bcast(copy=False)")
+    layout, pos = [], 0
+    for b in buffers:
+        layout.append((pos, b.nbytes))
+        pos += -(-b.nbytes // ALIGN) * ALIGN
+    name = _new_name("bcast")
+    got = pool.acquire(pos, name, call) if pos else None
+    mm: mmap.mmap | None
+    if got is not None:
+        seg, fresh = got
+        mm, capacity = seg.data, seg.capacity
+        name = seg.name
+    else:
+        fresh, capacity = True, 0
+        mm = segments.create_segment(name, pos) if pos else None
+    try:
+        if mm is not None:
+            view = memoryview(mm)
+            for (off, n), b in zip(layout, buffers, strict=True):
+                view[off : off + n] = b.cast("B")
+            del view
+    except BaseException:
+        if got is not None:
+            pool.discard(got[0])
+        if fresh:
+            segments.unlink_segment(name)
+        raise
+    # pooled segments are sent with their capacity (receivers map exactly that much)
+    return (name if mm is not None else None, fresh, capacity, stream, layout), mm
+
+
+def _map(pool: SharePool, name: str, fresh: bool, capacity: int, rank: int) -> mmap.mmap:
+    """A receiver's mapping of the data of segment ``name``: one-off (``capacity`` 0), new
+    in the pool, or kept in the pool from an earlier call.
+
+    Raises:
+        TreecastError: the root reused a segment this rank never mapped.
+        OSError: the segment cannot be mapped.
+    """
+    if not capacity:
+        return _attach(name, writable=False)
+    if fresh:
+        return pool.attach(name, capacity).data
+    seg = pool.segments.get(name)
+    if seg is None:
+        raise TreecastError(
+            f"bcast(copy=False): rank {rank} was sent segment {name!r} again but never "
+            f"mapped it (an earlier copy=False broadcast failed on this rank)"
+        )
+    return seg.data
+
+
+def node_array(
+    comm: Members, shape: tuple[int, ...], dtype: np.dtype, fill: Any = None
+) -> np.ndarray:
+    """A zeroed (or ``fill``-ed) array of ``shape`` and ``dtype`` that every rank of
+    ``comm`` maps: :func:`treecast.shared_array` after its checks. Collective.
+
+    Raises:
+        OSError: at rank 0, the segment could not be created.
+    """
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = nbytes // dtype.itemsize if dtype.itemsize else 0
+    name = None
+    if comm.rank == 0:
+        name = _new_name("array")
+        mm = segments.create_segment(name, nbytes)
+        if fill is not None:
+            np.frombuffer(mm, dtype, count=count)[...] = fill
+    try:
+        name = comm.bcast(name, root=0)
+        if comm.rank != 0:
+            mm = _attach(name, writable=True)
+        comm.barrier()
+    finally:
+        if comm.rank == 0 and name is not None:
+            segments.unlink_segment(name)
+    return np.frombuffer(mm, dtype, count=count).reshape(shape)
