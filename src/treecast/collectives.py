@@ -25,7 +25,8 @@ from .algorithms.schedule import Send, Step
 from .constants import IN_PLACE
 from .engine.node import arena_of, reduce_arena_of
 from .engine.progress import CollectiveRequest
-from .engine.store import ObjectStore, execute, run
+from .engine.store import ObjectStore, Store, execute, run
+from .errors import CollectiveMismatchError
 from .message import frames as frames_mod
 from .message.buffers import as_array
 from .ops import SUM, Op
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
+_DEBUG_TAG_BIT = 1 << 62
+"""Set in the tag of a debug check's messages: outside the collective sequence numbers."""
 
 
 @lru_cache(maxsize=1024)
@@ -171,9 +174,6 @@ class Collectives:
 
         def _next_tag(self) -> int: ...
         def _live(self, op: str) -> None: ...
-        def _debug_check(
-            self, what: tuple[str, str, int, int], nbytes: int, dtype: str = ""
-        ) -> None: ...
 
     # ---- running a plan --------------------------------------------------------------------
     def _caller(self, name: str) -> Caller:
@@ -214,7 +214,20 @@ class Collectives:
         steps = plan.algo.steps(
             self.rank, self.size, max(plan.root, 0), plan.nbytes, plan.commutative
         )
-        store = plan.store
+        return self._run_steps(steps, plan.store, plan.result, what, timeout, nonblocking)
+
+    def _run_steps(
+        self,
+        steps: tuple[Step, ...],
+        store: Store,
+        result: Callable[[], Any],
+        what: tuple[str, str, int, int],
+        timeout: float | None,
+        nonblocking: bool,
+    ) -> Any:
+        """Run ``steps`` over ``store`` on the engine, then give ``result()``: to completion
+        (blocking), or as the request that does (``nonblocking``). Every collective, and
+        every other exchange of a communicator's ranks, runs through here."""
         tag = what[2]
         objects = store if type(store) is ObjectStore else None
         if objects is not None:
@@ -223,16 +236,12 @@ class Collectives:
             # ends the collective in step, and raises once it has ended (_object_result)
             objects.rank = self.rank
             objects.freeze(_sent_ids(steps))
+            result = partial(_object_result, objects, result, what)
         if nonblocking:
             gen = execute(steps, self._t, self._group, self._coll_ctx, tag, store, what)
-            result = plan.result
-            if objects is not None:
-                result = partial(_object_result, objects, plan.result, what)
             return CollectiveRequest(self._t, gen, result)
         run(steps, self._t, self._group, self._coll_ctx, tag, store, what, timeout)
-        if objects is not None:
-            return _object_result(objects, plan.result, what)
-        return plan.result()
+        return result()
 
     def _run_node(
         self, node: NodeCall, timeout: float | None, what: tuple[str, str, int, int]
@@ -248,6 +257,52 @@ class Collectives:
             reduce_arena_of(comm).allreduce(comm, inp, out, op, timeout, what)
         else:
             raise NotImplementedError(f"node-level {node.kind}")
+
+    def _allgather_small(self, obj: Any, what: tuple[str, str, int, int]) -> list[Any]:
+        """Every rank's small object, in rank order, on the engine with ``what`` as the
+        signature and tag (building communicators, debug checks: calls outside the
+        collective sequence, so they never take a number the user's collectives use).
+
+        Raises:
+            CollectiveMismatchError: a peer is in another collective.
+        """
+        store = ObjectStore({self.rank: obj}, where=what[0])
+        algo = select("allgather", self.size, -1, buffer=False)
+        steps = algo.steps(self.rank, self.size, 0, -1)
+        run(steps, self._t, self._group, self._coll_ctx, what[2], store, what, None)
+        return [store.get(b) for b in range(self.size)]
+
+    def _debug_check(self, what: tuple[str, str, int, int], nbytes: int, dtype: str = "") -> None:
+        """With ``TREECAST_DEBUG=1``: every rank compares (collective, root, bytes) with every
+        other before the collective runs, so that also ranks that would only send (a root)
+        raise. Costs a linear exchange per collective.
+
+        Raises:
+            CollectiveMismatchError: naming the disagreeing ranks and what each called.
+        """
+        mine = (what[0], what[3], nbytes, dtype)
+        everyone = self._allgather_small(mine, ("check", what[1], what[2] | _DEBUG_TAG_BIT, -1))
+        odd = [(r, e) for r, e in enumerate(everyone) if e[:2] != mine[:2]]
+        if odd:
+            listing = "; ".join(f"rank {r} called {e[0]} with root {e[1]}" for r, e in odd)
+            raise CollectiveMismatchError(
+                f"{describe(what)}: ranks disagree on the collective: {listing}; this rank "
+                f"called {what[0]} with root {what[3]}"
+            )
+        dtypes = {e[3] for e in everyone if e[3]}
+        if len(dtypes) > 1:
+            listing = ", ".join(
+                f"rank {r}: {e[3] or 'untyped buffer'}" for r, e in enumerate(everyone)
+            )
+            raise CollectiveMismatchError(
+                f"{describe(what)}: ranks passed buffers of different dtypes ({listing})"
+            )
+        sizes = {e[2] for e in everyone if e[2] >= 0}
+        if len(sizes) > 1:
+            listing = ", ".join(f"rank {r}: {e[2]}" for r, e in enumerate(everyone))
+            raise CollectiveMismatchError(
+                f"{describe(what)}: ranks passed buffers of different sizes in bytes ({listing})"
+            )
 
     # ---- object broadcast -------------------------------------------------------------------
     def bcast(

@@ -13,15 +13,18 @@ forms are not implemented.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import prod
 from typing import Any
 
 from . import _mpi4py_names
-from .comm import Comm, _as_int
+from .algorithms import neighbor
+from .comm import Comm
 from .constants import PROC_NULL, UNDEFINED
+from .engine.store import BufferStore, ObjectStore, Store
 from .errors import ERR_ARG, ERR_DIMS, ERR_RANK, InvalidArgumentError, MPIError, NotImplementedName
 from .ops import LOR as _LOR
+from .plans import as_int
 from .request import Request
 from .topology import cart
 from .transports.base import Transport
@@ -91,22 +94,8 @@ def check_grid(
     return d, p
 
 
-class _AllOf:
-    """Several transport operations as one, for a request: done when all are, with the
-    first error."""
-
-    __slots__ = ("_ops",)
-
-    def __init__(self, ops: list[Any]) -> None:
-        self._ops = ops
-
-    @property
-    def done(self) -> bool:
-        return all(op.done for op in self._ops)
-
-    @property
-    def error(self) -> BaseException | None:
-        return next((op.error for op in self._ops if op.error is not None), None)
+def _nothing() -> None:
+    """The result of a buffer exchange: the data is already in the receive buffer."""
 
 
 class Neighborhood(Comm):
@@ -134,65 +123,36 @@ class Neighborhood(Comm):
         between a pair match in order)."""
         return list(range(len(outs)))
 
-    def _start(
-        self, name: str, sends: list[Any], recv_views: list[memoryview | None] | None
-    ) -> tuple[list[Any], list[Any], Any, int]:
-        """Post a receive per in-edge (into ``recv_views[i]`` when given) and send
-        ``sends[j]`` (a list of frames) to out-edge ``j``. Returns ``(ops, receives per
-        in-edge (None for PROC_NULL), what, signature)``."""
-        from .engine.blocking import signature
-
-        t, group, ctx = self._t, self._group, self._coll_ctx
-        ins, outs = self.inedges, self.outedges
-        tag = self._next_tag()
-        what = (name, self.name, tag, -1)
-        sig = signature(what)
-        recvs = [
-            None
-            if src == PROC_NULL
-            else t.irecv(ctx, group[src], tag, None if recv_views is None else recv_views[i])
-            for i, src in enumerate(ins)
-        ]
-        ops: list[Any] = [
-            t.isend(group[outs[j]], ctx, tag, sends[j], sig)
-            for j in self._send_order(outs)
-            if outs[j] != PROC_NULL
-        ]
-        ops += [r for r in recvs if r is not None]
-        return ops, recvs, what, sig
-
-    def _check(self, ops: list[Any], recvs: list[Any], what: Any, sig: int) -> list[Any]:
-        """Raise the first error of the completed ``ops``, or a mismatch if a neighbour
-        was in another collective; return ``recvs``.
-
-        Raises:
-            CollectiveMismatchError: a neighbour is in another collective.
-        """
-        from .engine.blocking import mismatch_error
-
-        for op in ops:
-            if op.error is not None:
-                raise op.error
-        for r in recvs:
-            if r is not None and r.sig != sig:
-                raise mismatch_error(what, self._rank_of.get(r.src, r.src), r.sig, sig)
-        return recvs
-
-    def _exchange(
+    def _neighbors(
         self,
         name: str,
-        sends: list[Any],
-        recv_views: list[memoryview | None] | None,
-        timeout: float | None,
-    ) -> list[Any]:
-        """:meth:`_start`, wait, :meth:`_check`.
+        store: Store,
+        result: Callable[[], Any],
+        *,
+        same: bool,
+        timeout: float | None = None,
+        nonblocking: bool = False,
+    ) -> Any:
+        """Run the neighbourhood exchange (``algorithms/neighbor.py``) over ``store`` on
+        the engine: block ``j`` (0 when ``same``) to out-edge ``j``, block
+        ``len(outedges) + i`` from in-edge ``i``.
 
         Raises:
             CollectiveMismatchError, TimeoutError, ProcessFailedError: as any collective.
         """
-        ops, recvs, what, sig = self._start(name, sends, recv_views)
-        self._t.waitall(ops, timeout, what)
-        return self._check(ops, recvs, what, sig)
+        outs = self.outedges
+        steps = tuple(neighbor.exchange(outs, self.inedges, self._send_order(outs), same))
+        what = (name, self.name, self._next_tag(), -1)
+        return self._run_steps(steps, store, result, what, timeout, nonblocking)
+
+    def _received(self, store: ObjectStore) -> Callable[[], list[Any]]:
+        """The objects from each in-edge (None for ``PROC_NULL``), once received."""
+        base, ins = len(self.outedges), self.inedges
+
+        def result() -> list[Any]:
+            return [None if s == PROC_NULL else store.get(base + i) for i, s in enumerate(ins)]
+
+        return result
 
     def neighbor_allgather(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
         """Every in-neighbour's ``sendobj``, in in-edge order (None for ``PROC_NULL``).
@@ -202,19 +162,10 @@ class Neighborhood(Comm):
             SenderFailedError: an in-neighbour could not pickle what it sent here.
             CollectiveMismatchError, TimeoutError, ProcessFailedError: as any collective.
         """
-        from .message import frames as frames_mod
-
         self._live("neighbor_allgather")
-        # an object that cannot be pickled goes as a marker (see frames.SendFailed)
-        frames, failure = frames_mod.dumps_or_marker(sendobj, "neighbor_allgather", self.rank)
-        recvs = self._exchange("neighbor_allgather", [frames] * len(self.outedges), None, timeout)
-        if failure is not None:
-            raise failure
-        got = [
-            None if r is None else frames_mod.loads(r.frames, "neighbor_allgather") for r in recvs
-        ]
-        frames_mod.raise_if_failed(got, "neighbor_allgather")
-        return got
+        store = ObjectStore({0: sendobj}, where="neighbor_allgather")
+        result = self._received(store)
+        return self._neighbors("neighbor_allgather", store, result, same=True, timeout=timeout)
 
     def neighbor_alltoall(self, sendobj: Any, *, timeout: float | None = None) -> list[Any]:
         """Send ``sendobj[j]`` to out-neighbour ``j``; return what each in-neighbour sent
@@ -224,8 +175,6 @@ class Neighborhood(Comm):
             InvalidArgumentError: ``sendobj`` does not hold one item per out-neighbour.
             SerializationError, CollectiveMismatchError, TimeoutError: as above.
         """
-        from .message import frames as frames_mod
-
         self._live("neighbor_alltoall")
         items = list(sendobj)
         if len(items) != len(self.outedges):
@@ -233,19 +182,9 @@ class Neighborhood(Comm):
                 f"neighbor_alltoall: expected {len(self.outedges)} items (one per "
                 f"out-neighbour), got {len(items)}"
             )
-        sends, failure = [], None
-        for x in items:  # what cannot be pickled goes as a marker (see frames.SendFailed)
-            frames, bad = frames_mod.dumps_or_marker(x, "neighbor_alltoall", self.rank)
-            sends.append(frames)
-            failure = failure or bad
-        recvs = self._exchange("neighbor_alltoall", sends, None, timeout)
-        if failure is not None:
-            raise failure
-        got = [
-            None if r is None else frames_mod.loads(r.frames, "neighbor_alltoall") for r in recvs
-        ]
-        frames_mod.raise_if_failed(got, "neighbor_alltoall")
-        return got
+        store = ObjectStore(dict(enumerate(items)), where="neighbor_alltoall")
+        result = self._received(store)
+        return self._neighbors("neighbor_alltoall", store, result, same=False, timeout=timeout)
 
     def _blocks(
         self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
@@ -292,6 +231,23 @@ class Neighborhood(Comm):
         recvs: list[memoryview | None] = [array_bytes(b) for b in rblocks]
         return sends, recvs
 
+    def _buffer_store(
+        self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
+    ) -> BufferStore:
+        """The blocks of a buffer neighbourhood exchange: the send block per out-edge (one
+        for all when ``same``) and, after them, the receive block per in-edge, in place."""
+        self._live(name)
+        sends, recvs = self._blocks(name, sendbuf, recvbuf, send_v, recv_v, same)
+        views = [f[0] for f in sends[:1]] if same else [f[0] for f in sends]
+        base = len(self.outedges)
+        layout = {j: (j, 0, v.nbytes) for j, v in enumerate(views)}
+        bases: list[memoryview] = list(views)
+        for i, v in enumerate(recvs):
+            if v is not None:
+                layout[base + i] = (len(bases), 0, v.nbytes)
+                bases.append(v)
+        return BufferStore(bases, layout)
+
     def _buffer_exchange(
         self,
         name: str,
@@ -302,21 +258,17 @@ class Neighborhood(Comm):
         same: bool,
         timeout: float | None,
     ) -> None:
-        self._live(name)
-        sends, recvs = self._blocks(name, sendbuf, recvbuf, send_v, recv_v, same)
-        self._exchange(name, sends, recvs, timeout)
+        store = self._buffer_store(name, sendbuf, recvbuf, send_v, recv_v, same)
+        self._neighbors(name, store, _nothing, same=same, timeout=timeout)
 
     def _ibuffer_exchange(
         self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
     ) -> Request:
         """The non-blocking form: the messages are posted now and move whenever this rank
         makes progress; the request completes when every one has."""
-        self._live(name)
-        sends, views = self._blocks(name, sendbuf, recvbuf, send_v, recv_v, same)
-        ops, recvs, what, sig = self._start(name, sends, views)
-        return Request(
-            self._t, _AllOf(ops), lambda _op: self._check(ops, recvs, what, sig) and None
-        )
+        store = self._buffer_store(name, sendbuf, recvbuf, send_v, recv_v, same)
+        request: Request = self._neighbors(name, store, _nothing, same=same, nonblocking=True)
+        return request
 
     def Ineighbor_allgather(self, sendbuf: Any, recvbuf: Any) -> Request:
         """Start a :meth:`Neighbor_allgather`."""
@@ -485,7 +437,7 @@ class Cartcomm(Neighborhood, topology="cart"):
         Raises:
             TopologyError: ``rank`` is outside the grid (``ERR_RANK``).
         """
-        r = _as_int(rank, "rank", "Get_coords")
+        r = as_int(rank, "rank", "Get_coords")
         if not 0 <= r < self.size:
             raise TopologyError(
                 f"Get_coords: rank={r} is outside the grid of {self.size} ranks", ERR_RANK
@@ -499,7 +451,7 @@ class Cartcomm(Neighborhood, topology="cart"):
             TopologyError: wrong number of coordinates (``ERR_ARG``) or a coordinate outside
                 a non-periodic dimension (``ERR_RANK``).
         """
-        coords = [_as_int(c, "coords", "Get_cart_rank") for c in coords]
+        coords = [as_int(c, "coords", "Get_cart_rank") for c in coords]
         if len(coords) != len(self._dims):
             raise TopologyError(
                 f"Get_cart_rank: expected {len(self._dims)} coordinates, got {coords}", ERR_ARG
@@ -517,8 +469,8 @@ class Cartcomm(Neighborhood, topology="cart"):
         Raises:
             TopologyError: ``direction`` is not a dimension (``ERR_ARG``).
         """
-        direction = _as_int(direction, "direction", "Shift")
-        disp = _as_int(disp, "disp", "Shift")
+        direction = as_int(direction, "direction", "Shift")
+        disp = as_int(disp, "disp", "Shift")
         if not 0 <= direction < len(self._dims):
             raise TopologyError(
                 f"Shift: direction={direction} is not a dimension; expected 0 <= direction "
@@ -586,11 +538,11 @@ def compute_dims(nnodes: int, dims: int | Sequence[int]) -> list[int]:
     Raises:
         TopologyError: ``ERR_DIMS`` when ``nnodes`` cannot be laid out as asked.
     """
-    n = _as_int(nnodes, "nnodes", "Compute_dims")
+    n = as_int(nnodes, "nnodes", "Compute_dims")
     if isinstance(dims, Sequence):
-        given = [_as_int(d, "dims", "Compute_dims") for d in dims]
+        given = [as_int(d, "dims", "Compute_dims") for d in dims]
     else:
-        ndims = _as_int(dims, "dims", "Compute_dims")
+        ndims = as_int(dims, "dims", "Compute_dims")
         if ndims < 0:
             raise TopologyError(f"Compute_dims: dims={ndims} must be >= 0", ERR_DIMS)
         given = [0] * ndims
@@ -601,7 +553,7 @@ def compute_dims(nnodes: int, dims: int | Sequence[int]) -> list[int]:
 
 
 def _ranks(values: Any, size: int, what: str, op: str) -> list[int]:
-    out = [_as_int(v, what, op) for v in values]
+    out = [as_int(v, what, op) for v in values]
     bad = [v for v in out if not 0 <= v < size]
     if bad:
         raise TopologyError(
@@ -621,8 +573,8 @@ def graph_layout(
         TopologyError: more nodes than ranks, a decreasing index, an index that does not end
             at ``len(edges)``, or an edge that is not a node.
     """
-    idx = [_as_int(v, "index", op) for v in index]
-    e = [_as_int(v, "edges", op) for v in edges]
+    idx = [as_int(v, "index", op) for v in index]
+    e = [as_int(v, "edges", op) for v in edges]
     if len(idx) > 1 and idx[0] == 0 and idx[-1] == len(e):
         idx = idx[1:]
     if len(idx) > size:
@@ -766,7 +718,7 @@ def _weights(value: Any, degree: int, what: str, op: str) -> list[int] | None:
         return None
     if value is WEIGHTS_EMPTY:
         value = []
-    out = [_as_int(v, what, op) for v in value]
+    out = [as_int(v, what, op) for v in value]
     if len(out) != degree:
         raise TopologyError(
             f"{op}: {what} has {len(out)} entries; expected one per neighbour ({degree})",
@@ -870,7 +822,6 @@ class Distgraphcomm(Neighborhood, topology="dist_graph"):
         ctx = comm._derive_ctx("distgraph")
         return Distgraphcomm(comm._t, comm._group, ctx, f"{comm.name}.distgraph", src, dst, weights)
 
-
     @staticmethod
     def _from_edges(
         comm: Comm,
@@ -890,7 +841,7 @@ class Distgraphcomm(Neighborhood, topology="dist_graph"):
         """
         op = "Create_dist_graph"
         src = _ranks(sources, comm.size, "sources", op)
-        deg = [_as_int(d, "degrees", op) for d in degrees]
+        deg = [as_int(d, "degrees", op) for d in degrees]
         if len(deg) != len(src) or any(d < 0 for d in deg):
             raise TopologyError(
                 f"{op}: degrees {deg} must hold one non-negative count per source ({len(src)})",
