@@ -82,7 +82,7 @@ class PointToPoint:
         status.count = op.nbytes
 
     # ---- point-to-point: objects ----------------------------------------------------------------
-    def _isend_obj(self, obj: Any, dest: int, tag: int, op: str, sync: bool) -> Request:
+    def _isend_obj(self, obj: Any, dest: int, tag: int, op: str, *, sync: bool) -> Request:
         self._live(op)
         dest = self._peer(dest, "dest", op)
         tag = self._tag(tag, "tag", op)
@@ -98,7 +98,7 @@ class PointToPoint:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
             SerializationError: ``obj`` cannot be pickled (nothing is sent).
         """
-        return self._isend_obj(obj, dest, tag, "isend", False)
+        return self._isend_obj(obj, dest, tag, "isend", sync=False)
 
     def issend(self, obj: Any, dest: int, tag: int = 0) -> Request:
         """Start a synchronous send of ``obj``: the request completes only once a receive on
@@ -108,7 +108,7 @@ class PointToPoint:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
             SerializationError: ``obj`` cannot be pickled (nothing is sent).
         """
-        return self._isend_obj(obj, dest, tag, "issend", True)
+        return self._isend_obj(obj, dest, tag, "issend", sync=True)
 
     def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:
         """Buffered-mode :meth:`isend`: the same (no ``Attach_buffer`` is needed): the
@@ -117,7 +117,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, SerializationError: as :meth:`isend`.
         """
-        return self._isend_obj(obj, dest, tag, "ibsend", False)
+        return self._isend_obj(obj, dest, tag, "ibsend", sync=False)
 
     def send(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send ``obj`` to ``dest`` (returns when the bytes are handed to the transport).
@@ -151,7 +151,7 @@ class PointToPoint:
             SerializationError: ``obj`` cannot be pickled (nothing is sent).
             TimeoutError: no receive matched within ``timeout`` seconds.
         """
-        self._isend_obj(obj, dest, tag, "ssend", True).wait(timeout=timeout)
+        self._isend_obj(obj, dest, tag, "ssend", sync=True).wait(timeout=timeout)
 
     def bsend(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Buffered-mode :meth:`send`: the same (the transport's ring is the buffer; a
@@ -160,7 +160,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, SerializationError: as :meth:`send`.
         """
-        self._isend_obj(obj, dest, tag, "bsend", False).wait(timeout=timeout)
+        self._isend_obj(obj, dest, tag, "bsend", sync=False).wait(timeout=timeout)
 
     def _irecv_obj(self, source: int, tag: int, op: str) -> Request:
         self._live(op)
@@ -364,7 +364,7 @@ class PointToPoint:
     Improbe = improbe
 
     # ---- point-to-point: buffers ----------------------------------------------------------------
-    def _isend_buf(self, buf: Any, dest: int, tag: int, op: str, sync: bool) -> Request:
+    def _isend_buf(self, buf: Any, dest: int, tag: int, op: str, *, sync: bool) -> Request:
         self._live(op)
         dest = self._peer(dest, "dest", op)
         tag = self._tag(tag, "tag", op)
@@ -380,7 +380,7 @@ class PointToPoint:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag``.
             InvalidBufferError: ``buf`` is not a contiguous buffer.
         """
-        return self._isend_buf(buf, dest, tag, "Isend", False)
+        return self._isend_buf(buf, dest, tag, "Isend", sync=False)
 
     def Issend(self, buf: Any, dest: int, tag: int = 0) -> Request:
         """Start a synchronous send of ``buf``: the request completes only once a receive on
@@ -389,7 +389,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._isend_buf(buf, dest, tag, "Issend", True)
+        return self._isend_buf(buf, dest, tag, "Issend", sync=True)
 
     def Ibsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
         """Buffered-mode :meth:`Isend`: the same (the transport's ring is the buffer; a
@@ -398,7 +398,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._isend_buf(buf, dest, tag, "Ibsend", False)
+        return self._isend_buf(buf, dest, tag, "Ibsend", sync=False)
 
     def Irsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
         """Ready-mode :meth:`Isend` (the receive is already posted): the same as :meth:`Isend`.
@@ -406,7 +406,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._isend_buf(buf, dest, tag, "Irsend", False)
+        return self._isend_buf(buf, dest, tag, "Irsend", sync=False)
 
     def Send(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send the bytes of ``buf`` (a NumPy array or buffer-protocol object) to ``dest``.
@@ -415,7 +415,7 @@ class PointToPoint:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag``.
             InvalidBufferError: ``buf`` is not a contiguous buffer.
         """
-        self._isend_buf(buf, dest, tag, "Send", False).wait(timeout=timeout)
+        self._isend_buf(buf, dest, tag, "Send", sync=False).wait(timeout=timeout)
 
     def Ssend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Synchronous :meth:`Send`: returns once a receive on ``dest`` has matched it.
@@ -424,7 +424,7 @@ class PointToPoint:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.
             TimeoutError: no receive matched within ``timeout`` seconds.
         """
-        self._isend_buf(buf, dest, tag, "Ssend", True).wait(timeout=timeout)
+        self._isend_buf(buf, dest, tag, "Ssend", sync=True).wait(timeout=timeout)
 
     def Bsend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Buffered-mode :meth:`Send`: the same (the transport's ring is the buffer; a
@@ -433,7 +433,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.
         """
-        self._isend_buf(buf, dest, tag, "Bsend", False).wait(timeout=timeout)
+        self._isend_buf(buf, dest, tag, "Bsend", sync=False).wait(timeout=timeout)
 
     def Rsend(self, buf: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Ready-mode :meth:`Send`: the same as :meth:`Send`.
@@ -441,7 +441,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Send`.
         """
-        self._isend_buf(buf, dest, tag, "Rsend", False).wait(timeout=timeout)
+        self._isend_buf(buf, dest, tag, "Rsend", sync=False).wait(timeout=timeout)
 
     def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         """Start receiving into ``buf``.
@@ -551,7 +551,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._persistent(buf, dest, tag, "Send_init", False)
+        return self._persistent(buf, dest, tag, "Send_init", sync=False)
 
     def Ssend_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
         """A persistent :meth:`Issend`.
@@ -559,7 +559,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._persistent(buf, dest, tag, "Ssend_init", True)
+        return self._persistent(buf, dest, tag, "Ssend_init", sync=True)
 
     def Bsend_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
         """A persistent :meth:`Ibsend`.
@@ -567,7 +567,7 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._persistent(buf, dest, tag, "Bsend_init", False)
+        return self._persistent(buf, dest, tag, "Bsend_init", sync=False)
 
     def Rsend_init(self, buf: Any, dest: int, tag: int = 0) -> Prequest:
         """A persistent :meth:`Irsend`.
@@ -575,15 +575,15 @@ class PointToPoint:
         Raises:
             InvalidRankError, InvalidTagError, InvalidBufferError: as :meth:`Isend`.
         """
-        return self._persistent(buf, dest, tag, "Rsend_init", False)
+        return self._persistent(buf, dest, tag, "Rsend_init", sync=False)
 
-    def _persistent(self, buf: Any, dest: int, tag: int, op: str, sync: bool) -> Prequest:
+    def _persistent(self, buf: Any, dest: int, tag: int, op: str, *, sync: bool) -> Prequest:
         self._live(op)
         dest = self._peer(dest, "dest", op)
         tag = self._tag(tag, "tag", op)
         if dest != PROC_NULL:
             byte_view(buf, f"{op} buf")
-        return Prequest(lambda: self._isend_buf(buf, dest, tag, op, sync))
+        return Prequest(lambda: self._isend_buf(buf, dest, tag, op, sync=sync))
 
     def Recv_init(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Prequest:
         """A persistent :meth:`Irecv` into ``buf``.

@@ -374,7 +374,7 @@ def _plan_reduce_obj(
     def result() -> Any:
         return store.get(0) if gets_result and store.has(0) else None
 
-    return Plan(c.name, algo, store, result, root, -1, False)
+    return Plan(c.name, algo, store, result, root=root, commutative=False)
 
 
 def plan_reduce(

@@ -187,7 +187,7 @@ class Neighborhood(Comm):
         return self._neighbors("neighbor_alltoall", store, result, same=False, timeout=timeout)
 
     def _blocks(
-        self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
+        self, name: str, sendbuf: Any, recvbuf: Any, *, send_v: bool, recv_v: bool, same: bool
     ) -> tuple[list[list[memoryview]], list[memoryview | None]]:
         """Byte views of the send block per out-edge and the receive block per in-edge.
         ``same``: every out-edge gets the whole send buffer (allgather)."""
@@ -232,12 +232,12 @@ class Neighborhood(Comm):
         return sends, recvs
 
     def _buffer_store(
-        self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
+        self, name: str, sendbuf: Any, recvbuf: Any, *, send_v: bool, recv_v: bool, same: bool
     ) -> BufferStore:
         """The blocks of a buffer neighbourhood exchange: the send block per out-edge (one
         for all when ``same``) and, after them, the receive block per in-edge, in place."""
         self._live(name)
-        sends, recvs = self._blocks(name, sendbuf, recvbuf, send_v, recv_v, same)
+        sends, recvs = self._blocks(name, sendbuf, recvbuf, send_v=send_v, recv_v=recv_v, same=same)
         views = [f[0] for f in sends[:1]] if same else [f[0] for f in sends]
         base = len(self.outedges)
         layout = {j: (j, 0, v.nbytes) for j, v in enumerate(views)}
@@ -253,38 +253,52 @@ class Neighborhood(Comm):
         name: str,
         sendbuf: Any,
         recvbuf: Any,
-        send_v: bool,
-        recv_v: bool,
-        same: bool,
-        timeout: float | None,
+        *,
+        send_v: bool = False,
+        recv_v: bool = False,
+        same: bool = False,
+        timeout: float | None = None,
     ) -> None:
-        store = self._buffer_store(name, sendbuf, recvbuf, send_v, recv_v, same)
+        """A blocking buffer neighbourhood exchange (``send_v``/``recv_v``: vector specs;
+        ``same``: every out-edge gets the whole send buffer)."""
+        store = self._buffer_store(name, sendbuf, recvbuf, send_v=send_v, recv_v=recv_v, same=same)
         self._neighbors(name, store, _nothing, same=same, timeout=timeout)
 
     def _ibuffer_exchange(
-        self, name: str, sendbuf: Any, recvbuf: Any, send_v: bool, recv_v: bool, same: bool
+        self,
+        name: str,
+        sendbuf: Any,
+        recvbuf: Any,
+        *,
+        send_v: bool = False,
+        recv_v: bool = False,
+        same: bool = False,
     ) -> Request:
         """The non-blocking form: the messages are posted now and move whenever this rank
         makes progress; the request completes when every one has."""
-        store = self._buffer_store(name, sendbuf, recvbuf, send_v, recv_v, same)
+        store = self._buffer_store(name, sendbuf, recvbuf, send_v=send_v, recv_v=recv_v, same=same)
         request: Request = self._neighbors(name, store, _nothing, same=same, nonblocking=True)
         return request
 
     def Ineighbor_allgather(self, sendbuf: Any, recvbuf: Any) -> Request:
         """Start a :meth:`Neighbor_allgather`."""
-        return self._ibuffer_exchange("Ineighbor_allgather", sendbuf, recvbuf, False, False, True)
+        return self._ibuffer_exchange("Ineighbor_allgather", sendbuf, recvbuf, same=True)
 
     def Ineighbor_allgatherv(self, sendbuf: Any, recvbuf: Any) -> Request:
         """Start a :meth:`Neighbor_allgatherv`."""
-        return self._ibuffer_exchange("Ineighbor_allgatherv", sendbuf, recvbuf, False, True, True)
+        return self._ibuffer_exchange(
+            "Ineighbor_allgatherv", sendbuf, recvbuf, recv_v=True, same=True
+        )
 
     def Ineighbor_alltoall(self, sendbuf: Any, recvbuf: Any) -> Request:
         """Start a :meth:`Neighbor_alltoall`."""
-        return self._ibuffer_exchange("Ineighbor_alltoall", sendbuf, recvbuf, False, False, False)
+        return self._ibuffer_exchange("Ineighbor_alltoall", sendbuf, recvbuf)
 
     def Ineighbor_alltoallv(self, sendbuf: Any, recvbuf: Any) -> Request:
         """Start a :meth:`Neighbor_alltoallv`."""
-        return self._ibuffer_exchange("Ineighbor_alltoallv", sendbuf, recvbuf, True, True, False)
+        return self._ibuffer_exchange(
+            "Ineighbor_alltoallv", sendbuf, recvbuf, send_v=True, recv_v=True
+        )
 
     def Neighbor_allgather(
         self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
@@ -295,7 +309,7 @@ class Neighborhood(Comm):
         Raises:
             InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
         """
-        self._buffer_exchange("Neighbor_allgather", sendbuf, recvbuf, False, False, True, timeout)
+        self._buffer_exchange("Neighbor_allgather", sendbuf, recvbuf, same=True, timeout=timeout)
 
     def Neighbor_allgatherv(
         self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
@@ -305,7 +319,9 @@ class Neighborhood(Comm):
         Raises:
             InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
         """
-        self._buffer_exchange("Neighbor_allgatherv", sendbuf, recvbuf, False, True, True, timeout)
+        self._buffer_exchange(
+            "Neighbor_allgatherv", sendbuf, recvbuf, recv_v=True, same=True, timeout=timeout
+        )
 
     def Neighbor_alltoall(
         self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
@@ -316,7 +332,7 @@ class Neighborhood(Comm):
         Raises:
             InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
         """
-        self._buffer_exchange("Neighbor_alltoall", sendbuf, recvbuf, False, False, False, timeout)
+        self._buffer_exchange("Neighbor_alltoall", sendbuf, recvbuf, timeout=timeout)
 
     def Neighbor_alltoallv(
         self, sendbuf: Any, recvbuf: Any, *, timeout: float | None = None
@@ -326,7 +342,9 @@ class Neighborhood(Comm):
         Raises:
             InvalidArgumentError, InvalidBufferError, TruncationError: bad buffers.
         """
-        self._buffer_exchange("Neighbor_alltoallv", sendbuf, recvbuf, True, True, False, timeout)
+        self._buffer_exchange(
+            "Neighbor_alltoallv", sendbuf, recvbuf, send_v=True, recv_v=True, timeout=timeout
+        )
 
 
 class Cartcomm(Neighborhood, topology="cart"):

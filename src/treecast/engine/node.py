@@ -369,7 +369,7 @@ class ReduceArena:
                 part = result[a:b]
                 part[...] = slot_items[0][a:b]
                 for q in range(1, p):
-                    op.apply_buffer(slot_items[q][a:b], part, False)
+                    op.apply_buffer(slot_items[q][a:b], part, incoming_first=False)
             ctrl[step * (me + 1)] = stage + 2
             if not self._all_at(stage + 2):
                 t.wait(partial(self._all_at, stage + 2), timeout, what)
