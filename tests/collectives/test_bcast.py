@@ -39,14 +39,16 @@ def test_bcast_oversubscribed_eight_ranks_on_two_cores_finishes():
     assert run_ranks(_bcast_every_root, 8, timeout=170) == [list(range(8))] * 8
 
 
+BIG = 64 << 20
+
+
+def _big_payload():
+    return np.frombuffer(np.random.default_rng(1).bytes(BIG), np.uint8).copy()
+
+
 def _bcast_big():
     comm = treecast.world()
-    n = 64 << 20
-    buf = (
-        np.frombuffer(np.random.default_rng(1).bytes(n), np.uint8).copy()
-        if comm.rank == 0
-        else np.empty(n, np.uint8)
-    )
+    buf = _big_payload() if comm.rank == 0 else np.empty(BIG, np.uint8)
     comm.Bcast(buf, root=0)
     obj = comm.bcast(buf if comm.rank == 0 else None, root=0)
     return int(buf.astype(np.uint64).sum()), int(obj.astype(np.uint64).sum())
@@ -54,7 +56,8 @@ def _bcast_big():
 
 def test_bcast_64_mib_buffer_and_object():
     results = run_ranks(_bcast_big, 3)
-    assert len(set(results)) == 1
+    want = int(_big_payload().astype(np.uint64).sum())
+    assert results == [(want, want)] * 3
 
 
 def _mismatched_bcast_size():
@@ -69,7 +72,7 @@ def _mismatched_bcast_size():
 
 
 def test_bcast_with_smaller_buffer_on_receiver_raises():
-    assert run_ranks(_mismatched_bcast_size, 2)[1]
+    assert run_ranks(_mismatched_bcast_size, 2) == [True, True]
 
 
 def _dup_split():
@@ -124,6 +127,16 @@ def test_every_bcast_algorithm_every_root_and_segment_edge(n):
     assert all(run_ranks(_every_bcast_algorithm, n))
 
 
+def _bcast_every_root_and_the_algorithm_chosen():
+    from treecast.selection.rules import select
+
+    comm = treecast.world()
+    roots = _bcast_every_root()
+    # without the variable, small and large messages take other algorithms
+    return roots, {select("bcast", comm.size, n).name for n in (0, 8, 8 << 20)}
+
+
 def test_bcast_algorithm_from_the_environment(monkeypatch):
     monkeypatch.setenv("TREECAST_BCAST_ALGORITHM", "pipelined_chain")
-    assert all(run_ranks(_bcast_every_root, 3))
+    got = run_ranks(_bcast_every_root_and_the_algorithm_chosen, 3)
+    assert got == [([0, 1, 2], {"pipelined_chain"})] * 3

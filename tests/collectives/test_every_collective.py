@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 import treecast
+from treecast.errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidCountError
 from treecast.testing import run_ranks
+from treecast.transports.base import ANY_SOURCE as ANY_WORLD_SOURCE
+from treecast.transports.base import ANY_TAG as ANY_WORLD_TAG
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -247,42 +250,130 @@ def test_every_collective_every_algorithm(n):
     assert all(run_ranks(_every_collective, n, timeout=240))
 
 
+def _bad_calls(comm, x, p, r):
+    """Calls that each break one rule, with the exception each must raise and the parts of
+    its message that name the operation, the bad value and what was expected."""
+    return [
+        (
+            lambda: comm.Allreduce(x, np.zeros(5)),
+            InvalidArgumentError,
+            ["Allreduce", "send buffer has 4 items", "receive buffer has 5"],
+        ),
+        (
+            lambda: comm.Allreduce(x, np.zeros(4, np.int64)),
+            InvalidArgumentError,
+            ["Allreduce", "dtype float64", "dtype int64", "must match"],
+        ),
+        (
+            lambda: comm.Allreduce(x, np.zeros(4), op=treecast.BAND),
+            InvalidArgumentError,
+            ["Allreduce", "BAND", "float64", "expected an integer or bool dtype"],
+        ),
+        (
+            lambda: comm.Allreduce(x, np.zeros(4), op="sum"),
+            InvalidArgumentTypeError,
+            ["Allreduce", "op must be an Op", "got 'sum' (str)", "treecast.SUM"],
+        ),
+        (
+            lambda: comm.allreduce(1, op=3),
+            InvalidArgumentTypeError,
+            ["allreduce", "op must be an Op", "got 3 (int)"],
+        ),
+        (
+            lambda: comm.Allreduce(x, np.zeros(4), algorithm="telepathy"),
+            InvalidArgumentError,
+            ["allreduce algorithm 'telepathy'", "expected one of", "'ring'"],
+        ),
+        (
+            lambda: comm.Reduce_scatter(np.zeros(10), np.zeros(5), [5] * p),
+            InvalidArgumentError,
+            ["Reduce_scatter", f"recvcounts {(5,) * p}", f"{5 * p} items", "holds 10"],
+        ),
+        (
+            lambda: comm.Reduce_scatter_block(np.zeros(3 * p + 1), np.zeros(3)),
+            InvalidArgumentError,
+            ["Reduce_scatter_block", f"{3 * p + 1} items", f"{p} blocks", "3 items"],
+        ),
+        (
+            lambda: comm.Allgatherv(x, [np.zeros(10), [1] * (p + 1)]),
+            InvalidArgumentError,
+            ["Allgatherv recvbuf", f"{p} entries (one per rank)", f"got {p + 1}"],
+        ),
+        (
+            lambda: comm.Allgatherv(x, [np.zeros(10), [4] * p, [8] * p, np.float64]),
+            InvalidCountError,
+            ["Allgatherv recvbuf", "rank 0", "count 4 at displacement 8", "10 float64 items"],
+        ),
+        (
+            lambda: comm.Scatter(np.zeros(p * 2 + 1), np.zeros(2), root=r),
+            InvalidArgumentError,
+            ["Scatter", f"{2 * p + 1} items", f"split evenly over {p} ranks"],
+        ),
+        (
+            lambda: comm.Gather(x, np.zeros(3), root=r),
+            InvalidArgumentError,
+            ["Gather", "holds 3 items", f"{p} ranks x 4 items need {4 * p}"],
+        ),
+        (
+            lambda: comm.Alltoall(np.zeros(p * 2 + 1), np.zeros(p * 3)),
+            InvalidArgumentError,
+            ["Alltoall", f"{2 * p + 1} items", f"{p} ranks", f"receive buffer of {3 * p}"],
+        ),
+        (
+            lambda: comm.Reduce(treecast.IN_PLACE, None, root=(r + 1) % p),
+            InvalidArgumentError,
+            ["Reduce", "IN_PLACE is only valid at the root"],
+        ),
+    ]
+
+
 def _bad_input():
     comm = treecast.world()
     r, p = comm.rank, comm.size
-    x = np.zeros(4)
-    errors = []
-    for call in (
-        lambda: comm.Allreduce(x, np.zeros(5)),
-        lambda: comm.Allreduce(x, np.zeros(4, np.int64)),
-        lambda: comm.Allreduce(x, np.zeros(4), op=treecast.BAND),
-        lambda: comm.Allreduce(x, np.zeros(4), op="sum"),
-        lambda: comm.allreduce(1, op=3),
-        lambda: comm.Allreduce(x, np.zeros(4), algorithm="telepathy"),
-        lambda: comm.Reduce_scatter(np.zeros(10), np.zeros(5), [5] * p),
-        lambda: comm.Reduce_scatter_block(np.zeros(3 * p + 1), np.zeros(3)),
-        lambda: comm.Allgatherv(x, [np.zeros(10), [1] * (p + 1)]),
-        lambda: comm.Allgatherv(x, [np.zeros(10), [4] * p, [8] * p, np.float64]),
-        lambda: comm.Scatter(np.zeros(p * 2 + 1), np.zeros(2), root=r),
-        lambda: comm.Gather(x, np.zeros(3), root=r),
-        lambda: comm.Alltoall(np.zeros(p * 2 + 1), np.zeros(p * 3)),
-        lambda: comm.Reduce(treecast.IN_PLACE, None, root=(r + 1) % p),
-    ):
+    # a fresh communicator that only the bad calls use: anything they sent would still be
+    # waiting in its contexts, where no correct call of this test puts a message
+    sub = comm.dup()
+    outcomes = []
+    for call, _, _ in _bad_calls(sub, np.zeros(4), p, r):
         try:
             call()
-        except (ValueError, TypeError) as exc:
-            errors.append(str(exc))
+        except Exception as exc:  # the test checks the type, so catch whatever was raised
+            outcomes.append((type(exc), str(exc)))
         else:
-            raise AssertionError(f"bad call {len(errors)} did not raise")
-    comm.barrier()  # nothing was sent: the communicator still works
-    assert comm.allreduce(1) == p
-    return errors
+            outcomes.append((None, "did not raise"))
+    comm.barrier()  # on comm, not sub: every rank has made every bad call
+    pending = (
+        sub.iprobe(source=treecast.ANY_SOURCE, tag=treecast.ANY_TAG),
+        # collective traffic travels in the communicator's internal context, which no
+        # public probe sees
+        sub._t.iprobe(sub._coll_ctx, ANY_WORLD_SOURCE, ANY_WORLD_TAG) is not None,
+    )
+    # checked here: a stray message would make the collectives below fail less clearly
+    assert pending == (False, False), f"rank {r}: a bad call left a message behind {pending}"
+    comm.barrier()  # nobody starts the next collective on sub before every rank has probed
+    # the first collectives on sub take the sequence numbers a bad call would have used
+    total = np.zeros(4)
+    sub.Allreduce(np.full(4, r + 1.0), total)
+    after = (
+        total.tolist(),
+        sub.allgather(r),
+        sub.bcast("root" if r == p - 1 else None, root=p - 1),
+    )
+    sub.free()
+    return outcomes, after
 
 
 def test_bad_input_raises_before_sending():
-    errors = run_ranks(_bad_input, 3)[0]
-    assert "5" in errors[0] and "4" in errors[0]
-    assert "int64" in errors[1] and "float64" in errors[1]
-    assert "BAND" in errors[2] and "float64" in errors[2]
-    assert "'sum'" in errors[3]
-    assert "telepathy" in errors[5]
+    p = 3
+    results = run_ranks(_bad_input, p)
+    for r, (outcomes, after) in enumerate(results):
+        expected = _bad_calls(None, None, p, r)
+        assert len(outcomes) == len(expected), r
+        for i, ((kind, message), (_, want_kind, parts)) in enumerate(
+            zip(outcomes, expected, strict=True)
+        ):
+            where = f"rank {r}, bad call {i}: {kind.__name__ if kind else None}: {message}"
+            assert kind is want_kind, where
+            for part in parts:
+                assert part in message, f"{where}\nmissing {part!r}"
+        assert after == ([p * (p + 1) / 2] * 4, list(range(p)), "root"), r

@@ -1,6 +1,7 @@
 """Zero-copy broadcast (copy=False) and shared arrays: one copy per node."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -347,19 +348,39 @@ def test_node_level_allreduce_and_length_mismatch_on_every_rank():
     assert all("rank 1: 6" in err and "rank 0: 5" in err for _, err in res)
 
 
-def _die_while_the_segment_is_named():
+def _die_while_the_segment_is_named(job_file):
     import signal
 
     comm = treecast.world()
     if comm.rank == 1:
-        os.kill(os.getpid(), signal.SIGKILL)  # never maps it: the root cannot unlink yet
+        job = os.environ["TREECAST_JOB"]
+        with open(job_file, "w") as fh:
+            fh.write(job)
+        deadline = time.monotonic() + 20
+        # die once the root has named its segment, and before mapping it: the root cannot
+        # unlink it yet
+        while not any(e.startswith(f"treecast-{job}-bcast-") for e in os.listdir("/dev/shm")):
+            assert time.monotonic() < deadline, "the root never made its segment"
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGKILL)
     comm.bcast({"w": np.ones(1 << 20)} if comm.rank == 0 else None, copy=False, timeout=20)
 
 
-def test_a_rank_killed_during_a_zero_copy_bcast_leaks_no_segment():
-    # the conftest fixture fails the test if any /dev/shm/treecast-* entry is left behind
-    with pytest.raises(treecast.RemoteError):
-        run_ranks(_die_while_the_segment_is_named, 3, timeout=60)
+def test_a_rank_killed_during_a_zero_copy_bcast_leaks_no_segment(tmp_path):
+    job_file = tmp_path / "job"
+    start = time.monotonic()
+    with pytest.raises(treecast.RemoteError, match="rank 1 was killed by signal SIGKILL") as info:
+        run_ranks(_die_while_the_segment_is_named, 3, str(job_file), timeout=60)
+    assert info.value.rank == 1
+    assert time.monotonic() - start < 30  # the others were ended, not left to their timeout
+    # checked here for this job alone; the conftest fixture checks every job on the machine
+    stem = f"treecast-{job_file.read_text()}-"
+    deadline = time.monotonic() + 5.0
+    while (left := [e for e in os.listdir("/dev/shm") if e.startswith(stem)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    assert not left, f"segments of the job left behind: {left}"
 
 
 def _cma_bcast():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,12 +123,14 @@ def test_without_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("nprocs", [0, -1, True, 2.0])
 def test_bad_nprocs(nprocs: object) -> None:
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(
+        InvalidArgumentError, match=rf"nprocs must be an int >= 1, got {re.escape(repr(nprocs))}$"
+    ):
         launch(rank_times, nprocs, 1)  # type: ignore[arg-type]
 
 
 def test_not_callable() -> None:
-    with pytest.raises(TypeError, match="callable"):
+    with pytest.raises(TypeError, match=r"fn must be callable, got int$"):
         launch(42, 2)  # type: ignore[arg-type]
 
 

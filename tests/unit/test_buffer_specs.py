@@ -39,6 +39,18 @@ def test_bottom_is_named_as_not_implemented():
     assert MPI.BOTTOM is not MPI.IN_PLACE
 
 
+@pytest.mark.parametrize("convert", [as_array, byte_view, lambda b, w: vector_spec(b, w, 2)])
+def test_a_non_buffer_is_named_with_its_value_and_the_spec_that_holds_it(convert):
+    with pytest.raises(InvalidBufferError, match=r"Bcast buf: .*got float 3\.5$"):
+        convert(3.5, "Bcast buf")
+    with pytest.raises(InvalidBufferError, match=r"first item of buffer spec \[1, 2\], got int 1$"):
+        convert([1, 2], "Bcast buf")
+    long = [list(range(1000)), MPI.INT]
+    with pytest.raises(InvalidBufferError) as info:
+        convert(long, "Bcast buf")
+    assert len(str(info.value)) < 300  # long values are shortened
+
+
 def test_vector_specs_follow_mpi4py():
     a = np.arange(7.0)
     _, c, d = vector_spec(a, "t", 3)  # no counts: split as evenly as possible

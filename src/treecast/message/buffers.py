@@ -7,6 +7,7 @@ dtype, a type character, or an object with a ``dtype`` attribute.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,9 @@ def array_bytes(arr: np.ndarray) -> memoryview:
     return memoryview(arr.view(np.uint8))  # type: ignore[arg-type]
 
 
-def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
-    """``memoryview(buf)``, checked: a contiguous buffer, writable if asked.
+def _checked_view(buf: Any, what: str, writable: bool, spec: Any = None) -> memoryview:
+    """``memoryview(buf)``, checked: a contiguous buffer, writable if asked. ``spec`` is the
+    whole argument where ``buf`` is the first item of a buffer spec, for messages.
 
     Raises:
         InvalidBufferError: not a buffer, not contiguous, or read-only where writable is needed.
@@ -33,8 +35,10 @@ def _checked_view(buf: Any, what: str, writable: bool) -> memoryview:
     try:
         view = memoryview(buf)
     except TypeError as exc:
+        where = "" if spec is None else f" as the first item of buffer spec {reprlib.repr(spec)}"
         raise InvalidBufferError(
-            f"{what}: expected a NumPy array or a buffer-protocol object, got {type(buf).__name__}"
+            f"{what}: expected a NumPy array or a buffer-protocol object{where}, got "
+            f"{type(buf).__name__} {reprlib.repr(buf)}"
         ) from exc
     if not view.contiguous:
         raise InvalidBufferError(f"{what}: buffer must be contiguous (use numpy.ascontiguousarray)")
@@ -68,9 +72,10 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
         InvalidBufferError: not a buffer, not contiguous, or read-only where writable is needed.
         InvalidArgumentError: a spec's count does not fit the buffer.
     """
-    count = displ = None
+    count = displ = spec = None
     itemsize = 1
     if isinstance(buf, (list, tuple)):
+        spec = buf
         data, count, displ, datatype = _split_spec(buf, what)
         if datatype is not None:
             itemsize = _dtype_of(datatype).itemsize
@@ -80,7 +85,7 @@ def byte_view(buf: Any, what: str, writable: bool = False) -> memoryview:
             itemsize = 1 if data is None else data.itemsize
         # mpi4py's empty message [None, 0, datatype] (a bare None is an error)
         buf = _empty_for(count, what) if data is None else data
-    view = _checked_view(buf, what, writable)
+    view = _checked_view(buf, what, writable, spec)
     if view.format == "B" and view.ndim == 1:
         flat = view
     elif view.c_contiguous:
@@ -126,8 +131,10 @@ def _dtype_of(datatype: Any) -> np.dtype:
         raise InvalidBufferError(f"unknown datatype {datatype!r} in buffer spec") from exc
 
 
-def _flat_array(buf: Any, what: str, writable: bool, dtype: np.dtype | None) -> np.ndarray:
-    view = _checked_view(buf, what, writable)
+def _flat_array(
+    buf: Any, what: str, writable: bool, dtype: np.dtype | None, spec: Any = None
+) -> np.ndarray:
+    view = _checked_view(buf, what, writable, spec)
     if isinstance(buf, np.ndarray):
         arr = buf.reshape(-1, order="A") if buf.ndim != 1 else buf
     else:
@@ -220,7 +227,7 @@ def as_array(buf: Any, what: str, writable: bool = False, blocks: int = 1) -> np
     dtype = None if datatype is None else _dtype_of(datatype)
     if data is None and isinstance(buf, (list, tuple)):
         data = _empty_for(count, what)
-    arr = _flat_array(data, what, writable, dtype)
+    arr = _flat_array(data, what, writable, dtype, buf if data is not buf else None)
     if displ is not None:
         d = _index(displ, what, "displacement")
         if not 0 <= d <= arr.size:
@@ -282,7 +289,8 @@ def vector_spec(
                 f"{what}: buffer spec of length {len(buf)} is not understood; expected "
                 f"[buf, counts, displs, datatype] or a shorter form"
             )
-    arr = _flat_array(data, what, writable, None if datatype is None else _dtype_of(datatype))
+    dtype = None if datatype is None else _dtype_of(datatype)
+    arr = _flat_array(data, what, writable, dtype, buf if data is not buf else None)
     if counts is None:
         c = tuple(arr.size // size + (arr.size % size > i) for i in range(size))
     elif _is_int(counts):
