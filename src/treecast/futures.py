@@ -111,28 +111,15 @@ class Manager(threading.Thread):
                 self._queue.popleft()[0].cancel()
 
     def run(self) -> None:
+        """Hand queued calls to idle workers and settle their futures until stopped; if the
+        job fails, fail every future and free the workers."""
         comm, idle = self.comm, list(self.workers)
         running: dict[int, Future[Any]] = {}
         pending = None
         status = Status()
         try:
             while True:
-                with self._lock:
-                    work = []
-                    while idle and self._queue:
-                        fut, fn, args, kwargs = self._queue.popleft()
-                        if fut.set_running_or_notify_cancel():
-                            work.append((idle.pop(0), fut, (fn, args, kwargs)))
-                    stop = self._stopping and not self._queue and not running and not work
-                for worker, fut, task in work:
-                    try:
-                        comm.send(task, worker, TASK_TAG)
-                    except TreecastError as exc:  # the call does not pickle
-                        fut.set_exception(exc)
-                        idle.append(worker)
-                        continue
-                    running[worker] = fut
-                if stop:
+                if self._dispatch(idle, running):
                     for worker in self.workers:
                         comm.send(None, worker, TASK_TAG)
                     return
@@ -154,23 +141,53 @@ class Manager(threading.Thread):
                 worker = status.Get_source()
                 fut = running.pop(worker)
                 idle.append(worker)
-                ok, value = outcome
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+                _settle(fut, outcome)
         except BaseException as exc:  # the job is failing: fail every future, free the workers
-            with self._lock:
-                self.error = exc
-            for fut in running.values():
-                if not fut.done():
-                    fut.set_exception(exc)
-            self.cancel_queued()
-            for worker in self.workers:
-                try:
-                    comm.send(None, worker, TASK_TAG)
-                except BaseException:  # a dead worker: nothing to stop
-                    pass
+            self._fail(exc, running)
+
+    def _dispatch(self, idle: list[int], running: dict[int, Future[Any]]) -> bool:
+        """Send queued calls to idle workers; return whether the pool is done (stopping, with
+        nothing queued or out)."""
+        with self._lock:
+            work = []
+            while idle and self._queue:
+                fut, fn, args, kwargs = self._queue.popleft()
+                if fut.set_running_or_notify_cancel():
+                    work.append((idle.pop(0), fut, (fn, args, kwargs)))
+            done = self._stopping and not self._queue and not running and not work
+        for worker, fut, task in work:
+            try:
+                self.comm.send(task, worker, TASK_TAG)
+            except TreecastError as exc:  # the call does not pickle
+                fut.set_exception(exc)
+                idle.append(worker)
+                continue
+            running[worker] = fut
+        return done
+
+    def _fail(self, exc: BaseException, running: dict[int, Future[Any]]) -> None:
+        """Record ``exc`` as the pool's error, set it on every unfinished future, drop the
+        queue and stop the workers that can still hear."""
+        with self._lock:
+            self.error = exc
+        for fut in running.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self.cancel_queued()
+        for worker in self.workers:
+            try:
+                self.comm.send(None, worker, TASK_TAG)
+            except BaseException:  # a dead worker: nothing to stop
+                pass
+
+
+def _settle(fut: Future[Any], outcome: tuple[bool, Any]) -> None:
+    """Set a worker's ``(ok, value)`` outcome on its future: the result, or the exception."""
+    ok, value = outcome
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
 
 
 _LIVE: weakref.WeakSet[Manager] = weakref.WeakSet()

@@ -168,91 +168,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``treecast bench``; return the exit status."""
     try:
-        sizes = size_range(args.sizes)
+        sizes, mpiexec = _checked(args)
     except ValueError as exc:
         print(f"treecast bench: {exc}", file=sys.stderr)
         return 2
-    if args.repeat < 1:
-        print(f"treecast bench: --repeat must be at least 1, got {args.repeat}", file=sys.stderr)
-        return 2
-    if args.nprocs < 1 or not 0 <= args.root < args.nprocs:
-        print(
-            f"treecast bench: need -n >= 1 and 0 <= --root < n; got -n {args.nprocs} --root {args.root}",
-            file=sys.stderr,
-        )
-        return 2
-    if args.op in ("sendrecv", "Sendrecv") and args.nprocs % 2:
-        print(
-            f"treecast bench: {args.op} pairs ranks; -n must be even, got {args.nprocs}",
-            file=sys.stderr,
-        )
-        return 2
-    mpiexec = shutil.which("mpiexec") if args.compare else None
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401 - checked before minutes of measuring
-        except ImportError:
-            print(
-                "treecast bench: --plot needs matplotlib (pip install 'treecast[bench]')",
-                file=sys.stderr,
-            )
-            return 2
-    if args.compare and mpiexec is None:
-        print(
-            "treecast bench: --compare mpi4py needs mpiexec (pip install mpi4py mpich)",
-            file=sys.stderr,
-        )
-        return 2
-    sizes_csv = ",".join(map(str, sizes))
-    worker = [sys.executable, "-m", "treecast.bench.worker"]
     launchers = {"treecast": [sys.executable, "-m", "treecast", "run", "-n", str(args.nprocs)]}
     if mpiexec:
         launchers["mpi4py"] = [mpiexec, "-n", str(args.nprocs)]
-    with_limit = args.op in ("bcast", "Bcast", "sendrecv", "Sendrecv")
-    runs: list[dict[str, list[float]]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeat):
-            run_times: dict[str, list[float]] = {}
-            # alternate which goes first, so that a drift of the machine favours neither
-            order = list(launchers) if i % 2 == 0 else list(reversed(launchers))
-            for backend in order:
-                out = os.path.join(tmp, f"{backend}.json")
-                cmd = [
-                    *launchers[backend],
-                    *worker,
-                    backend,
-                    args.op,
-                    sizes_csv,
-                    out,
-                    str(args.root),
-                ]
-                label = f"{backend} {args.op}"
-                if args.repeat > 1:
-                    label += f" (run {i + 1}/{args.repeat})"
-                got = _run_backend(cmd, label, len(sizes), out)
-                measured = [r["bytes"] for r in got]
-                if measured != sizes:
-                    raise RuntimeError(f"{label} measured the sizes {measured}, expected {sizes}")
-                run_times[backend] = [r["seconds"] for r in got]
-            if with_limit:
-                run_times["memcpy"] = [memcpy_seconds(s) for s in sizes]
-            runs.append(run_times)
-    rows = summarize(sizes, runs)
+    rows = summarize(sizes, _measure(args, sizes, launchers))
     rooted = args.op.lower() in ("bcast", "gather", "scatter", "reduce")
     header = f"{args.op}, n = {args.nprocs}" + (f", root {args.root}" if rooted else "")
     if args.repeat > 1:
         header += f", median of {args.repeat} alternating runs"
     print("\n".join(table(header, rows, ranges=args.repeat > 1 and mpiexec is not None)))
     if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            # each run's figures too, space-separated in one column per backend
-            flat = [
-                {k: " ".join(map(repr, v)) if k.endswith("_runs_s") else v for k, v in r.items()}
-                for r in rows
-            ]
-            writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
-            writer.writeheader()
-            writer.writerows(flat)
+        _write_csv(args.csv, rows)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(
@@ -269,6 +199,94 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         return _plot(args.plot, header, rows)
     return 0
+
+
+def _checked(args: argparse.Namespace) -> tuple[list[int], str | None]:
+    """``(sizes, mpiexec)`` for ``args``, checked before any measuring; mpiexec is None
+    unless ``--compare`` asks for it.
+
+    Raises:
+        ValueError: a bad option, or a tool an option needs is missing (the message says which).
+    """
+    sizes = size_range(args.sizes)
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be at least 1, got {args.repeat}")
+    if args.nprocs < 1 or not 0 <= args.root < args.nprocs:
+        raise ValueError(
+            f"need -n >= 1 and 0 <= --root < n; got -n {args.nprocs} --root {args.root}"
+        )
+    if args.op in ("sendrecv", "Sendrecv") and args.nprocs % 2:
+        raise ValueError(f"{args.op} pairs ranks; -n must be even, got {args.nprocs}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 - checked before minutes of measuring
+        except ImportError:
+            raise ValueError("--plot needs matplotlib (pip install 'treecast[bench]')") from None
+    mpiexec = shutil.which("mpiexec") if args.compare else None
+    if args.compare and mpiexec is None:
+        raise ValueError("--compare mpi4py needs mpiexec (pip install mpi4py mpich)")
+    return sizes, mpiexec
+
+
+def _measure(
+    args: argparse.Namespace, sizes: list[int], launchers: dict[str, list[str]]
+) -> list[dict[str, list[float]]]:
+    """Per run: seconds per size of each backend, and of one memcpy for the operations it
+    limits.
+
+    Raises:
+        RuntimeError: as :func:`_measure_backend`.
+    """
+    with_limit = args.op in ("bcast", "Bcast", "sendrecv", "Sendrecv")
+    runs: list[dict[str, list[float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            # alternate which goes first, so that a drift of the machine favours neither
+            order = list(launchers) if i % 2 == 0 else list(reversed(launchers))
+            run_times = {b: _measure_backend(args, sizes, b, launchers[b], tmp, i) for b in order}
+            if with_limit:
+                run_times["memcpy"] = [memcpy_seconds(s) for s in sizes]
+            runs.append(run_times)
+    return runs
+
+
+def _measure_backend(
+    args: argparse.Namespace,
+    sizes: list[int],
+    backend: str,
+    launcher: list[str],
+    tmp: str,
+    run_index: int,
+) -> list[float]:
+    """Seconds per size from one run of the worker under ``backend``'s ``launcher``.
+
+    Raises:
+        RuntimeError: the worker failed, or measured other sizes than asked.
+    """
+    out = os.path.join(tmp, f"{backend}.json")
+    worker = [sys.executable, "-m", "treecast.bench.worker"]
+    cmd = [*launcher, *worker, backend, args.op, ",".join(map(str, sizes)), out, str(args.root)]
+    label = f"{backend} {args.op}"
+    if args.repeat > 1:
+        label += f" (run {run_index + 1}/{args.repeat})"
+    got = _run_backend(cmd, label, len(sizes), out)
+    measured = [r["bytes"] for r in got]
+    if measured != sizes:
+        raise RuntimeError(f"{label} measured the sizes {measured}, expected {sizes}")
+    return [r["seconds"] for r in got]
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
+    """Write :func:`summarize`'s rows as CSV, each run's figures space-separated in one
+    column per backend."""
+    flat = [
+        {k: " ".join(map(repr, v)) if k.endswith("_runs_s") else v for k, v in r.items()}
+        for r in rows
+    ]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
 
 
 def _median(values: list[float]) -> float:

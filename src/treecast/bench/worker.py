@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,88 +37,115 @@ def _pattern(nbytes: int) -> np.ndarray:
     return ((np.arange(nbytes, dtype=np.uint64) * 131 + nbytes) % 251).astype(np.uint8)
 
 
-def _call_and_check(comm: Any, op: str, nbytes: int, root: int) -> tuple[Any, Any]:
-    """``(call, check)`` for ``op``: ``call()`` runs one operation, ``check(last)`` asserts
-    that the data arrived intact after timing. Reductions use float64 items
-    (``nbytes // 8``, at least one); block collectives move ``nbytes`` per rank."""
+_Call = Callable[[], Any]
+"""One operation, as the timed loop runs it; returns what the operation returned."""
+_Check = Callable[[Any], bool]
+"""Whether the data arrived intact, given the last call's return value."""
+
+_REDUCTIONS = frozenset({"reduce", "Reduce", "allreduce", "Allreduce", "scan", "Scan"})
+"""Operations measured with float64 items instead of bytes."""
+
+
+def _same(x: Any, y: Any) -> bool:
+    """Whether two arrays hold equal items."""
+    return bool(np.array_equal(x, y))
+
+
+def _scanned(n: int, rank: int) -> np.ndarray:
+    """What a sum-scan of every rank's ``arange(n) + rank`` gives ``rank``."""
+    return np.arange(n) * (rank + 1) + rank * (rank + 1) / 2
+
+
+def _transfers(comm: Any, nbytes: int, root: int) -> dict[str, tuple[_Call, _Check]]:
+    """``(call, check)`` of every operation that moves ``nbytes``-byte blocks (one per rank
+    for block collectives), and of barrier."""
     rank, size = comm.Get_rank(), comm.Get_size()
     expect = _pattern(nbytes)
     buf = expect.copy() if rank == root else np.zeros(nbytes, np.uint8)
     other = rank ^ 1 if (rank ^ 1) < size else rank
     out = np.zeros(nbytes, np.uint8)
+    many = np.tile(expect, size)
+    many_out = np.zeros(nbytes * size, np.uint8)
+    return {
+        "bcast": (
+            lambda: comm.bcast(buf if rank == root else None, root=root),
+            lambda last: _same(last, expect),
+        ),
+        "Bcast": (lambda: comm.Bcast(buf, root=root), lambda last: _same(buf, expect)),
+        "barrier": (lambda: comm.barrier(), lambda last: True),
+        "sendrecv": (
+            lambda: comm.sendrecv(expect, other, source=other),
+            lambda last: _same(last, expect),
+        ),
+        "Sendrecv": (
+            lambda: comm.Sendrecv(expect, other, 0, out, other, 0),
+            lambda last: _same(out, expect),
+        ),
+        "gather": (
+            lambda: comm.gather(expect, root=root),
+            lambda last: rank != root or all(_same(x, expect) for x in last),
+        ),
+        "Gather": (
+            lambda: comm.Gather(expect, many_out if rank == root else None, root=root),
+            lambda last: rank != root or _same(many_out, many),
+        ),
+        "scatter": (
+            lambda: comm.scatter([expect] * size if rank == root else None, root=root),
+            lambda last: _same(last, expect),
+        ),
+        "Scatter": (
+            lambda: comm.Scatter(many if rank == root else None, out, root=root),
+            lambda last: _same(out, expect),
+        ),
+        "allgather": (
+            lambda: comm.allgather(expect),
+            lambda last: all(_same(x, expect) for x in last),
+        ),
+        "Allgather": (lambda: comm.Allgather(expect, many_out), lambda last: _same(many_out, many)),
+        "alltoall": (
+            lambda: comm.alltoall([expect] * size),
+            lambda last: all(_same(x, expect) for x in last),
+        ),
+        "Alltoall": (lambda: comm.Alltoall(many, many_out), lambda last: _same(many_out, many)),
+    }
+
+
+def _reductions(comm: Any, nbytes: int, root: int) -> dict[str, tuple[_Call, _Check]]:
+    """``(call, check)`` of every reduction (a sum) over ``nbytes // 8`` float64 items, at
+    least one."""
+    rank, size = comm.Get_rank(), comm.Get_size()
     n = max(1, nbytes // 8)
     vec = np.arange(n, dtype=np.float64) + rank
     total = np.arange(n, dtype=np.float64) * size + size * (size - 1) / 2
     red = np.zeros(n)
-    many = np.tile(expect, size)
-    many_out = np.zeros(nbytes * size, np.uint8)
-
-    def same(x: Any, y: Any) -> bool:
-        return bool(np.array_equal(x, y))
-
-    table: dict[str, tuple[Any, Any]] = {
-        "bcast": (
-            lambda: comm.bcast(buf if rank == root else None, root=root),
-            lambda last: same(last, expect),
-        ),
-        "Bcast": (lambda: comm.Bcast(buf, root=root), lambda last: same(buf, expect)),
-        "barrier": (lambda: comm.barrier(), lambda last: True),
-        "sendrecv": (
-            lambda: comm.sendrecv(expect, other, source=other),
-            lambda last: same(last, expect),
-        ),
-        "Sendrecv": (
-            lambda: comm.Sendrecv(expect, other, 0, out, other, 0),
-            lambda last: same(out, expect),
-        ),
-        "gather": (
-            lambda: comm.gather(expect, root=root),
-            lambda last: rank != root or all(same(x, expect) for x in last),
-        ),
-        "Gather": (
-            lambda: comm.Gather(expect, many_out if rank == root else None, root=root),
-            lambda last: rank != root or same(many_out, many),
-        ),
-        "scatter": (
-            lambda: comm.scatter([expect] * size if rank == root else None, root=root),
-            lambda last: same(last, expect),
-        ),
-        "Scatter": (
-            lambda: comm.Scatter(many if rank == root else None, out, root=root),
-            lambda last: same(out, expect),
-        ),
-        "allgather": (
-            lambda: comm.allgather(expect),
-            lambda last: all(same(x, expect) for x in last),
-        ),
-        "Allgather": (lambda: comm.Allgather(expect, many_out), lambda last: same(many_out, many)),
-        "alltoall": (
-            lambda: comm.alltoall([expect] * size),
-            lambda last: all(same(x, expect) for x in last),
-        ),
-        "Alltoall": (lambda: comm.Alltoall(many, many_out), lambda last: same(many_out, many)),
+    return {
         "reduce": (
             lambda: comm.reduce(vec, root=root),
-            lambda last: rank != root or same(last, total),
+            lambda last: rank != root or _same(last, total),
         ),
         "Reduce": (
             lambda: comm.Reduce(vec, red, root=root),
-            lambda last: rank != root or same(red, total),
+            lambda last: rank != root or _same(red, total),
         ),
-        "allreduce": (lambda: comm.allreduce(vec), lambda last: same(last, total)),
-        "Allreduce": (lambda: comm.Allreduce(vec, red), lambda last: same(red, total)),
-        "scan": (
-            lambda: comm.scan(vec),
-            lambda last: same(last, np.arange(n) * (rank + 1) + rank * (rank + 1) / 2),
-        ),
-        "Scan": (
-            lambda: comm.Scan(vec, red),
-            lambda last: same(red, np.arange(n) * (rank + 1) + rank * (rank + 1) / 2),
-        ),
+        "allreduce": (lambda: comm.allreduce(vec), lambda last: _same(last, total)),
+        "Allreduce": (lambda: comm.Allreduce(vec, red), lambda last: _same(red, total)),
+        "scan": (lambda: comm.scan(vec), lambda last: _same(last, _scanned(n, rank))),
+        "Scan": (lambda: comm.Scan(vec, red), lambda last: _same(red, _scanned(n, rank))),
     }
-    if op not in table:
+
+
+def _call_and_check(comm: Any, op: str, nbytes: int, root: int) -> tuple[_Call, _Check]:
+    """``(call, check)`` for ``op``: ``call()`` runs one operation, ``check(last)`` asserts
+    that the data arrived intact after timing. Reductions use float64 items
+    (``nbytes // 8``, at least one); block collectives move ``nbytes`` per rank.
+
+    Raises:
+        ValueError: ``op`` is not one of :data:`~treecast.bench.OPS`.
+    """
+    if op not in OPS:
         raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
-    return table[op]
+    calls = _reductions if op in _REDUCTIONS else _transfers
+    return calls(comm, nbytes, root)[op]
 
 
 def measure(comm: Any, op: str, nbytes: int, root: int) -> float:

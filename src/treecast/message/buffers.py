@@ -7,8 +7,9 @@ dtype, a type character, or an object with a ``dtype`` attribute.
 
 from __future__ import annotations
 
+import itertools
 import reprlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -252,6 +253,72 @@ def _index(value: Any, what: str, name: str) -> int:
     return int(value)
 
 
+class _VectorSpec(NamedTuple):
+    """The parts of a v-variant buffer spec, each None where the spec leaves it out."""
+
+    data: Any
+    counts: Any
+    displs: Any
+    datatype: Any
+
+
+def _split_vector_spec(buf: Any, what: str) -> _VectorSpec:
+    """``buf``'s parts after mpi4py's v-variant forms (see :func:`vector_spec`).
+
+    Raises:
+        InvalidArgumentError: a list or tuple of a length no form has.
+    """
+    if not isinstance(buf, (list, tuple)):
+        return _VectorSpec(buf, None, None, None)
+    if len(buf) == 4:
+        return _VectorSpec(*buf)
+    if len(buf) == 2:
+        data, counts = buf
+        if _is_datatype(counts):
+            return _VectorSpec(data, None, None, counts)
+        datatype = None
+    elif len(buf) == 3:
+        data, counts, datatype = buf
+    else:
+        raise InvalidArgumentError(
+            f"{what}: buffer spec of length {len(buf)} is not understood; expected "
+            f"[buf, counts, displs, datatype] or a shorter form"
+        )
+    if isinstance(counts, tuple):
+        counts, displs = counts
+        return _VectorSpec(data, counts, displs, datatype)
+    return _VectorSpec(data, counts, None, datatype)
+
+
+def _vector_counts(counts: Any, items: int, what: str, size: int) -> tuple[int, ...]:
+    """Per-rank counts from a spec's counts: a sequence, one int for all, or None (even split).
+
+    Raises:
+        InvalidCountError: a negative count.
+        InvalidArgumentError: as :func:`_counts`.
+    """
+    if counts is None:
+        return tuple(items // size + (items % size > i) for i in range(size))
+    if _is_int(counts):
+        if counts < 0:
+            raise InvalidCountError(f"{what}: counts must be >= 0, got {counts}")
+        return (int(counts),) * size
+    return _counts(counts, what, "counts", size)
+
+
+def _vector_displs(displs: Any, counts: tuple[int, ...], what: str, size: int) -> tuple[int, ...]:
+    """Per-rank displacements from a spec's: a sequence, an int stride, or None (packed).
+
+    Raises:
+        InvalidArgumentError: as :func:`_counts`.
+    """
+    if displs is None:
+        return tuple(itertools.accumulate(counts, initial=0))[:-1]
+    if _is_int(displs):
+        return tuple(int(displs) * i for i in range(size))
+    return _counts(displs, what, "displacements", size)
+
+
 def vector_spec(
     buf: Any, what: str, size: int, writable: bool = False
 ) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
@@ -267,48 +334,11 @@ def vector_spec(
             block falls outside the buffer.
         InvalidBufferError: as :func:`as_array`.
     """
-    data: Any = buf
-    counts: Any = None
-    displs: Any = None
-    datatype: Any = None
-    if isinstance(buf, (list, tuple)):
-        if len(buf) == 2:
-            data, counts = buf
-            if _is_datatype(counts):
-                counts, datatype = None, counts
-            elif isinstance(counts, tuple):
-                counts, displs = counts
-        elif len(buf) == 3:
-            data, counts, datatype = buf
-            if isinstance(counts, tuple):
-                counts, displs = counts
-        elif len(buf) == 4:
-            data, counts, displs, datatype = buf
-        else:
-            raise InvalidArgumentError(
-                f"{what}: buffer spec of length {len(buf)} is not understood; expected "
-                f"[buf, counts, displs, datatype] or a shorter form"
-            )
-    dtype = None if datatype is None else _dtype_of(datatype)
-    arr = _flat_array(data, what, writable, dtype, buf if data is not buf else None)
-    if counts is None:
-        c = tuple(arr.size // size + (arr.size % size > i) for i in range(size))
-    elif _is_int(counts):
-        c = (int(counts),) * size
-        if c[0] < 0:
-            raise InvalidCountError(f"{what}: counts must be >= 0, got {counts}")
-    else:
-        c = _counts(counts, what, "counts", size)
-    if displs is None:
-        d, pos = [], 0
-        for n in c:
-            d.append(pos)
-            pos += n
-        dd = tuple(d)
-    elif _is_int(displs):
-        dd = tuple(int(displs) * i for i in range(size))
-    else:
-        dd = _counts(displs, what, "displacements", size)
+    spec = _split_vector_spec(buf, what)
+    dtype = None if spec.datatype is None else _dtype_of(spec.datatype)
+    arr = _flat_array(spec.data, what, writable, dtype, buf if spec.data is not buf else None)
+    c = _vector_counts(spec.counts, arr.size, what, size)
+    dd = _vector_displs(spec.displs, c, what, size)
     for r, (n, off) in enumerate(zip(c, dd, strict=True)):
         if off < 0 or off + n > arr.size:
             raise InvalidCountError(
