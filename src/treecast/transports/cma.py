@@ -38,7 +38,11 @@ def _lib() -> Any:
         if not sys.platform.startswith("linux"):
             _libc = False
         else:
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            # the C library is already loaded: looking it up by name (find_library) runs
+            # ldconfig, which costs a rank's start-up tens of milliseconds
+            lib = ctypes.CDLL(None, use_errno=True)
+            if getattr(lib, "process_vm_readv", None) is None:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
             fn = getattr(lib, "process_vm_readv", None)
             if fn is None:
                 _libc = False
