@@ -342,7 +342,7 @@ class Transport(ABC):
         """Release the transport's resources; peers then see this rank FINISHED and every
         later call that would move bytes raises :class:`CommunicatorClosedError`.
 
-        Subclasses release their own resources, then call this."""
+        A subclass calls this from its own close, which also releases its resources."""
         self._closed = True
         # an instance attribute shadows the method: the open path's _poll stays as fast as
         # it was, and a wait on a closed transport raises instead of polling freed memory

@@ -116,6 +116,8 @@ class InprocWorld:
         """Make ``rank`` die: peers see it DEAD (their waits on it raise
         :class:`ProcessFailedError`), messages queued for it are dropped, and its own calls
         that move bytes raise :class:`ProcessFailedError`. What it sent before stays readable.
+        With one thread per rank, call it from the dying rank's own thread (its queues are
+        cleared, and only that thread takes from them).
 
         Raises:
             InvalidArgumentError: ``rank`` is out of range.
