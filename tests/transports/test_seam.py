@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import cloudpickle
 import pytest
@@ -151,3 +152,22 @@ def test_a_wait_on_a_closed_transport_raises():
     assert t.peer_state(0) is PeerState.FINISHED
     with pytest.raises(CommunicatorClosedError, match="closed"):
         t.wait_op(recv, timeout=5)
+
+
+def test_what_a_rank_sent_just_before_dying_completes_the_wait():
+    world = InprocWorld(2)
+    a, b = world
+    recv = a.irecv(CTX, 1, 1)
+    start = time.monotonic()
+
+    def send_then_die():
+        # runs inside a's wait, after its poll: the message arrives while a sleeps
+        if time.monotonic() - start < 0.3:
+            return False
+        b.isend(0, CTX, 1, [memoryview(b"last words")])
+        world.kill(1)
+        return True
+
+    a.add_background(send_then_die)
+    a.wait_op(recv, timeout=10)
+    assert bytes(recv.frames[0]) == b"last words"

@@ -700,7 +700,8 @@ class Transport(ABC):
                         now = time.monotonic()
                         peer_gone_at = peer_gone_at or now
                         if now - peer_gone_at < FINISHED_GRACE:
-                            self._check_peers_for(what, peer, peer_only)
+                            if self._check_peers_for(what, peer, peer_only, done):
+                                return
                             continue
                     if gone:
                         # nothing can arrive any more: take what they sent, then decide
@@ -724,7 +725,8 @@ class Transport(ABC):
                             + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
                             (peer, *dead),
                         )
-                    self._check_peers_for(what, peer, peer_only)
+                    if self._check_peers_for(what, peer, peer_only, done):
+                        return
         finally:
             if published:
                 self.publish_activity(None)
@@ -737,13 +739,19 @@ class Transport(ABC):
             self._run_background()
         return done()
 
-    def _check_peers_for(self, what: Activity, peer: int | None, peer_only: bool) -> None:
+    def _check_peers_for(
+        self, what: Activity, peer: int | None, peer_only: bool, done: Callable[[], bool]
+    ) -> bool:
         """Raise if a rank the operation depends on has died, or the launcher has gone
-        (see :meth:`wait`)."""
+        (see :meth:`wait`); return True if what a dead rank sent before it died completes
+        the operation after all."""
         try:
             self.check_peers()
         except ProcessFailedError as exc:
             if not peer_only or peer in exc.ranks:
+                # it may have sent what we wait for after our last poll, then died
+                if self._drained(done):
+                    return True
                 self._forget_sync_sends(exc.ranks)
                 raise ProcessFailedError(f"{exc} (in {describe(what)})", exc.ranks) from None
         try:
@@ -751,6 +759,7 @@ class Transport(ABC):
                 self.liveness_check()
         except ProcessFailedError as exc:
             raise ProcessFailedError(f"{exc} (in {describe(what)})", exc.ranks) from None
+        return False
 
     def publish_activity(self, what: Activity | None) -> None:  # noqa: B027 - optional hook
         """Record what this rank is blocked in (None: nothing), where peers can read it;
