@@ -17,7 +17,7 @@ import site
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from .errors import InvalidArgumentError, RemoteError, SerializationError, TimeoutError
 from .launcher import TextSink, describe_exit, run_job
@@ -88,20 +88,49 @@ def _load(path: str) -> tuple[Any, ...] | None:
     return outcome
 
 
-def launch(fn: Callable[..., T], nprocs: int, *args: Any, timeout: float | None = None) -> list[T]:
+@overload
+def launch(
+    fn: Callable[..., T],
+    nprocs: int,
+    *args: Any,
+    timeout: float | None = None,
+    keep_going: Literal[False] = False,
+) -> list[T]: ...
+
+
+@overload
+def launch(
+    fn: Callable[..., T],
+    nprocs: int,
+    *args: Any,
+    timeout: float | None = None,
+    keep_going: Literal[True],
+) -> list[T | RemoteError]: ...
+
+
+def launch(
+    fn: Callable[..., T],
+    nprocs: int,
+    *args: Any,
+    timeout: float | None = None,
+    keep_going: bool = False,
+) -> list[T] | list[T | RemoteError]:
     """Run ``fn(*args)`` on ``nprocs`` new processes (ranks) and return their results.
 
     Each rank is a fresh Python interpreter with the ``TREECAST_*`` environment of a
     ``treecast run`` job, so ``fn`` can call :func:`treecast.world` and communicate. The
     caller's ``sys.path`` and current directory are reproduced in the ranks. Their output
     goes to this process's ``sys.stdout``/``sys.stderr`` in whole lines; their stdin is
-    /dev/null. If a rank fails, the others are ended and the error is raised here.
+    /dev/null. If a rank fails, the others are ended and the error is raised here (unless
+    ``keep_going``).
 
     Args:
         fn: the function to run on every rank.
         nprocs: number of ranks (>= 1).
         *args: positional arguments passed to ``fn`` on every rank.
         timeout: seconds after which the job is ended (None: no limit).
+        keep_going: a rank that fails does not end the others (its peers see it dead), and
+            its entry in the result is the :class:`RemoteError` that would have been raised.
 
     Returns:
         ``fn``'s return values, indexed by rank.
@@ -134,6 +163,7 @@ def launch(fn: Callable[..., T], nprocs: int, *args: Any, timeout: float | None 
             stdin_to_rank0=False,
             env=_worker_env(),
             timeout=timeout,
+            keep_going=keep_going,
         )
         if result.start_error is not None:
             raise result.start_error
@@ -143,11 +173,14 @@ def launch(fn: Callable[..., T], nprocs: int, *args: Any, timeout: float | None 
                 f"launch({_name(fn)}) timed out after {timeout:g} s; "
                 f"ranks {unfinished} had not returned"
             )
-        if result.failed_rank is not None:
+        if result.failed_rank is not None and not keep_going:
             raise _rank_error(fn, result.failed_rank, result.statuses, workdir)
-        values: list[T] = []
+        values: list[T | RemoteError] = []
         for rank in range(nprocs):
             outcome = _load(result_file(workdir, rank))
+            if keep_going and (outcome is None or outcome[0] == "error"):
+                values.append(_rank_error(fn, rank, result.statuses, workdir))
+                continue
             if outcome is None:
                 raise RemoteError(
                     f"launch: rank {rank} exited without returning a result from {_name(fn)}",

@@ -2,12 +2,16 @@
 
 :func:`run_job` is the whole life of a job::
 
-    create the world segment  ->  start ranks 0..n-1  ->  supervise  ->  shut down
-                                                         |                |
-      read pipes (selectors), forward whole lines  <-----+                +-> end live ranks
-      reap exits: a failed rank is marked dead in the segment,                close pipes
-        and the first failure ends the others                                 unlink segments
+    start the transport's job  ->  start ranks 0..n-1  ->  supervise  ->  shut down
+                                                           |                |
+      read pipes (selectors), forward whole lines  <-------+                +-> end live ranks
+      reap exits: a failed rank is marked dead (job.mark_dead),                 close pipes
+        and the first failure ends the others                                   job.unlink()
       timeout / SIGINT / SIGTERM -> end the job
+
+The transport's half of the job (:class:`~treecast.transports.base.TransportJob`, chosen by
+``TREECAST_TRANSPORT``; for ``shm`` the world segment) owns whatever the ranks share: the
+launcher never sees its layout.
 
 Ending ranks is always SIGTERM first, then SIGKILL after a grace period, sent by pid to
 the processes this launcher started and to nothing else. The job's shared-memory segments
@@ -31,9 +35,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
 
-from ..runtime.env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SHM, ENV_SIZE
-from ..transports.segments import SHM_DIR, job_stem, new_job_token, unlink_job_segments
-from ..transports.shm_layout import create_world_segment, mark_rank_dead
+from ..runtime.env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SIZE
+from ..transports import registry
+from ..transports.segments import new_job_token
 from . import reaper as _reaper
 from .lifeline import die_with_parent
 from .output import STDERR, STDOUT, LineForwarder, Sink
@@ -141,8 +145,10 @@ def run_job(
         How the job ended; the ranks have all exited and the job's segments are gone.
 
     Raises:
-        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, or ``ring_bytes`` too small.
-        OSError: the world segment could not be created (nothing was started).
+        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, or ``ring_bytes`` too small; or
+            ``TREECAST_TRANSPORT`` (in ``env`` or the launcher's environment) names no
+            transport that a launcher can start (an ``InvalidArgumentError``).
+        OSError: the transport's shared state could not be created (nothing was started).
     """
     if nprocs < 1:
         raise ValueError(f"the number of ranks must be >= 1, got {nprocs}")
@@ -198,7 +204,12 @@ class _Job:
         self.die_with_launcher = die_with_launcher
         self.grace = grace
         self.job = new_job_token()
-        self.shm = ""  # the world segment's name, once created
+        self.transport_name = (
+            env.get(registry.ENV_TRANSPORT) or os.environ.get(registry.ENV_TRANSPORT, "")
+        ).strip() or registry.DEFAULT
+        # the transport's half of the job: the launcher knows nothing of its layout
+        self.transport = registry.make_job(self.transport_name, self.job)
+        self.transport_env: dict[str, str] = {}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.reaper: subprocess.Popen[bytes] | None = None
         self.pipes: dict[int, list[_Pipe]] = {}
@@ -216,11 +227,11 @@ class _Job:
     def run(
         self, *, timeout: float | None, ring_bytes: int | None, handle_signals: bool
     ) -> JobResult:
-        """Create the segment, start the ranks, supervise them and clean up; see run_job."""
+        """Start the transport's job and the ranks, supervise them and clean up; see run_job."""
         with self._deferred_signals(handle_signals):
             try:
                 self._start_reaper()
-                self.shm = create_world_segment(self.job, self.nprocs, ring_bytes)
+                self.transport_env = self.transport.start(self.nprocs, ring_bytes)
                 try:
                     self._start_ranks()
                 except OSError as exc:
@@ -281,7 +292,8 @@ class _Job:
             {
                 ENV_SIZE: str(self.nprocs),
                 ENV_JOB: self.job,
-                ENV_SHM: self.shm,
+                **self.transport_env,
+                registry.ENV_TRANSPORT: self.transport_name,
                 ENV_LAUNCHER_PID: str(os.getpid()),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -316,11 +328,12 @@ class _Job:
         """Start the process that unlinks the job's segments if this one is killed (see
         :mod:`.reaper`). Without it (it could not start) the job still runs; only a killed
         launcher would then leave its segments behind."""
-        if not sys.executable:
+        sweep = self.transport.reaper_args()
+        if not sys.executable or sweep is None:
             return
         with contextlib.suppress(OSError):
             self.reaper = subprocess.Popen(
-                [sys.executable, "-I", "-S", _reaper.__file__, SHM_DIR, job_stem(self.job)],
+                [sys.executable, "-I", "-S", _reaper.__file__, *sweep],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -432,7 +445,7 @@ class _Job:
             self._drain(self.pipes[rank])  # so the rank's last words precede our note
             if status == 0:
                 continue
-            mark_rank_dead(self.shm, rank)  # peers waiting on it raise instead of hanging
+            self.transport.mark_dead(rank)  # peers waiting on it raise instead of hanging
             if self.stopping:
                 continue
             self._note(f"rank {rank} {describe_exit(status)}")
@@ -480,7 +493,7 @@ class _Job:
                 self._close_all()
             finally:  # whatever failed above (a sink that raises), leave nothing behind
                 try:
-                    unlink_job_segments(self.job)
+                    self.transport.unlink()
                 finally:
                     self._stop_reaper()
 

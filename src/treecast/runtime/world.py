@@ -1,7 +1,9 @@
 """Build the world communicator from the environment.
 
 Started by ``treecast run`` (or :func:`treecast.launch`): the launcher's variables name the
-rank, the size and the world segment. Started any other way: a world of size 1.
+rank, the size and what the transport needs (``TREECAST_TRANSPORT``, default ``shm``,
+chooses it: see :mod:`treecast.transports.registry`). Started any other way: a world of
+size 1.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import threading
 
 from ..comm import Comm
 from ..errors import TreecastError
+from ..transports import registry
 from ..transports.base import Transport, launcher_watch
-from ..transports.shm import ShmTransport
-from .env import ENV_LAUNCHER_PID, ENV_RANK, ENV_SHM, ENV_SIZE
+from ..transports.single import SingleRankTransport
+from .env import ENV_LAUNCHER_PID, ENV_RANK, ENV_SIZE
 
 WORLD_CTX = 0
 SELF_CTX = 2
@@ -24,21 +27,13 @@ _world: Comm | None = None
 _self: Comm | None = None
 
 
-class _SelfTransport(Transport):
-    """A transport for a world of one rank: every message is a message to itself."""
-
-    def _poll(self) -> bool:
-        return False
-
-
 def _make_transport() -> Transport:
-    rank_s, size_s, seg = (
-        os.environ.get(ENV_RANK),
-        os.environ.get(ENV_SIZE),
-        os.environ.get(ENV_SHM),
-    )
+    # the name is checked first, even for a world of one, so that a typo never passes
+    name = os.environ.get(registry.ENV_TRANSPORT, "").strip() or registry.DEFAULT
+    registry.check(name)
+    rank_s, size_s = os.environ.get(ENV_RANK), os.environ.get(ENV_SIZE)
     if rank_s is None or size_s is None:
-        return _SelfTransport(0, 1)
+        return SingleRankTransport()
     try:
         rank, size = int(rank_s), int(size_s)
     except ValueError:
@@ -48,10 +43,8 @@ def _make_transport() -> Transport:
     if not 0 <= rank < size:
         raise TreecastError(f"{ENV_RANK}={rank} is outside [0, {ENV_SIZE}={size})")
     if size == 1:
-        return _SelfTransport(0, 1)
-    if not seg:
-        raise TreecastError(f"{ENV_SHM} is not set; start the program with `treecast run`")
-    transport: Transport = ShmTransport(rank, size, seg)
+        return SingleRankTransport()
+    transport = registry.make(name, rank, size, os.environ)
     launcher = os.environ.get(ENV_LAUNCHER_PID)
     if launcher:
         transport.liveness_check = launcher_watch(int(launcher))
@@ -63,6 +56,7 @@ def world() -> Comm:
 
     Raises:
         TreecastError: the launcher's environment is inconsistent.
+        InvalidArgumentError: ``TREECAST_TRANSPORT`` names no transport that can start here.
     """
     global _world
     if _world is None:
@@ -74,6 +68,15 @@ def world() -> Comm:
                 _world = comm
                 atexit.register(transport.close)
     return _world
+
+
+def world_transport() -> Transport:
+    """The transport under :func:`world` (for transport-level tests and tools).
+
+    Raises:
+        TreecastError, InvalidArgumentError: as :func:`world`.
+    """
+    return world()._t
 
 
 def self_comm() -> Comm:

@@ -7,9 +7,14 @@ takes the message; messages between one pair with one context are matched in the
 they were sent; a message that arrives before any matching receive is kept in the
 unexpected queue.
 
-Subclasses implement only byte movement: :meth:`Transport._start_send` queues frames,
-:meth:`Transport._poll` moves bytes and calls :meth:`Transport._on_header` /
-:meth:`Transport._on_complete` for incoming messages.
+:class:`Transport` is an abstract base. A concrete transport provides byte movement
+(:meth:`Transport._start_send` queues frames, :meth:`Transport._poll` moves bytes and calls
+:meth:`Transport._on_header` / :meth:`Transport._on_small` / :meth:`Transport._on_complete`
+for incoming messages), liveness (:meth:`Transport.peer_state`: is a rank running, finished
+or dead) and :meth:`Transport.close`, and declares its :attr:`Transport.capabilities`
+(names from :mod:`.capabilities`). The launcher's half of a transport (create what the
+job's ranks attach to, mark a failed rank dead, remove everything at the end) is a
+:class:`TransportJob`.
 
 Synchronous sends (``isend(..., sync=True)``, MPI's ``Issend``) complete only once a
 receive has matched the message. The matching happens here, in the transport, whenever the
@@ -25,13 +30,21 @@ completes when it is matched, with no message at all.
 
 from __future__ import annotations
 
+import enum
 import os
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import InvalidArgumentError, ProcessFailedError, TimeoutError, TruncationError
+from ..errors import (
+    CommunicatorClosedError,
+    InvalidArgumentError,
+    ProcessFailedError,
+    TimeoutError,
+    TruncationError,
+)
 from ..message.pool import alloc_frame
 from .wait import Backoff, oversubscribed
 
@@ -238,15 +251,59 @@ def _targets_for(recv: RecvOp, msg: Incoming) -> Frames:
     return views
 
 
-class Transport:
+class PeerState(enum.Enum):
+    """What a transport knows of a rank (:meth:`Transport.peer_state`)."""
+
+    RUNNING = "running"
+    """Started, or not yet started; it may still send and receive."""
+    FINISHED = "finished"
+    """It closed its transport normally: it sends nothing more, what it sent stays readable."""
+    DEAD = "dead"
+    """It failed (an error exit, a signal, an injected fault): nothing more will come from it."""
+
+
+class TransportJob(ABC):
+    """The launcher's half of a transport: what one job needs outside its ranks.
+
+    The launcher knows nothing of how a transport lays out its shared state; it calls
+    :meth:`start` before it starts the ranks, :meth:`mark_dead` when one fails and
+    :meth:`unlink` when the job ends, however it ends.
+    """
+
+    @abstractmethod
+    def start(self, nprocs: int, ring_bytes: int | None = None) -> dict[str, str]:
+        """Create what the ranks of a job of ``nprocs`` attach to; return the variables that
+        every rank's environment needs to find it.
+
+        Raises:
+            ValueError: ``nprocs`` or ``ring_bytes`` is out of range.
+            OSError: the system refused (nothing was left behind).
+        """
+
+    @abstractmethod
+    def mark_dead(self, rank: int) -> None:
+        """Tell the ranks that ``rank`` failed: their waits on it raise instead of hanging."""
+
+    @abstractmethod
+    def unlink(self) -> list[str]:
+        """Remove everything the job made (also what its ranks made); return what was removed."""
+
+    @abstractmethod
+    def reaper_args(self) -> list[str] | None:
+        """Arguments of :mod:`treecast.launcher.reaper` (directory, name prefix) that remove
+        the job's files if the launcher is killed, or None if nothing would be left behind."""
+
+
+class Transport(ABC):
     """Matching, unexpected queue and waiting, shared by every transport.
 
     Attributes:
         rank: this process's world rank.
         size: number of world ranks.
+        capabilities: names from :mod:`.capabilities` that this transport offers.
     """
 
-    capabilities: frozenset[str] | None = None
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self, rank: int, size: int) -> None:
         self.rank = rank
@@ -263,16 +320,38 @@ class Transport:
         self._sync_pending: dict[tuple[int, int], SendOp] = {}
 
     # ---- subclass interface -------------------------------------------------------------
+    @abstractmethod
     def _start_send(self, op: SendOp) -> None:
-        raise NotImplementedError(f"{type(self).__name__}._start_send")
+        """Queue ``op``'s frames for ``op.dest`` (never this rank) and move what can move now.
 
+        Raises:
+            CommunicatorClosedError: the transport is closed.
+        """
+
+    @abstractmethod
     def _poll(self) -> bool:
         """Move bytes both ways; return True if anything moved."""
-        raise NotImplementedError(f"{type(self).__name__}._poll")
 
+    @abstractmethod
+    def peer_state(self, rank: int) -> PeerState:
+        """What is known of world rank ``rank`` (this rank included); a transport without
+        failure detection never answers :attr:`PeerState.DEAD`."""
+
+    @abstractmethod
     def close(self) -> None:
-        """Release the transport's resources; further calls raise."""
+        """Release the transport's resources; peers then see this rank FINISHED and every
+        later call that would move bytes raises :class:`CommunicatorClosedError`.
+
+        A subclass calls this from its own close, which also releases its resources."""
         self._closed = True
+        # an instance attribute shadows the method: the open path's _poll stays as fast as
+        # it was, and a wait on a closed transport raises instead of polling freed memory
+        self._poll = self._poll_closed  # type: ignore[method-assign]
+
+    def _poll_closed(self) -> bool:
+        raise CommunicatorClosedError(
+            f"rank {self.rank}: the {type(self).__name__} is closed; nothing can move"
+        )
 
     # ---- called by subclasses when bytes arrive -------------------------------------------
     def _on_header(
@@ -514,21 +593,35 @@ class Transport:
         return None
 
     def check_peers(self) -> None:
-        """Raise :class:`ProcessFailedError` if a peer is known dead (transports that can tell)."""
+        """Raise if a peer is known dead (called while a blocked call sleeps).
+
+        Raises:
+            ProcessFailedError: naming the dead world ranks.
+        """
+        dead = self.dead_peers()
+        if dead:
+            names = ", ".join(map(str, dead))
+            raise ProcessFailedError(
+                f"rank {self.rank}: rank(s) {names} died; the operation cannot complete", dead
+            )
 
     def peers_finished(self) -> bool:
-        """True once every other rank has finished (transports that can tell): a blocked
-        wait then drains what they sent and raises if it is still not complete."""
-        return False
+        """True once every other rank has finished: a blocked wait then drains what they
+        sent and raises if it is still not complete."""
+        state = self.peer_state
+        return self.size > 1 and all(
+            state(r) is PeerState.FINISHED for r in range(self.size) if r != self.rank
+        )
 
     def dead_peers(self) -> tuple[int, ...]:
-        """Ranks known to have died (transports that can tell)."""
-        return ()
+        """World ranks known to have died."""
+        state = self.peer_state
+        return tuple(r for r in range(self.size) if state(r) is PeerState.DEAD)
 
     def peer_finished(self, rank: int) -> bool:
-        """True once rank ``rank`` has finished (transports that can tell): an operation
-        that waits for it alone then drains what it sent and raises if still not done."""
-        return False
+        """True once another rank ``rank`` has finished: an operation that waits for it
+        alone then drains what it sent and raises if still not done."""
+        return rank != self.rank and self.peer_state(rank) is PeerState.FINISHED
 
     def add_background(self, advance: Callable[[], bool]) -> None:
         """Call ``advance()`` whenever this rank makes progress, until it returns True
@@ -607,7 +700,8 @@ class Transport:
                         now = time.monotonic()
                         peer_gone_at = peer_gone_at or now
                         if now - peer_gone_at < FINISHED_GRACE:
-                            self._check_peers_for(what, peer, peer_only)
+                            if self._check_peers_for(what, peer, peer_only, done):
+                                return
                             continue
                     if gone:
                         # nothing can arrive any more: take what they sent, then decide
@@ -631,7 +725,8 @@ class Transport:
                             + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
                             (peer, *dead),
                         )
-                    self._check_peers_for(what, peer, peer_only)
+                    if self._check_peers_for(what, peer, peer_only, done):
+                        return
         finally:
             if published:
                 self.publish_activity(None)
@@ -644,13 +739,19 @@ class Transport:
             self._run_background()
         return done()
 
-    def _check_peers_for(self, what: Activity, peer: int | None, peer_only: bool) -> None:
+    def _check_peers_for(
+        self, what: Activity, peer: int | None, peer_only: bool, done: Callable[[], bool]
+    ) -> bool:
         """Raise if a rank the operation depends on has died, or the launcher has gone
-        (see :meth:`wait`)."""
+        (see :meth:`wait`); return True if what a dead rank sent before it died completes
+        the operation after all."""
         try:
             self.check_peers()
         except ProcessFailedError as exc:
             if not peer_only or peer in exc.ranks:
+                # it may have sent what we wait for after our last poll, then died
+                if self._drained(done):
+                    return True
                 self._forget_sync_sends(exc.ranks)
                 raise ProcessFailedError(f"{exc} (in {describe(what)})", exc.ranks) from None
         try:
@@ -658,9 +759,11 @@ class Transport:
                 self.liveness_check()
         except ProcessFailedError as exc:
             raise ProcessFailedError(f"{exc} (in {describe(what)})", exc.ranks) from None
+        return False
 
-    def publish_activity(self, what: Activity | None) -> None:
-        """Record what this rank is blocked in (None: nothing), where peers can read it."""
+    def publish_activity(self, what: Activity | None) -> None:  # noqa: B027 - optional hook
+        """Record what this rank is blocked in (None: nothing), where peers can read it;
+        a transport without such a place records nothing."""
 
     def hang_report(self, what: Activity) -> str:
         """Lines describing what every rank is doing, for a timeout message."""

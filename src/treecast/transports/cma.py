@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from typing import Any
 
@@ -37,7 +38,11 @@ def _lib() -> Any:
         if not sys.platform.startswith("linux"):
             _libc = False
         else:
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            # the C library is already loaded: looking it up by name (find_library) runs
+            # ldconfig, which costs a rank's start-up tens of milliseconds
+            lib = ctypes.CDLL(None, use_errno=True)
+            if getattr(lib, "process_vm_readv", None) is None:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
             fn = getattr(lib, "process_vm_readv", None)
             if fn is None:
                 _libc = False
@@ -63,6 +68,22 @@ def enable() -> bool:
         return False
     lib.prctl(_PR_SET_PTRACER, _PR_SET_PTRACER_ANY, 0, 0, 0)
     return True
+
+
+_available: bool | None = None
+
+
+def available() -> bool:
+    """True if this system lets this process call ``process_vm_readv`` (probed once, on
+    this process's own memory: containers may forbid the call altogether)."""
+    global _available
+    if _available is None:
+        probe = bytearray(b"cma probe")
+        got = bytearray(len(probe))
+        _available = read(os.getpid(), address(memoryview(probe)), memoryview(got)) and (
+            got == probe
+        )
+    return _available
 
 
 def address(view: memoryview) -> int:

@@ -23,10 +23,25 @@ import struct
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 
-from ..errors import CommunicatorClosedError, ProcessFailedError
-from .base import ACK_CTX, ANY_TAG, Activity, Frames, Incoming, SendOp, Transport, describe
-from .segments import attach_segment
+from ..errors import CommunicatorClosedError, ProcessFailedError, TreecastError
+from ..runtime.env import ENV_SHM
+from . import cma
+from .base import (
+    ACK_CTX,
+    ANY_TAG,
+    Activity,
+    Frames,
+    Incoming,
+    PeerState,
+    SendOp,
+    Transport,
+    TransportJob,
+    describe,
+)
+from .capabilities import CMA, FAILURE_DETECTION, INLINE_SMALL, NODE_MEMORY
+from .segments import SHM_DIR, attach_segment, job_stem, unlink_job_segments
 from .shm_layout import (
     ACTIVITY_BYTES,
     ACTIVITY_FMT,
@@ -39,6 +54,8 @@ from .shm_layout import (
     STATE_OFFSET,
     VERSION,
     activity_offset,
+    create_world_segment,
+    mark_rank_dead,
     ring_offset,
 )
 from .wait import Backoff
@@ -114,8 +131,26 @@ class ShmTransport(Transport):
         ValueError: the segment was made for another size or version.
     """
 
+    capabilities = frozenset({NODE_MEMORY, INLINE_SMALL, FAILURE_DETECTION})
+    """Every instance adds :data:`~.capabilities.CMA` where this system allows it."""
+
+    @classmethod
+    def from_env(cls, rank: int, size: int, environ: Mapping[str, str]) -> ShmTransport:
+        """Attach to the world segment that :class:`ShmJob` named in the rank's environment.
+
+        Raises:
+            TreecastError: the segment's variable is not set (not started by our launcher).
+            FileNotFoundError, ValueError: as the constructor.
+        """
+        segment = environ.get(ENV_SHM)
+        if not segment:
+            raise TreecastError(f"{ENV_SHM} is not set; start the program with `treecast run`")
+        return cls(rank, size, segment)
+
     def __init__(self, rank: int, size: int, segment: str) -> None:
         super().__init__(rank, size)
+        if cma.available():
+            self.capabilities = ShmTransport.capabilities | {CMA}
         self._mm = attach_segment(segment)
         magic, version, seg_size, cap = struct.unpack_from(CTRL_FMT, self._mm, 0)
         if magic != MAGIC or version != VERSION or seg_size != size:
@@ -471,34 +506,15 @@ class ShmTransport(Transport):
             if not moved:
                 backoff.pause()
 
-    def dead_peers(self) -> tuple[int, ...]:
-        """World ranks that the launcher has marked dead."""
-        state = self._state
-        return tuple(r for r in range(self.size) if state[r] == STATE_DEAD)
-
-    def check_peers(self) -> None:
-        """Raise if a peer has died (called while a blocked call sleeps).
-
-        Raises:
-            ProcessFailedError: naming the dead world ranks.
-        """
-        dead = self.dead_peers()
-        if dead:
-            names = ", ".join(map(str, dead))
-            raise ProcessFailedError(
-                f"rank {self.rank}: rank(s) {names} died; the operation cannot complete", dead
-            )
-
-    def peer_finished(self, rank: int) -> bool:
-        """True once rank ``rank`` has closed its transport (finished normally)."""
-        return rank != self.rank and self._state[rank] == STATE_FINALIZED
-
-    def peers_finished(self) -> bool:
-        """True once every other rank has closed its transport (finished normally)."""
-        state = self._state
-        return self.size > 1 and all(
-            state[r] == STATE_FINALIZED for r in range(self.size) if r != self.rank
-        )
+    def peer_state(self, rank: int) -> PeerState:
+        """The rank's state word in the world segment: written by the rank itself (attached,
+        finished) or by the launcher (dead)."""
+        word = self._state[rank]
+        if word == STATE_DEAD:
+            return PeerState.DEAD
+        if word == STATE_FINALIZED:
+            return PeerState.FINISHED
+        return PeerState.RUNNING
 
     def close(self) -> None:
         if self._closed:
@@ -520,3 +536,38 @@ class ShmTransport(Transport):
             self._mm.close()
         except BufferError:  # a frame view still points into the segment; the OS unmaps at exit
             pass
+
+
+class ShmJob(TransportJob):
+    """The launcher's half of the shared-memory transport: the job's world segment.
+
+    Args:
+        job: the job's token; every segment of the job is named after it.
+    """
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        self.segment = ""  # the world segment's name, once created
+
+    def start(self, nprocs: int, ring_bytes: int | None = None) -> dict[str, str]:
+        """Create the world segment (see :mod:`.shm_layout`); return ``TREECAST_SHM``.
+
+        Raises:
+            ValueError: ``nprocs`` < 1 or ``ring_bytes`` too small.
+            OSError: the segment could not be created.
+        """
+        self.segment = create_world_segment(self.job, nprocs, ring_bytes)
+        return {ENV_SHM: self.segment}
+
+    def mark_dead(self, rank: int) -> None:
+        """Write ``dead`` into the rank's state word (nothing once the segment is gone)."""
+        if self.segment:
+            mark_rank_dead(self.segment, rank)
+
+    def unlink(self) -> list[str]:
+        """Unlink every segment of the job: the world's and those its ranks made."""
+        return unlink_job_segments(self.job)
+
+    def reaper_args(self) -> list[str]:
+        """Sweep ``/dev/shm`` for the job's segments."""
+        return [SHM_DIR, job_stem(self.job)]
