@@ -1,14 +1,21 @@
-"""Run a registered algorithm in the simulator on stores laid out as the engine lays them
-out, and compare with a NumPy reference (values) or with rank order (symbolic operands)."""
+"""Run a registered algorithm in the simulator: :func:`check` plans one call of its
+collective on every rank with the real planning functions (the layout of the user's
+buffers) and runs the plans on the engine over the in-process transport, against a NumPy
+reference; :func:`check_order` runs the schedule's steps with symbolic operands to check
+the rank order in which a reduction combines them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from treecast import plans
 from treecast.algorithms.registry import ALGORITHMS, Algorithm
-from treecast.engine.simulate import Counts, simulate
+from treecast.engine.simulate import Counts, simulate, simulate_plans
+from treecast.ops import SUM, Op
+from treecast.plans import Caller, Plan
 
 ROOTED = {"bcast", "gather", "scatter", "reduce"}
 REDUCTIONS = {"reduce", "allreduce", "reduce_scatter", "reduce_scatter_block", "scan", "exscan"}
@@ -21,23 +28,60 @@ def usable(algo: Algorithm, size: int, commutative: bool = True, nbytes: int = 0
     return algo.unusable(size, nbytes, commutative, True) is None
 
 
-def chunk_bounds(count: int, c: int) -> list[tuple[int, int]]:
-    """Chunk ``i`` of ``c``: ``count // c + (i < count % c)`` items, in order (schedule.py)."""
-    q, r = divmod(count, c)
-    out, pos = [], 0
-    for i in range(c):
-        n = q + (i < r)
-        out.append((pos, pos + n))
-        pos += n
-    return out
-
-
 def _steps(algo: Algorithm, size: int, root: int, nbytes: int, commutative: bool) -> list[Any]:
     return [algo.steps(r, size, root, nbytes, commutative) for r in range(size)]
 
 
 def _vectors(size: int, count: int, dtype: np.dtype, rng: np.random.Generator) -> list[Any]:
     return [rng.integers(-50, 50, count).astype(dtype) for _ in range(size)]
+
+
+def _add(invec: Any, inoutvec: Any, dtype: np.dtype) -> None:
+    out = np.frombuffer(inoutvec, dtype)
+    np.add(np.frombuffer(invec, dtype), out, out=out)
+
+
+_ADD = Op.Create(_add, commute=False)
+"""SUM declared non-commutative: the values check still holds, and a schedule must keep
+rank order (the selector's ``commutative`` fact is False)."""
+
+
+def _plan_of(algo: Algorithm, root: int, inputs: Any) -> Callable[[Caller], Plan]:
+    """Each rank's plan of the collective, made by the real planning function of ``plans``
+    with the algorithm forced (``I*`` names: node-level algorithms run their schedule)."""
+    family, name = algo.collective, algo.name
+
+    def plan_of(c: Caller) -> Plan:
+        x = inputs(c.rank)
+        plan = _PLANS[family](c, x, root, name)
+        assert plan.algo is algo, (plan.algo.name, name, c)  # no silent fallback
+        return plan
+
+    return plan_of
+
+
+_PLANS: dict[str, Callable[[Caller, Any, int, str], Plan]] = {
+    "bcast": lambda c, x, root, a: plans.plan_Bcast(c, x, root, algorithm=a),
+    "gather": lambda c, x, root, a: plans.plan_Gather(c, x[0], x[1], root, algorithm=a),
+    "scatter": lambda c, x, root, a: plans.plan_Scatter(c, x[0], x[1], root, algorithm=a),
+    "allgather": lambda c, x, root, a: plans.plan_Allgatherv(c, x[0], x[1], algorithm=a),
+    "alltoall": lambda c, x, root, a: plans.plan_Alltoall(c, x[0], x[1], algorithm=a),
+    "reduce": lambda c, x, root, a: plans.plan_Reduce(c, x[0], x[1], x[2], root, algorithm=a),
+    "allreduce": lambda c, x, root, a: plans.plan_Allreduce(c, x[0], x[1], x[2], algorithm=a),
+    "reduce_scatter_block": lambda c, x, root, a: plans.plan_Reduce_scatter_block(
+        c, x[0], x[1], x[2], algorithm=a
+    ),
+    "reduce_scatter": lambda c, x, root, a: plans.plan_Reduce_scatter(
+        c, x[0], x[1], x[3], x[2], algorithm=a
+    ),
+    "scan": lambda c, x, root, a: plans.plan_Scan(c, x[0], x[1], x[2], algorithm=a),
+    "exscan": lambda c, x, root, a: plans.plan_Exscan(c, x[0], x[1], x[2], algorithm=a),
+}
+
+
+def _run(algo: Algorithm, size: int, root: int, inputs: Any) -> Counts:
+    name = "I" + algo.collective
+    return simulate_plans(size, _plan_of(algo, root, inputs), name).counts
 
 
 def check(
@@ -49,8 +93,10 @@ def check(
     rng: np.random.Generator | None = None,
     commutative: bool = True,
 ) -> Counts:
-    """Run ``algo`` with ``count`` items of ``dtype`` per rank (per block for the block
-    collectives) and assert every rank ends with the NumPy reference's answer."""
+    """Run one call of ``algo``'s collective on ``size`` ranks: the real plans (the layout
+    of each rank's buffers) and schedule on the engine, ``count`` items of ``dtype`` per
+    rank (per block for the block collectives), and assert every rank ends with the NumPy
+    reference's answer."""
     rng = rng or np.random.default_rng(size * 1000 + root * 10 + count)
     dtype = np.dtype(dtype)
     p = size
@@ -58,82 +104,97 @@ def check(
     if family == "barrier":
         return simulate(_steps(algo, p, 0, -1, True), payloads=[b""] * p)
     if family == "bcast":
-        data = rng.integers(0, 256, count * dtype.itemsize, dtype=np.uint8).tobytes()
-        nbytes = len(data)
-        payloads: list[bytes | bytearray | None] = [data if r == root else None for r in range(p)]
-        counts = simulate(_steps(algo, p, root, nbytes, True), payloads=payloads)
+        data = rng.integers(0, 100, count).astype(dtype)
+        bufs = [data.copy() if r == root else np.zeros(count, dtype) for r in range(p)]
+        counts = _run(algo, p, root, lambda r: bufs[r])
         for r in range(p):
-            got = payloads[r]
-            assert bytes(got if got is not None else b"") == data, (algo.name, p, root, r)
+            np.testing.assert_array_equal(bufs[r], data, err_msg=f"{algo.name} p={p} r={r}")
         return counts
-    if family in ("gather", "scatter", "allgather"):
-        items = [rng.integers(-9, 9, count + b % 3).astype(dtype) for b in range(p)]
-        if family == "scatter":
-            stores = [{b: items[b].copy() for b in range(p)} if r == root else {} for r in range(p)]
-        else:
-            stores = [{r: items[r].copy()} for r in range(p)]
-        counts = simulate(_steps(algo, p, root, -1, True), stores)
-        if family == "gather":
-            assert sorted(stores[root]) == list(range(p))
-            for b in range(p):
-                np.testing.assert_array_equal(stores[root][b], items[b])
-        elif family == "scatter":
-            for r in range(p):
-                np.testing.assert_array_equal(stores[r][r], items[r])
-        else:
-            for r in range(p):
-                for b in range(p):
-                    np.testing.assert_array_equal(stores[r][b], items[b])
-        return counts
-    if family == "alltoall":
-        items = {
-            s * p + d: rng.integers(-9, 9, count + (s + d) % 2).astype(dtype)
-            for s in range(p)
-            for d in range(p)
-        }
-        stores = [{r * p + d: items[r * p + d].copy() for d in range(p)} for r in range(p)]
-        counts = simulate(_steps(algo, p, 0, -1, True), stores)
-        for d in range(p):
-            for s in range(p):
-                np.testing.assert_array_equal(stores[d][s * p + d], items[s * p + d])
+    if family in ("gather", "scatter", "alltoall"):
+        return _check_blocks(algo, p, root, count, dtype, rng)
+    if family == "allgather":
+        sizes = [count + b % 3 for b in range(p)]
+        items = [rng.integers(-9, 9, sizes[b]).astype(dtype) for b in range(p)]
+        displs = np.cumsum([0, *sizes[:-1]]).tolist()
+        outs = [np.zeros(sum(sizes), dtype) for _ in range(p)]
+        counts = _run(algo, p, root, lambda r: (items[r], [outs[r], sizes, displs, dtype]))
+        for r in range(p):
+            np.testing.assert_array_equal(outs[r], np.concatenate(items))
         return counts
     assert family in REDUCTIONS, family
-    if family in ("reduce_scatter", "reduce_scatter_block"):
-        sizes = [count] * p if family.endswith("block") else [(count + 2 * b) % 5 for b in range(p)]
-        total = sum(sizes)
-        xs = _vectors(p, total, dtype, rng)
-        bounds, pos = [], 0
-        for n in sizes:
-            bounds.append((pos, pos + n))
-            pos += n
-        stores = [{b: x[lo:hi].copy() for b, (lo, hi) in enumerate(bounds)} for x in xs]
-        counts = simulate(_steps(algo, p, 0, total * dtype.itemsize, commutative), stores, np.add)
+    return _check_reduction(algo, p, root, count, dtype, rng, commutative)
+
+
+def _check_blocks(
+    algo: Algorithm, p: int, root: int, count: int, dtype: np.dtype, rng: np.random.Generator
+) -> Counts:
+    family = algo.collective
+    if family == "alltoall":
+        sends = [rng.integers(-9, 9, count * p).astype(dtype) for _ in range(p)]
+        outs = [np.zeros(count * p, dtype) for _ in range(p)]
+        counts = _run(algo, p, root, lambda r: (sends[r], outs[r]))
+        for d in range(p):
+            want = np.concatenate([sends[s][d * count : (d + 1) * count] for s in range(p)])
+            np.testing.assert_array_equal(outs[d], want)
+        return counts
+    whole = rng.integers(-9, 9, count * p).astype(dtype)
+    if family == "gather":
+        out = np.zeros(count * p, dtype)
+        parts = [whole[r * count : (r + 1) * count].copy() for r in range(p)]
+        counts = _run(algo, p, root, lambda r: (parts[r], out if r == root else None))
+        np.testing.assert_array_equal(out, whole)
+        return counts
+    outs = [np.zeros(count, dtype) for _ in range(p)]
+    counts = _run(algo, p, root, lambda r: (whole if r == root else None, outs[r]))
+    for r in range(p):
+        np.testing.assert_array_equal(outs[r], whole[r * count : (r + 1) * count])
+    return counts
+
+
+def _check_reduction(
+    algo: Algorithm,
+    p: int,
+    root: int,
+    count: int,
+    dtype: np.dtype,
+    rng: np.random.Generator,
+    commutative: bool,
+) -> Counts:
+    family = algo.collective
+    op = SUM if commutative or algo.commutative_only else _ADD
+    if family == "reduce_scatter_block":
+        xs = _vectors(p, count * p, dtype, rng)
+        outs = [np.zeros(count, dtype) for _ in range(p)]
+        counts = _run(algo, p, root, lambda r: (xs[r], outs[r], op))
         want = np.sum(xs, axis=0, dtype=dtype)
-        for b, (lo, hi) in enumerate(bounds):
-            np.testing.assert_array_equal(stores[b][b], want[lo:hi])
+        for r in range(p):
+            np.testing.assert_array_equal(outs[r], want[r * count : (r + 1) * count])
+        return counts
+    if family == "reduce_scatter":
+        sizes = [(count + 2 * b) % 5 for b in range(p)]
+        xs = _vectors(p, sum(sizes), dtype, rng)
+        outs = [np.zeros(n, dtype) for n in sizes]
+        counts = _run(algo, p, root, lambda r: (xs[r], outs[r], op, sizes))
+        want, pos = np.sum(xs, axis=0, dtype=dtype), 0
+        for r, n in enumerate(sizes):
+            np.testing.assert_array_equal(outs[r], want[pos : pos + n])
+            pos += n
         return counts
     xs = _vectors(p, count, dtype, rng)
-    nbytes = count * dtype.itemsize
-    if family in ("scan", "exscan"):
-        stores = [{0: x.copy(), 1: x.copy()} if family == "scan" else {1: x.copy()} for x in xs]
-        counts = simulate(_steps(algo, p, 0, nbytes, commutative), stores, np.add, renames=SCAN)
-        prefix = np.cumsum(xs, axis=0, dtype=dtype)
-        for r in range(p):
-            if family == "scan":
-                np.testing.assert_array_equal(stores[r][0], prefix[r])
-            elif r == 0:
-                assert 0 not in stores[0]
-            else:
-                np.testing.assert_array_equal(stores[r][0], prefix[r - 1])
-        return counts
-    c = algo.chunks(p, nbytes)
-    bounds = chunk_bounds(count, c)
-    stores = [{i: x[lo:hi].copy() for i, (lo, hi) in enumerate(bounds)} for x in xs]
-    counts = simulate(_steps(algo, p, root, nbytes, commutative), stores, np.add)
-    want = np.sum(xs, axis=0, dtype=dtype)
-    for r in [root] if family == "reduce" else range(p):
-        got = np.concatenate([stores[r][i] for i in range(c)]) if c else want[:0]
-        np.testing.assert_array_equal(got, want, err_msg=f"{algo.name} p={p} root={root} r={r}")
+    outs = [np.full(count, 7, dtype) for _ in range(p)]
+    gets = [r == root or family != "reduce" for r in range(p)]
+    counts = _run(algo, p, root, lambda r: (xs[r], outs[r] if gets[r] else None, op))
+    prefix = np.cumsum(xs, axis=0, dtype=dtype)
+    for r in range(p):
+        if family == "scan":
+            want = prefix[r]
+        elif family == "exscan":
+            want = prefix[r - 1] if r else np.full(count, 7, dtype)  # rank 0's is untouched
+        elif gets[r]:
+            want = prefix[-1]
+        else:
+            continue
+        np.testing.assert_array_equal(outs[r], want, err_msg=f"{algo.name} p={p} r={r}")
     return counts
 
 

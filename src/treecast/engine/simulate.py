@@ -1,20 +1,26 @@
-"""Run every rank's schedule in one process: for tests, and to count what a schedule costs
-at sizes this machine cannot run.
+"""Run every rank's schedule in one process on the real engine: for tests, and to count
+what a schedule costs at sizes this machine cannot run.
 
-:func:`simulate` interprets the steps of ``algorithms/schedule.py`` the way the real
-engines do, round-robin over the ranks, with one FIFO queue per ordered pair of ranks (MPI's
-non-overtaking order). Sends are eager: the values are copied when the send is posted, which
-matches the real engine, since it never overwrites a block that a send in flight still reads.
+:func:`simulate` runs each rank's steps with the engine every collective uses
+(:func:`engine.store.execute`) over the in-process transport
+(:class:`~treecast.transports.inproc.InprocWorld`), driving all ranks round-robin in this
+thread: what is tested here is what runs. Instrumented stores check every message against
+the schedule's contract (sender and receiver name the same blocks or segment, nothing reads
+an absent block or a byte never received) and count the costs.
 
-Data lives in two places per rank, as in the engines:
+Data lives in two places per rank, as in the engine:
 
-- ``stores[r]``: block id -> value (block steps). A missing id is an *absent* block. Values
-  are anything ``op`` combines: NumPy arrays, or symbolic tuples of ranks with ``op`` a
-  concatenation to check the order in which operands meet.
+- ``stores[r]``: block id -> value (block steps; an :class:`ObjectStore`). A missing id is
+  an *absent* block. Values are anything ``op`` combines: NumPy arrays, or symbolic tuples
+  of ranks with ``op`` a concatenation to check the order in which operands meet. Values
+  travel pickled, so a sent value is a copy.
 - ``payloads[r]``: the whole payload (``Send(peer)``/``Recv(peer)``) and the buffer that byte
-  segments (``Send(peer, offset, nbytes)``) are cut from; None when the rank has none yet.
-  A rank that receives a segment without a payload gets a zero-filled ``bytearray`` grown as
-  needed. Segments never received are remembered, so forwarding one is reported.
+  segments (``Send(peer, offset, nbytes)``) are cut from (a :class:`BufferStore`); None
+  where the rank has none yet: it gets a zero-filled buffer of the payloads' size, and
+  segments never received are remembered, so forwarding one is reported.
+
+:func:`simulate_plans` runs the real *plans* of one collective call (``plans.py``: the
+layout of the user's buffers, the selected schedule) on every rank the same way.
 
 Example::
 
@@ -25,14 +31,21 @@ Example::
 
 from __future__ import annotations
 
-import copy
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..algorithms.schedule import LEFT, OVERWRITE, RIGHT, Combine, Recv, Send, Step, WaitAll
+from ..algorithms.schedule import LEFT, OVERWRITE, Combine, Recv, Send, Step
 from ..errors import TreecastError
+from ..transports.inproc import InprocWorld
+from .store import BufferStore, ObjectStore, Store, Wait, execute
+
+if TYPE_CHECKING:
+    from ..plans import Caller, Plan
+
+_CTX = 1
+_TAG = 1
 
 
 class SimulationError(TreecastError):
@@ -63,15 +76,6 @@ class Counts:
     max_sent: int = 0
 
 
-@dataclass
-class _Message:
-    step: Send
-    index: int
-    data: Any
-    hops: int
-    arrival: float
-
-
 def describe(step: Step) -> str:
     """A step in words, for error messages."""
     if isinstance(step, Send | Recv):
@@ -100,15 +104,6 @@ def _kind(step: Send | Recv) -> tuple[Any, ...]:
     return ("whole",)
 
 
-def _renamed(sent: Send, step: Recv, renames: Collection[tuple[int, int]]) -> bool:
-    """Whether ``step`` receives ``sent``'s blocks under other ids that ``renames`` allows."""
-    return (
-        bool(sent.blocks)
-        and len(sent.blocks) == len(step.blocks)
-        and all(a == b or (a, b) in renames for a, b in zip(sent.blocks, step.blocks, strict=True))
-    )
-
-
 def _size_of(value: Any) -> int:
     n = getattr(value, "nbytes", None)
     if isinstance(n, int):
@@ -116,10 +111,215 @@ def _size_of(value: Any) -> int:
     return len(value) if isinstance(value, bytes | bytearray) else 0
 
 
-def _combine(op: Callable[[Any, Any], Any] | None, incoming: Any, local: Any, side: int) -> Any:
-    if op is None:
-        raise SimulationError("a reduction step ran but simulate() was given no op")
-    return op(incoming, local) if side == LEFT else op(local, incoming)
+@dataclass
+class _Sent:
+    """What the tracker knows of a message in flight: the sender's step and its costs."""
+
+    index: int
+    step: Send
+    hops: int
+    arrival: float
+
+
+class _Tracker:
+    """The schedule's contract and the cost model, kept while the engine runs: the k-th
+    send (receive, combine) a rank's store sees is its k-th Send (Recv, Combine) step."""
+
+    def __init__(
+        self,
+        steps: list[tuple[Step, ...]],
+        alpha: float,
+        beta: float,
+        renames: Collection[tuple[int, int]],
+    ) -> None:
+        self.steps = steps
+        self.alpha, self.beta, self.renames = alpha, beta, renames
+        self.cursor = [{Send: 0, Recv: 0, Combine: 0} for _ in steps]
+        self.flight: dict[tuple[int, int], deque[_Sent]] = {}
+        self.hops = [0] * len(steps)
+        self.clock = [0.0] * len(steps)
+        self.sent = [0] * len(steps)
+        self.counts = Counts()
+
+    def next_step(self, rank: int, kind: type) -> tuple[int, Any]:
+        """The index and step of ``rank``'s next step of ``kind`` (advancing past it)."""
+        seen = self.cursor[rank][kind]
+        for i, step in enumerate(self.steps[rank]):
+            if type(step) is kind:
+                if not seen:
+                    self.cursor[rank][kind] += 1
+                    return i, step
+                seen -= 1
+        raise SimulationError(f"rank {rank}: the engine ran a {kind.__name__} the schedule lacks")
+
+    def peek(self, rank: int, kind: type) -> tuple[int, Any] | None:
+        seen = self.cursor[rank][kind]
+        for i, step in enumerate(self.steps[rank]):
+            if type(step) is kind:
+                if not seen:
+                    return i, step
+                seen -= 1
+        return None
+
+    def fail(self, rank: int, index: int, message: str) -> SimulationError:
+        return SimulationError(
+            f"rank {rank}, step {index} ({describe(self.steps[rank][index])}): {message}"
+        )
+
+    def on_send(self, rank: int, index: int, step: Send, nbytes: int, nblocks: int) -> None:
+        self.hops[rank] += 1
+        self.clock[rank] += self.alpha + self.beta * nbytes
+        self.flight.setdefault((rank, step.peer), deque()).append(
+            _Sent(index, step, self.hops[rank], self.clock[rank])
+        )
+        self.counts.messages += 1
+        self.counts.bytes += nbytes
+        self.counts.blocks += nblocks
+        self.sent[rank] += 1
+
+    def mismatch(self, rank: int) -> SimulationError | None:
+        """The disagreement between ``rank``'s next receive and the message waiting for it,
+        if there is one."""
+        nxt = self.peek(rank, Recv)
+        if nxt is None:
+            return None
+        index, step = nxt
+        queue = self.flight.get((step.peer, rank))
+        if not queue:
+            return None
+        head = queue[0]
+        if _kind(head.step) == _kind(step) or self._renamed(head.step, step):
+            return None
+        return self.fail(
+            rank,
+            index,
+            f"the next message from rank {step.peer} is its step {head.index} "
+            f"({describe(head.step)}); sender and receiver disagree",
+        )
+
+    def on_recv(self, rank: int) -> Recv:
+        error = self.mismatch(rank)
+        if error is not None:
+            raise error
+        _, step = self.next_step(rank, Recv)
+        msg = self.flight[(step.peer, rank)].popleft()
+        self.hops[rank] = max(self.hops[rank], msg.hops)
+        self.clock[rank] = max(self.clock[rank], msg.arrival)
+        return step
+
+    def _renamed(self, sent: Send, step: Recv) -> bool:
+        """Whether ``step`` receives ``sent``'s blocks under other ids that renames allow."""
+        return (
+            bool(sent.blocks)
+            and len(sent.blocks) == len(step.blocks)
+            and all(
+                a == b or (a, b) in self.renames
+                for a, b in zip(sent.blocks, step.blocks, strict=True)
+            )
+        )
+
+    def left(self) -> list[str]:
+        return [
+            f"rank {src} -> rank {dst}: step {m.index} ({describe(m.step)})"
+            for (src, dst), queue in sorted(self.flight.items())
+            for m in queue
+        ]
+
+
+class _TrackedObjects(ObjectStore):
+    """An :class:`ObjectStore` that reports each send, receive and combine to the tracker."""
+
+    def __init__(self, tracker: _Tracker, rank: int, objects: dict[int, Any], op: Any) -> None:
+        super().__init__(objects, op, where="simulate")
+        self.tracker, self.rank = tracker, rank
+
+    def pack(self, blocks: Sequence[int]) -> list[memoryview]:
+        index, step = self.tracker.next_step(self.rank, Send)
+        for b in blocks:
+            if not self.has(b):
+                held = sorted({*self.objects, *self.frames})
+                raise self.tracker.fail(self.rank, index, f"block {b} is absent (held: {held})")
+        size = sum(_size_of(self.get(b)) for b in blocks)
+        self.tracker.on_send(self.rank, index, step, size, len(blocks))
+        return super().pack(blocks)
+
+    def deliver(
+        self, step: Recv, blocks: Sequence[int], frames: list[memoryview], what: Any
+    ) -> None:
+        self.tracker.on_recv(self.rank)
+        if step.reduce != OVERWRITE and self.op is None and any(self.has(b) for b in blocks):
+            raise SimulationError("a reduction step ran but simulate() was given no op")
+        super().deliver(step, blocks, frames, what)
+
+    def combine(self, step: Combine) -> None:
+        index, _ = self.tracker.next_step(self.rank, Combine)
+        if not self.has(step.src):
+            held = sorted({*self.objects, *self.frames})
+            raise self.tracker.fail(self.rank, index, f"block {step.src} is absent (held: {held})")
+        if self.has(step.dst) and self.op is None:
+            raise SimulationError("a reduction step ran but simulate() was given no op")
+        super().combine(step)
+
+
+class _TrackedPayload(BufferStore):
+    """A :class:`BufferStore` of one payload that remembers which bytes this rank holds."""
+
+    def __init__(self, tracker: _Tracker, rank: int, data: bytearray, valid: bool) -> None:
+        super().__init__([memoryview(data)], {0: (0, 0, len(data))})
+        self.tracker, self.rank, self.data = tracker, rank, data
+        self.valid = bytearray(b"\x01" if valid else b"\x00") * len(data)
+        self.given = valid
+        self.got = False
+
+    def _check(self, index: int, lo: int, hi: int) -> None:
+        if not self.given and not self.got:
+            raise self.tracker.fail(self.rank, index, "this rank has no payload yet")
+        if hi > len(self.data) or 0 in self.valid[lo:hi]:
+            where = self.valid.index(0, lo) if 0 in self.valid[lo:hi] else hi
+            raise self.tracker.fail(
+                self.rank,
+                index,
+                f"byte {where} of the payload was never received (or lies past it)",
+            )
+
+    def pack(self, blocks: Sequence[int]) -> list[memoryview]:
+        index, step = self.tracker.next_step(self.rank, Send)
+        self._check(index, 0, len(self.data))
+        self.tracker.on_send(self.rank, index, step, len(self.data), 0)
+        return super().pack(blocks)
+
+    def segment(self, offset: int, nbytes: int) -> memoryview:
+        index, step = self.tracker.next_step(self.rank, Send)
+        self._check(index, offset, offset + nbytes)
+        self.tracker.on_send(self.rank, index, step, nbytes, 0)
+        return super().segment(offset, nbytes)
+
+    def target(self, step: Recv, blocks: Sequence[int]) -> memoryview | None:
+        if step.nbytes >= 0:  # not through segment(), which counts sends
+            self._in_place = True
+            return self.view(0)[step.offset : step.offset + step.nbytes]
+        return super().target(step, blocks)
+
+    def deliver(
+        self, step: Recv, blocks: Sequence[int], frames: list[memoryview], what: Any
+    ) -> None:
+        self.tracker.on_recv(self.rank)
+        super().deliver(step, blocks, frames, what)
+        lo, hi = (
+            (step.offset, step.offset + step.nbytes) if step.nbytes >= 0 else (0, len(self.data))
+        )
+        self.valid[lo:hi] = b"\x01" * (hi - lo)
+        self.got = True
+
+
+def _check_peers(steps: list[tuple[Step, ...]], tracker: _Tracker) -> None:
+    size = len(steps)
+    for rank, mine in enumerate(steps):
+        for i, step in enumerate(mine):
+            if isinstance(step, Send | Recv) and (not 0 <= step.peer < size or step.peer == rank):
+                raise tracker.fail(
+                    rank, i, f"peer {step.peer} is not another rank of a size-{size} communicator"
+                )
 
 
 def simulate(
@@ -132,15 +332,15 @@ def simulate(
     beta: float = 0.0,
     renames: Collection[tuple[int, int]] = (),
 ) -> Counts:
-    """Run ``steps[r]`` for every rank ``r`` until all finish; update ``stores`` and
-    ``payloads`` in place.
+    """Run ``steps[r]`` for every rank ``r`` on the engine until all finish; update
+    ``stores`` or ``payloads`` in place.
 
     Args:
         steps: each rank's steps (``len(steps)`` is the communicator size).
         stores: each rank's blocks, id -> value; modified in place. Default: empty.
         op: ``op(left, right) -> result`` for ``Recv(reduce=LEFT/RIGHT)`` and ``Combine``.
         payloads: each rank's whole payload / segment buffer, None where absent; entries
-            are replaced or filled in place. Default: all None.
+            are replaced in place. Given, the schedule moves payload bytes, not blocks.
         alpha: per-message cost in :attr:`Counts.time`.
         beta: per-byte cost in :attr:`Counts.time`.
         renames: pairs ``(sent id, received id)`` accepted besides equal ids, block by
@@ -156,149 +356,156 @@ def simulate(
             the end; a Send or Combine reads an absent block, payload or segment; a peer
             outside the communicator or equal to the rank; a reduction without ``op``.
     """
-    size = len(steps)
-    plans = [list(s) for s in steps]
-    store = list(stores) if stores is not None else [{} for _ in range(size)]
-    payload: list[bytes | bytearray | None] = payloads if payloads is not None else [None] * size
-    if len(store) != size or len(payload) != size:
-        raise SimulationError(
-            f"{size} ranks of steps but {len(store)} stores and {len(payload)} payloads"
-        )
-    valid: list[bytearray | None] = [
-        None if p is None else bytearray(b"\x01") * len(p) for p in payload
+    plans = [tuple(s) for s in steps]
+    size = len(plans)
+    tracker = _Tracker(plans, alpha, beta, renames)
+    _check_peers(plans, tracker)
+    if payloads is not None or (
+        stores is None
+        and not any(isinstance(s, Send | Recv) and s.blocks for mine in plans for s in mine)
+    ):
+        given = payloads if payloads is not None else [None] * size
+        n = max((len(p) for p in given if p is not None), default=0)
+        made: list[Store] = [
+            _TrackedPayload(tracker, r, bytearray(p if p is not None else bytes(n)), p is not None)
+            for r, p in enumerate(given)
+        ]
+    else:
+        blocks = stores if stores is not None else [{} for _ in range(size)]
+        made = [_TrackedObjects(tracker, r, dict(b), op) for r, b in enumerate(blocks)]
+    if len(made) != size:
+        raise SimulationError(f"{size} ranks of steps but {len(made)} stores or payloads")
+    _drive(InprocWorld(size), plans, made, tracker)
+    _write_back(made, stores, payloads)
+    counts = tracker.counts
+    counts.rounds = max(tracker.hops, default=0)
+    counts.time = max(tracker.clock, default=0.0)
+    counts.max_sent = max(tracker.sent, default=0)
+    return counts
+
+
+def _write_back(
+    made: list[Store],
+    stores: Sequence[dict[int, Any]] | None,
+    payloads: list[bytes | bytearray | None] | None,
+) -> None:
+    for r, store in enumerate(made):
+        if isinstance(store, _TrackedObjects) and stores is not None:
+            stores[r].clear()
+            stores[r].update({b: store.get(b) for b in sorted({*store.objects, *store.frames})})
+        elif (
+            isinstance(store, _TrackedPayload)
+            and payloads is not None
+            and (store.given or store.got)
+        ):
+            payloads[r] = store.data
+
+
+def _drive(
+    world: InprocWorld, plans: list[tuple[Step, ...]], stores: list[Store], tracker: _Tracker
+) -> None:
+    """Run every rank's engine round-robin until all finish.
+
+    Raises:
+        SimulationError: deadlock, or messages left unreceived.
+    """
+    size = len(plans)
+    group = tuple(range(size))
+    gens: list[Generator[Wait, None, None] | None] = [
+        execute(plans[r], world[r], group, _CTX, _TAG, stores[r], ("simulate", "sim", _TAG, -1))
+        for r in range(size)
     ]
-    queues: dict[tuple[int, int], deque[_Message]] = {}
-    pc = [0] * size
-    hops = [0] * size
-    clock = [0.0] * size
-    sent = [0] * size
-    counts = Counts()
-
-    def fail(rank: int, message: str) -> SimulationError:
-        return SimulationError(
-            f"rank {rank}, step {pc[rank]} ({describe(plans[rank][pc[rank]])}): {message}"
-        )
-
-    def check_peer(rank: int, peer: int) -> None:
-        if not 0 <= peer < size or peer == rank:
-            raise fail(rank, f"peer {peer} is not another rank of a size-{size} communicator")
-
-    def read(rank: int, step: Send) -> tuple[Any, int, int]:
-        """The data a send carries, its byte size and its block count."""
-        if step.blocks:
-            values = []
-            for b in step.blocks:
-                if b not in store[rank]:
-                    raise fail(rank, f"block {b} is absent (held: {sorted(store[rank])})")
-                values.append(copy.copy(store[rank][b]))
-            return tuple(values), sum(_size_of(v) for v in values), len(values)
-        data = payload[rank]
-        mask = valid[rank]
-        if data is None or mask is None:
-            raise fail(rank, "this rank has no payload yet")
-        if step.nbytes < 0:
-            if 0 in mask:
-                raise fail(rank, f"byte {mask.index(0)} of the payload was never received")
-            return bytes(data), len(data), 0
-        end = step.offset + step.nbytes
-        if end > len(data) or 0 in mask[step.offset : end]:
-            raise fail(rank, "the segment was never received (or lies past the payload)")
-        return bytes(data[step.offset : end]), step.nbytes, 0
-
-    def write(rank: int, step: Recv, data: Any) -> None:
-        if step.blocks:
-            blocks = store[rank]
-            for b, value in zip(step.blocks, data, strict=True):
-                if step.reduce == OVERWRITE or b not in blocks:
-                    blocks[b] = value
-                else:
-                    blocks[b] = _combine(op, value, blocks[b], step.reduce)
-            return
-        if step.nbytes < 0:
-            payload[rank] = bytearray(data)
-            valid[rank] = bytearray(b"\x01") * len(data)
-            return
-        end = step.offset + step.nbytes
-        buf, mask = payload[rank], valid[rank]
-        if buf is None or mask is None:
-            buf, mask = bytearray(), bytearray()
-        if not isinstance(buf, bytearray):
-            buf = bytearray(buf)
-        if len(buf) < end:
-            mask.extend(bytes(end - len(buf)))
-            buf.extend(bytes(end - len(buf)))
-        buf[step.offset : end] = data
-        mask[step.offset : end] = b"\x01" * step.nbytes
-        payload[rank], valid[rank] = buf, mask
-
-    def advance(rank: int) -> bool:
-        """Run ``rank`` until it blocks or ends; whether it made progress."""
-        plan = plans[rank]
-        start = pc[rank]
-        while pc[rank] < len(plan):
-            step = plan[pc[rank]]
-            if type(step) is Send:
-                check_peer(rank, step.peer)
-                data, nbytes, nblocks = read(rank, step)
-                hops[rank] += 1
-                clock[rank] += alpha + beta * nbytes
-                queues.setdefault((rank, step.peer), deque()).append(
-                    _Message(step, pc[rank], data, hops[rank], clock[rank])
-                )
-                counts.messages += 1
-                counts.bytes += nbytes
-                counts.blocks += nblocks
-                sent[rank] += 1
-            elif type(step) is Recv:
-                check_peer(rank, step.peer)
-                queue = queues.get((step.peer, rank))
-                if not queue:
-                    break
-                msg = queue[0]
-                if _kind(msg.step) != _kind(step) and not _renamed(msg.step, step, renames):
-                    raise fail(
-                        rank,
-                        f"the next message from rank {step.peer} is its step {msg.index} "
-                        f"({describe(msg.step)}); sender and receiver disagree",
-                    )
-                queue.popleft()
-                hops[rank] = max(hops[rank], msg.hops)
-                clock[rank] = max(clock[rank], msg.arrival)
-                write(rank, step, msg.data)
-            elif type(step) is Combine:
-                blocks = store[rank]
-                if step.src not in blocks:
-                    raise fail(rank, f"block {step.src} is absent (held: {sorted(blocks)})")
-                if step.dst not in blocks:
-                    blocks[step.dst] = copy.copy(blocks[step.src])
-                else:
-                    if step.side not in (LEFT, RIGHT):
-                        raise fail(rank, f"unknown side {step.side}")
-                    blocks[step.dst] = _combine(op, blocks[step.src], blocks[step.dst], step.side)
-            elif type(step) is not WaitAll:
-                raise fail(rank, f"unknown step {step!r}")
-            pc[rank] += 1
-        return pc[rank] != start
-
-    unfinished = [r for r in range(size) if plans[r]]
-    while unfinished:
-        progress = False
-        for rank in unfinished:
-            progress |= advance(rank)
-        unfinished = [r for r in unfinished if pc[r] < len(plans[r])]
-        if unfinished and not progress:
-            waits = "; ".join(
-                f"rank {r} at step {pc[r]} waits to {describe(plans[r][pc[r]])}" for r in unfinished
-            )
-            raise SimulationError(f"deadlock: {waits}")
-    left = [
-        f"rank {src} -> rank {dst}: step {m.index} ({describe(m.step)})"
-        for (src, dst), queue in sorted(queues.items())
-        for m in queue
-    ]
+    waiting: list[Wait | None] = [None] * size
+    while any(g is not None for g in gens):
+        moved = False
+        for r, gen in enumerate(gens):
+            while gen is not None and (waiting[r] is None or waiting[r].done):  # type: ignore[union-attr]
+                moved = True
+                try:
+                    waiting[r] = next(gen)
+                except StopIteration:
+                    gens[r] = gen = None
+                except SimulationError:
+                    raise
+                except TreecastError as exc:
+                    raise tracker.mismatch(r) or SimulationError(
+                        f"rank {r}: the engine raised {type(exc).__name__}: {exc}"
+                    ) from exc
+        if not world.progress() and not moved:
+            raise _deadlock(gens, tracker)
+    left = tracker.left()
     if left:
         raise SimulationError("messages never received: " + "; ".join(left))
-    counts.rounds = max(hops, default=0)
-    counts.time = max(clock, default=0.0)
-    counts.max_sent = max(sent, default=0)
-    return counts
+
+
+def _deadlock(gens: list[Any], tracker: _Tracker) -> SimulationError:
+    waits = []
+    for r, gen in enumerate(gens):
+        if gen is None:
+            continue
+        error = tracker.mismatch(r)
+        if error is not None:
+            return error
+        nxt = tracker.peek(r, Recv)
+        what = f"waits to {describe(nxt[1])}" if nxt else "waits for its sends"
+        waits.append(f"rank {r} at step {nxt[0] if nxt else '?'} {what}")
+    return SimulationError("deadlock: " + "; ".join(waits))
+
+
+@dataclass
+class Simulation:
+    """The outcome of :func:`simulate_plans`: each rank's result and what the run cost."""
+
+    results: list[Any]
+    counts: Counts
+
+
+def simulate_plans(
+    size: int,
+    plan_of: Callable[[Caller], Plan],
+    name: str,
+    *,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> Simulation:
+    """Run one collective call on ``size`` ranks: ``plan_of(caller)`` makes each rank's plan
+    with the real planning functions (``plans.py``: the layout of the rank's buffers, the
+    selected algorithm), and the plans' schedules run on the engine as in :func:`simulate`
+    (a node-level algorithm runs its logical schedule). ``name`` is the call's name.
+
+    Returns:
+        Every rank's result (``plan.result()``) and the :class:`Counts` (messages, bytes
+        and max_sent; rounds and time need the step-level :func:`simulate`).
+
+    Raises:
+        SimulationError: as :func:`simulate`; also the engine's errors, wrapped.
+    """
+    from ..plans import Caller
+
+    made = [plan_of(Caller(r, size, name)) for r in range(size)]
+    steps = [plan.steps(Caller(r, size, name)) for r, plan in enumerate(made)]
+    tracker = _Tracker(steps, alpha, beta, ())
+    world = _CountingWorld(size, tracker)
+    for r, plan in enumerate(made):
+        if isinstance(plan.store, ObjectStore):
+            plan.store.rank = r
+    _drive(world, steps, [p.store for p in made], tracker)
+    counts = tracker.counts
+    counts.max_sent = max(tracker.sent, default=0)
+    return Simulation([p.result() for p in made], counts)
+
+
+class _CountingWorld(InprocWorld):
+    """An :class:`InprocWorld` that counts messages and bytes (the plans' stores are the
+    engine's own, so the critical path is not followed: use :func:`simulate` for rounds)."""
+
+    def __init__(self, size: int, tracker: _Tracker) -> None:
+        super().__init__(size)
+        self.tracker = tracker
+
+    def _post(self, src: int, dst: int, msg: Any) -> None:
+        counts = self.tracker.counts
+        counts.messages += 1
+        counts.bytes += sum(f.nbytes for f in msg.frames)
+        self.tracker.sent[src] += 1
+        super()._post(src, dst, msg)

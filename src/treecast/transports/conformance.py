@@ -124,7 +124,14 @@ def _matching(t: Transport, die: Die) -> Any:
     posted = t.irecv(CTX, 0, 20)
     _send(t, 0, CTX, 21, [b"posted"])
     got = []
-    for ctx, tag in ((OTHER_CTX, 1), (CTX, ANY_TAG), (CTX, 7), (CTX, ANY_TAG), (CTX, 12), (CTX, 11)):
+    for ctx, tag in (
+        (OTHER_CTX, 1),
+        (CTX, ANY_TAG),
+        (CTX, 7),
+        (CTX, ANY_TAG),
+        (CTX, 12),
+        (CTX, 11),
+    ):
         got.append(bytes(_recv(t, 0, ctx, tag).frames[0]))
     t.wait_op(posted, TIMEOUT, "conformance posted receive")
     got.append(bytes(posted.frames[0]))

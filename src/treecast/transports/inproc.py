@@ -152,7 +152,9 @@ class InprocWorld:
         self._check(src)
         self._check(dst)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise InvalidArgumentError(f"InprocWorld.drop: count must be an int >= 1, got {count!r}")
+            raise InvalidArgumentError(
+                f"InprocWorld.drop: count must be an int >= 1, got {count!r}"
+            )
         self._drops.append(_Drop(src, dst, count, ctx, tag))
 
     def _dropped(self, src: int, dst: int, ctx: int, tag: int) -> bool:
@@ -206,7 +208,9 @@ class InprocTransport(Transport):
             return False
         if self.world.states[self.rank] is PeerState.DEAD:
             return False  # isend then raises
-        self.world._post(self.rank, dest, _Message(ctx, tag, [memoryview(bytes(frame))], sig, False))
+        self.world._post(
+            self.rank, dest, _Message(ctx, tag, [memoryview(bytes(frame))], sig, False)
+        )
         return True
 
     def recv_inline(
