@@ -165,31 +165,45 @@ def launch(
             timeout=timeout,
             keep_going=keep_going,
         )
-        if result.start_error is not None:
-            raise result.start_error
-        if result.timed_out:
-            unfinished = [r for r in range(nprocs) if not os.path.exists(result_file(workdir, r))]
-            raise TimeoutError(
-                f"launch({_name(fn)}) timed out after {timeout:g} s; "
-                f"ranks {unfinished} had not returned"
-            )
-        if result.failed_rank is not None and not keep_going:
-            raise _rank_error(fn, result.failed_rank, result.statuses, workdir)
-        values: list[T | RemoteError] = []
-        for rank in range(nprocs):
-            outcome = _load(result_file(workdir, rank))
-            if keep_going and (outcome is None or outcome[0] == "error"):
-                values.append(_rank_error(fn, rank, result.statuses, workdir))
-                continue
-            if outcome is None:
-                raise RemoteError(
-                    f"launch: rank {rank} exited without returning a result from {_name(fn)}",
-                    rank,
-                )
-            values.append(outcome[1])
-        return values
+        return _results(fn, nprocs, result, workdir, timeout, keep_going=keep_going)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _results(
+    fn: Callable[..., T],
+    nprocs: int,
+    result: Any,
+    workdir: str,
+    timeout: float | None,
+    *,
+    keep_going: bool,
+) -> list[T | RemoteError]:
+    """Every rank's return value from the job's ``result`` and the ranks' result files, or
+    the error that reports how the job failed (see :func:`launch`)."""
+    if result.start_error is not None:
+        raise result.start_error
+    if result.timed_out:
+        unfinished = [r for r in range(nprocs) if not os.path.exists(result_file(workdir, r))]
+        raise TimeoutError(
+            f"launch({_name(fn)}) timed out after {timeout:g} s; "
+            f"ranks {unfinished} had not returned"
+        )
+    if result.failed_rank is not None and not keep_going:
+        raise _rank_error(fn, result.failed_rank, result.statuses, workdir)
+    values: list[T | RemoteError] = []
+    for rank in range(nprocs):
+        outcome = _load(result_file(workdir, rank))
+        if keep_going and (outcome is None or outcome[0] == "error"):
+            values.append(_rank_error(fn, rank, result.statuses, workdir))
+            continue
+        if outcome is None:
+            raise RemoteError(
+                f"launch: rank {rank} exited without returning a result from {_name(fn)}",
+                rank,
+            )
+        values.append(outcome[1])
+    return values
 
 
 def _rank_error(

@@ -670,8 +670,7 @@ class Transport(ABC):
             timeout = self.default_timeout
         backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
-        published = False
-        peer_gone_at = 0.0
+        blocked: _Blocked | None = None
         try:
             while True:
                 moved = self._poll()
@@ -683,53 +682,60 @@ class Transport(ABC):
                     backoff = Backoff(self._oversubscribed)
                     continue
                 if backoff.pause():
-                    if not published:
+                    if blocked is None:
+                        blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)
-                        published = True
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise TimeoutError(
-                            f"rank {self.rank}: {describe(what)} did not complete within {timeout:g} s\n"
-                            + self.hang_report(what)
-                        )
-                    gone = self.peers_finished()
-                    if gone or (peer is not None and self.peer_finished(peer)):
-                        # a rank that failed also closes its transport on the way out:
-                        # leave its launcher time to mark it dead (check_peers then names
-                        # the death, and the launcher the root cause) before saying that
-                        # it finished
-                        now = time.monotonic()
-                        peer_gone_at = peer_gone_at or now
-                        if now - peer_gone_at < FINISHED_GRACE:
-                            if self._check_peers_for(what, peer, peer_only, done):
-                                return
-                            continue
-                    if gone:
-                        # nothing can arrive any more: take what they sent, then decide
-                        if self._drained(done):
-                            return
-                        others = tuple(r for r in range(self.size) if r != self.rank)
-                        self._forget_sync_sends(others)
-                        raise ProcessFailedError(
-                            f"rank {self.rank}: {describe(what)} cannot complete: every other "
-                            f"rank has finished (exited) without sending what it waits for",
-                            others,
-                        )
-                    if peer is not None and self.peer_finished(peer):
-                        if self._drained(done):  # what it sent before it finished
-                            return
-                        self._forget_sync_sends((peer,))
-                        dead = self.dead_peers()  # the root cause, if the peer gave up on one
-                        raise ProcessFailedError(
-                            f"rank {self.rank}: {describe(what)} cannot complete: rank {peer} "
-                            f"has finished (exited) without completing it"
-                            + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
-                            (peer, *dead),
-                        )
-                    if self._check_peers_for(what, peer, peer_only, done):
+                    if self._still_blocked(blocked):
                         return
         finally:
-            if published:
+            if blocked is not None:
                 self.publish_activity(None)
+
+    def _still_blocked(self, b: _Blocked) -> bool:
+        """The checks of a wait that has nothing to do (off the hot path): True if it is
+        done after all.
+
+        Raises:
+            TimeoutError, ProcessFailedError: as :meth:`wait`.
+        """
+        if b.deadline is not None and time.monotonic() > b.deadline:
+            raise TimeoutError(
+                f"rank {self.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
+                + self.hang_report(b.what)
+            )
+        peer, done = b.peer, b.done
+        gone = self.peers_finished()
+        if gone or (peer is not None and self.peer_finished(peer)):
+            # a rank that failed also closes its transport on the way out: leave its
+            # launcher time to mark it dead (check_peers then names the death, and the
+            # launcher the root cause) before saying that it finished
+            now = time.monotonic()
+            b.peer_gone_at = b.peer_gone_at or now
+            if now - b.peer_gone_at < FINISHED_GRACE:
+                return self._check_peers_for(b.what, peer, b.peer_only, done)
+        if gone:
+            # nothing can arrive any more: take what they sent, then decide
+            if self._drained(done):
+                return True
+            others = tuple(r for r in range(self.size) if r != self.rank)
+            self._forget_sync_sends(others)
+            raise ProcessFailedError(
+                f"rank {self.rank}: {describe(b.what)} cannot complete: every other "
+                f"rank has finished (exited) without sending what it waits for",
+                others,
+            )
+        if peer is not None and self.peer_finished(peer):
+            if self._drained(done):  # what it sent before it finished
+                return True
+            self._forget_sync_sends((peer,))
+            dead = self.dead_peers()  # the root cause, if the peer gave up on one
+            raise ProcessFailedError(
+                f"rank {self.rank}: {describe(b.what)} cannot complete: rank {peer} "
+                f"has finished (exited) without completing it"
+                + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
+                (peer, *dead),
+            )
+        return self._check_peers_for(b.what, peer, b.peer_only, done)
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""
@@ -797,6 +803,25 @@ class Transport(ABC):
     ) -> None:
         """Wait until every op (SendOp or RecvOp) is done."""
         self.wait(lambda: all(op.done for op in ops), timeout, what)
+
+
+class _Blocked:
+    """A wait that found nothing to do: what it waits for and since when its peer is gone."""
+
+    __slots__ = ("deadline", "done", "peer", "peer_gone_at", "peer_only", "timeout", "what")
+
+    def __init__(
+        self,
+        done: Callable[[], bool],
+        timeout: float | None,
+        deadline: float | None,
+        what: Activity,
+        peer: int | None,
+        peer_only: bool,
+    ) -> None:
+        self.done, self.timeout, self.deadline, self.what = done, timeout, deadline, what
+        self.peer, self.peer_only = peer, peer_only
+        self.peer_gone_at = 0.0
 
 
 FINISHED_GRACE = 0.5
