@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,42 @@ def test_two_tree_streams_at_twice_the_pipelined_binary_rate() -> None:
             rounds[name] = simulate(steps, payloads=payloads).rounds
         assert rounds["two_tree"] <= 64 + 2 * size.bit_length(), rounds
         assert rounds["pipelined_binary"] >= 128, rounds
+
+
+def test_a_dead_rank_or_a_lost_message_ends_in_a_report_naming_it() -> None:
+    bcast = get("bcast", "binomial")
+    steps = [bcast.steps(r, 4, 0, -1) for r in range(4)]
+
+    def run(faults: Any) -> str:
+        with pytest.raises(SimulationError) as err:
+            simulate(steps, payloads=[b"abc", None, None, None], faults=faults)
+        return str(err.value)
+
+    parent = steps[3][0].peer  # rank 3's first step receives from its parent
+    assert parent != 0
+    text = run(lambda world: world.kill(parent))
+    assert text.startswith(f"deadlock: rank 3 at step 0 waits to Recv from rank {parent}")
+    assert text.endswith(f"(rank(s) {parent} died)")
+    text = run(lambda world: world.drop(0, 2))
+    assert text.startswith("deadlock: rank 2 at step 0 waits to Recv from rank 0")
+    leaf = next(r for r in range(1, 4) if not any(type(s) is Send for s in steps[r]))
+    text = run(lambda world: world.kill(leaf))
+    assert text.startswith("messages never received: rank 0 -> rank ")
+    assert f"-> rank {leaf}: " in text and text.endswith(f"(rank(s) {leaf} died)")
+
+
+def test_the_real_plans_of_a_call_run_on_the_engine() -> None:
+    """simulate_plans: the user's buffers, laid out by plans.py, through the engine."""
+    from treecast import plans
+    from treecast.engine.simulate import simulate_plans
+
+    size = 5
+    send = [np.full(3, r, np.int64) for r in range(size)]
+    recv = [np.zeros(3, np.int64) for _ in range(size)]
+    run = simulate_plans(
+        size, lambda c: plans.plan_Allreduce(c, send[c.rank], recv[c.rank]), "Iallreduce"
+    )
+    assert all((r == sum(range(size))).all() for r in recv)
+    assert run.results == [None] * size and run.counts.messages > 0
+    objs = simulate_plans(size, lambda c: plans.plan_allgather(c, {"r": c.rank}), "iallgather")
+    assert objs.results == [[{"r": r} for r in range(size)]] * size

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..algorithms.schedule import LEFT, OVERWRITE, Combine, Recv, Send, Step
 from ..errors import TreecastError
+from ..transports.base import PeerState
 from ..transports.inproc import InprocWorld
 from .store import BufferStore, ObjectStore, Store, Wait, execute
 
@@ -331,6 +332,7 @@ def simulate(
     alpha: float = 1.0,
     beta: float = 0.0,
     renames: Collection[tuple[int, int]] = (),
+    faults: Callable[[InprocWorld], None] | None = None,
 ) -> Counts:
     """Run ``steps[r]`` for every rank ``r`` on the engine until all finish; update
     ``stores`` or ``payloads`` in place.
@@ -345,6 +347,10 @@ def simulate(
         beta: per-byte cost in :attr:`Counts.time`.
         renames: pairs ``(sent id, received id)`` accepted besides equal ids, block by
             block: scan and exscan receive a partner's window (id 1) into scratch (id 2).
+        faults: called with the in-process world before the run, to inject faults:
+            ``world.kill(r)`` (rank ``r`` never runs: it died), ``world.drop(src, dst)``
+            (a message that never arrives). The run then ends in a deadlock report that
+            names the ranks waiting and the dead ones.
 
     Returns:
         The :class:`Counts` of the run.
@@ -375,7 +381,10 @@ def simulate(
         made = [_TrackedObjects(tracker, r, dict(b), op) for r, b in enumerate(blocks)]
     if len(made) != size:
         raise SimulationError(f"{size} ranks of steps but {len(made)} stores or payloads")
-    _drive(InprocWorld(size), plans, made, tracker)
+    world = InprocWorld(size)
+    if faults is not None:
+        faults(world)
+    _drive(world, plans, made, tracker)
     _write_back(made, stores, payloads)
     counts = tracker.counts
     counts.rounds = max(tracker.hops, default=0)
@@ -416,6 +425,9 @@ def _drive(
         for r in range(size)
     ]
     waiting: list[Wait | None] = [None] * size
+    dead = [r for r in range(size) if world.states[r] is PeerState.DEAD]
+    for r in dead:
+        gens[r] = None
     while any(g is not None for g in gens):
         moved = False
         for r, gen in enumerate(gens):
@@ -432,13 +444,14 @@ def _drive(
                         f"rank {r}: the engine raised {type(exc).__name__}: {exc}"
                     ) from exc
         if not world.progress() and not moved:
-            raise _deadlock(gens, tracker)
+            raise _deadlock(gens, tracker, dead)
     left = tracker.left()
     if left:
-        raise SimulationError("messages never received: " + "; ".join(left))
+        died = f" (rank(s) {', '.join(map(str, dead))} died)" if dead else ""
+        raise SimulationError("messages never received: " + "; ".join(left) + died)
 
 
-def _deadlock(gens: list[Any], tracker: _Tracker) -> SimulationError:
+def _deadlock(gens: list[Any], tracker: _Tracker, dead: list[int]) -> SimulationError:
     waits = []
     for r, gen in enumerate(gens):
         if gen is None:
@@ -449,7 +462,8 @@ def _deadlock(gens: list[Any], tracker: _Tracker) -> SimulationError:
         nxt = tracker.peek(r, Recv)
         what = f"waits to {describe(nxt[1])}" if nxt else "waits for its sends"
         waits.append(f"rank {r} at step {nxt[0] if nxt else '?'} {what}")
-    return SimulationError("deadlock: " + "; ".join(waits))
+    died = f" (rank(s) {', '.join(map(str, dead))} died)" if dead else ""
+    return SimulationError("deadlock: " + "; ".join(waits) + died)
 
 
 @dataclass
@@ -465,13 +479,13 @@ def simulate_plans(
     plan_of: Callable[[Caller], Plan],
     name: str,
     *,
-    alpha: float = 1.0,
-    beta: float = 0.0,
+    faults: Callable[[InprocWorld], None] | None = None,
 ) -> Simulation:
     """Run one collective call on ``size`` ranks: ``plan_of(caller)`` makes each rank's plan
     with the real planning functions (``plans.py``: the layout of the rank's buffers, the
     selected algorithm), and the plans' schedules run on the engine as in :func:`simulate`
-    (a node-level algorithm runs its logical schedule). ``name`` is the call's name.
+    (a node-level algorithm runs its logical schedule). ``name`` is the call's name;
+    ``faults`` as in :func:`simulate`.
 
     Returns:
         Every rank's result (``plan.result()``) and the :class:`Counts` (messages, bytes
@@ -484,8 +498,10 @@ def simulate_plans(
 
     made = [plan_of(Caller(r, size, name)) for r in range(size)]
     steps = [plan.steps(Caller(r, size, name)) for r, plan in enumerate(made)]
-    tracker = _Tracker(steps, alpha, beta, ())
+    tracker = _Tracker(steps, 1.0, 0.0, ())
     world = _CountingWorld(size, tracker)
+    if faults is not None:
+        faults(world)
     for r, plan in enumerate(made):
         if isinstance(plan.store, ObjectStore):
             plan.store.rank = r
