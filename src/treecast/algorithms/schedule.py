@@ -1,10 +1,10 @@
 """The steps a schedule yields, and the block conventions every engine follows.
 
 A schedule is a generator function of integers only (rank, size, root, counts, ...) that
-yields steps; peers are ranks of the communicator running it. Three interpreters run the
-same steps: the blocking engine (``engine/blocking.py``, ``engine/store.py``), the
-non-blocking engine (``engine/progress.py``, behind ``Ibcast`` and friends) and the
-in-process simulator (``engine/simulate.py``, every rank in one process, for tests).
+yields steps; peers are ranks of the communicator running it. One interpreter runs them,
+``engine/store.py``'s ``execute()``: driven to completion by blocking calls, step by step by
+the ``I*`` requests (``engine/progress.py``), and for every rank in one process by the
+simulator (``engine/simulate.py``, over the in-process transport, for tests).
 
 Steps
 -----

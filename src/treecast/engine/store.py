@@ -29,7 +29,7 @@ from ..algorithms.schedule import LEFT, OVERWRITE, Combine, Recv, Send, Step, Wa
 from ..errors import CollectiveMismatchError, InvalidArgumentError, SerializationError
 from ..message import frames as frames_mod
 from ..transports.base import Activity, RecvOp, SendOp, Transport, describe
-from .blocking import mismatch_error, signature
+from .signatures import mismatch_error, signature
 
 Wait = RecvOp | SendOp
 WHOLE = (0,)
