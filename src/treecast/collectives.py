@@ -33,7 +33,7 @@ from .ops import SUM, Op
 from .plans import Caller, NodeCall, Plan
 from .request import Request
 from .selection.rules import select
-from .transports.base import Activity, alloc_frame, describe
+from .transports.base import Call, alloc_frame, describe
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,7 +56,7 @@ def _sent_ids(steps: tuple[Step, ...]) -> tuple[int, ...]:
     return tuple(seen)
 
 
-def _object_result(store: ObjectStore, result: Callable[[], Any], what: Activity) -> Any:
+def _object_result(store: ObjectStore, result: Callable[[], Any], what: Call) -> Any:
     """An object collective's result, once it has ended on every rank.
 
     Raises:
@@ -194,10 +194,10 @@ class Collectives:
             return plan.result()
         return self._execute(plan, what, timeout, nonblocking=nonblocking)
 
-    def _begin(self, plan: Plan) -> tuple[str, str, int, int]:
+    def _begin(self, plan: Plan) -> Call:
         """Number the call (the tag of all its messages) and, with ``TREECAST_DEBUG``,
         check that every rank called the same collective."""
-        what = (plan.name, self.name, self._next_tag(), plan.root)
+        what = Call(plan.name, self.name, self._next_tag(), plan.root)
         if DEBUG:
             self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
         return what
@@ -205,7 +205,7 @@ class Collectives:
     def _execute(
         self,
         plan: Plan,
-        what: tuple[str, str, int, int],
+        what: Call,
         timeout: float | None,
         *,
         nonblocking: bool,
@@ -221,14 +221,14 @@ class Collectives:
         steps: tuple[Step, ...],
         store: Store,
         result: Callable[[], Any],
-        what: tuple[str, str, int, int],
+        what: Call,
         timeout: float | None,
         nonblocking: bool,
     ) -> Any:
         """Run ``steps`` over ``store`` on the engine, then give ``result()``: to completion
         (blocking), or as the request that does (``nonblocking``). Every collective, and
         every other exchange of a communicator's ranks, runs through here."""
-        tag = what[2]
+        tag = what.seq
         objects = store if type(store) is ObjectStore else None
         if objects is not None:
             # pickle what this rank will send now (the root of a gather never pickles its
@@ -243,22 +243,20 @@ class Collectives:
         run(steps, self._t, self._group, self._coll_ctx, tag, store, what, timeout)
         return result()
 
-    def _run_node(
-        self, node: NodeCall, timeout: float | None, what: tuple[str, str, int, int]
-    ) -> None:
+    def _run_node(self, node: NodeCall, timeout: float | None, what: Call) -> None:
         """Run a node-level algorithm through this communicator's node memory: the one
         place where a collective leaves the schedule engine."""
         comm: Any = self
         if node.kind == "bcast":
             (views,) = node.args
-            arena_of(comm).bcast(comm, views, what[3], timeout, what)
+            arena_of(comm).bcast(comm, views, what.root, timeout, what)
         elif node.kind == "allreduce":
             inp, out, op = node.args
             reduce_arena_of(comm).allreduce(comm, inp, out, op, timeout, what)
         else:
             raise NotImplementedError(f"node-level {node.kind}")
 
-    def _allgather_small(self, obj: Any, what: tuple[str, str, int, int]) -> list[Any]:
+    def _allgather_small(self, obj: Any, what: Call) -> list[Any]:
         """Every rank's small object, in rank order, on the engine with ``what`` as the
         signature and tag (building communicators, debug checks: calls outside the
         collective sequence, so they never take a number the user's collectives use).
@@ -266,13 +264,13 @@ class Collectives:
         Raises:
             CollectiveMismatchError: a peer is in another collective.
         """
-        store = ObjectStore({self.rank: obj}, where=what[0])
+        store = ObjectStore({self.rank: obj}, where=what.op)
         algo = select("allgather", self.size, -1, buffer=False)
         steps = algo.steps(self.rank, self.size, 0, -1)
-        run(steps, self._t, self._group, self._coll_ctx, what[2], store, what, None)
+        run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, None)
         return [store.get(b) for b in range(self.size)]
 
-    def _debug_check(self, what: tuple[str, str, int, int], nbytes: int, dtype: str = "") -> None:
+    def _debug_check(self, what: Call, nbytes: int, dtype: str = "") -> None:
         """With ``TREECAST_DEBUG=1``: every rank compares (collective, root, bytes) with every
         other before the collective runs, so that also ranks that would only send (a root)
         raise. Costs a linear exchange per collective.
@@ -280,14 +278,16 @@ class Collectives:
         Raises:
             CollectiveMismatchError: naming the disagreeing ranks and what each called.
         """
-        mine = (what[0], what[3], nbytes, dtype)
-        everyone = self._allgather_small(mine, ("check", what[1], what[2] | _DEBUG_TAG_BIT, -1))
+        mine = (what.op, what.root, nbytes, dtype)
+        everyone = self._allgather_small(
+            mine, Call("check", what.comm, what.seq | _DEBUG_TAG_BIT, -1)
+        )
         odd = [(r, e) for r, e in enumerate(everyone) if e[:2] != mine[:2]]
         if odd:
             listing = "; ".join(f"rank {r} called {e[0]} with root {e[1]}" for r, e in odd)
             raise CollectiveMismatchError(
                 f"{describe(what)}: ranks disagree on the collective: {listing}; this rank "
-                f"called {what[0]} with root {what[3]}"
+                f"called {what.op} with root {what.root}"
             )
         dtypes = {e[3] for e in everyone if e[3]}
         if len(dtypes) > 1:
@@ -359,7 +359,7 @@ class Collectives:
                     frames = [frames_mod.dumps_node_header(frames[0], [f.nbytes for f in node])]
             store.frames[0] = frames
         tag = self._next_tag()
-        what = ("bcast", self.name, tag, root)
+        what = Call("bcast", self.name, tag, root)
         if DEBUG:
             self._debug_check(what, -1)
         steps = algo.steps(self.rank, self.size, root, -1)
@@ -381,9 +381,7 @@ class Collectives:
         algo = select("bcast", self.size, big, capabilities=capabilities)
         return frames[1:] if algo.node_level else None
 
-    def _bcast_result(
-        self, frames: list[memoryview], timeout: float | None, what: tuple[str, str, int, int]
-    ) -> Any:
+    def _bcast_result(self, frames: list[memoryview], timeout: float | None, what: Call) -> Any:
         """A receiving rank's object, from the frames the schedule brought (and the node
         arena, when the root sent a node header)."""
         head = frames_mod.loads_node_header(frames[0])

@@ -43,7 +43,7 @@ from .info import Info
 from .p2p import PointToPoint
 from .plans import as_int
 from .request import Request
-from .transports.base import Transport
+from .transports.base import Call, Transport
 
 _SEQ_MASK = (1 << 62) - 1
 
@@ -555,7 +555,9 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         key = as_int(key, "key", "split")
         if color < 0 and color != UNDEFINED:
             raise InvalidRankError(f"split: color={color} must be >= 0 or UNDEFINED")
-        entries = self._allgather_small((color, key), ("split", self.name, self._next_tag(), -1))
+        entries = self._allgather_small(
+            (color, key), Call("split", self.name, self._next_tag(), -1)
+        )
         ctx = self._derive_ctx("split")
         if color == UNDEFINED:
             return None

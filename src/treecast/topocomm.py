@@ -27,7 +27,7 @@ from .ops import LOR as _LOR
 from .plans import as_int
 from .request import Request
 from .topology import cart
-from .transports.base import Transport
+from .transports.base import Call, Transport
 
 GRAPH, CART, DIST_GRAPH = 1, 2, 3
 
@@ -142,7 +142,7 @@ class Neighborhood(Comm):
         """
         outs = self.outedges
         steps = tuple(neighbor.exchange(outs, self.inedges, self._send_order(outs), same))
-        what = (name, self.name, self._next_tag(), -1)
+        what = Call(name, self.name, self._next_tag(), -1)
         return self._run_steps(steps, store, result, what, timeout, nonblocking)
 
     def _received(self, store: ObjectStore) -> Callable[[], list[Any]]:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..algorithms.schedule import LEFT, OVERWRITE, Combine, Recv, Send, Step
 from ..errors import TreecastError
-from ..transports.base import PeerState
+from ..transports.base import Call, PeerState
 from ..transports.inproc import InprocWorld
 from .store import BufferStore, ObjectStore, Store, Wait, execute
 
@@ -421,7 +421,7 @@ def _drive(
     size = len(plans)
     group = tuple(range(size))
     gens: list[Generator[Wait, None, None] | None] = [
-        execute(plans[r], world[r], group, _CTX, _TAG, stores[r], ("simulate", "sim", _TAG, -1))
+        execute(plans[r], world[r], group, _CTX, _TAG, stores[r], Call("simulate", "sim", _TAG, -1))
         for r in range(size)
     ]
     waiting: list[Wait | None] = [None] * size

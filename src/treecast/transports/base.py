@@ -36,7 +36,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import (
     CommunicatorClosedError,
@@ -55,8 +55,22 @@ ACK_CTX = (1 << 64) - 1
 2**63, so no receive ever matches it."""
 SYNC_ID_MASK = (1 << 32) - 1
 
-Activity = str | tuple[str, str, int, int]
-"""What a blocked call is doing: a name, or (collective, communicator, sequence, root)."""
+
+class Call(NamedTuple):
+    """One collective call, as every message of it and every report names it."""
+
+    op: str
+    """The call (``"Bcast"``, ``"igather"``): with ``root``, the signature of its messages."""
+    comm: str
+    """The communicator's name."""
+    seq: int
+    """The call's number on the communicator: the tag of its messages."""
+    root: int
+    """Its root, or -1."""
+
+
+Activity = str | Call
+"""What a blocked call is doing: a name (point-to-point), or a collective :class:`Call`."""
 
 
 def describe(what: Activity | None) -> str:

@@ -32,6 +32,7 @@ from .base import (
     ACK_CTX,
     ANY_TAG,
     Activity,
+    Call,
     Frames,
     Incoming,
     PeerState,
@@ -461,7 +462,7 @@ class ShmTransport(Transport):
                 name, seq, root = act
                 if "@" in name:
                     coll, comm = name.split("@", 1)
-                    desc = "in " + describe((coll, comm, seq, root))
+                    desc = "in " + describe(Call(coll, comm, seq, root))
                 else:
                     desc = "in " + name
             lines.append(f"  rank {r}: {desc}")
