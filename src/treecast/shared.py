@@ -39,6 +39,8 @@ def shared_array(
     Raises:
         InvalidArgumentError: a negative dimension or an unknown dtype (on every rank,
             before anything is created).
+        MissingCapabilityError: the communicator's transport has no node memory (on every
+            rank, before anything is created).
     """
     try:
         dt = np.dtype(dtype)
