@@ -109,7 +109,7 @@ def share_object(comm: Members, obj: Any, root: int, timeout: float | None = Non
         MissingCapabilityError: the communicator's transport has no node memory (on every
             rank, nothing sent).
         SerializationError: at the root, ``obj`` cannot be pickled.
-        OSError: at the root, the segment could not be created (/dev/shm is full, say).
+        OSError: at the root, the segment could not be created (node memory is full, say).
         SenderFailedError: on the other ranks after either of those (the root sends a
             marker instead of the segment's description, so nobody waits).
     """
