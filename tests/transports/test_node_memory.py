@@ -14,6 +14,7 @@ from treecast.engine import share_pool
 from treecast.testing import inproc_ranks
 from treecast.transports import capabilities
 from treecast.transports.base import PeerState, SendOp, Transport
+from treecast.transports.conformance import check_node_memory
 from treecast.transports.inproc import InprocTransport
 from treecast.transports.node_memory import InprocNodeMemory, NodeMemory, ShmNodeMemory
 from treecast.transports.single import SingleRankTransport
@@ -166,6 +167,7 @@ def test_inproc_ranks_without_node_memory_fall_back_and_refuse_sharing(monkeypat
     for rank, (ok, error) in enumerate(inproc_ranks(2, body)):
         assert ok
         assert f"rank {rank}: bcast(copy=False) needs the 'node_memory' capability" in error
+    check_node_memory(inproc_ranks)  # the conformance check's refusal branch
 
 
 def _node_level_calls(t, die):
