@@ -221,6 +221,12 @@ class TimeoutError(TreecastError, builtins.TimeoutError):
     """A blocking call did not complete within its timeout."""
 
 
+class MissingCapabilityError(TreecastError):
+    """An operation needs a capability (``node_memory``, say) that the communicator's
+    transport does not offer; the message names the operation, the capability and the
+    transport."""
+
+
 class NotImplementedName(TreecastError, NotImplementedError, AttributeError):
     """An mpi4py name that treecast does not implement. Also an ``AttributeError``, so that
     ``hasattr(MPI, name)`` and ``getattr(obj, name, default)`` treat it as absent."""
@@ -247,6 +253,7 @@ __all__ = [
     "InvalidRootError",
     "InvalidTagError",
     "MPIError",
+    "MissingCapabilityError",
     "NotImplementedName",
     "ProcessFailedError",
     "RemoteError",

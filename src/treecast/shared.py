@@ -1,10 +1,13 @@
 """One copy per node: zero-copy broadcast (``bcast(..., copy=False)``) and shared arrays.
 
-Both place data in a POSIX shared-memory segment of the job (``/treecast-<job>-...``, mode
-0600) that every rank maps, then unlink its name as soon as every rank has mapped it. From
-then on the memory lives exactly as long as some rank still maps it: the kernel frees it when
-the last NumPy view on it is garbage-collected, or when the job's processes exit. If a rank
-dies before the unlink, the launcher removes every segment of the job at the end.
+Both place data in a segment of the transport's node memory (the ``node_memory``
+capability; with the default ``shm`` transport a POSIX shared-memory segment of the job,
+``/treecast-<job>-...``, mode 0600) that every rank maps, then unlink its name as soon as
+every rank has mapped it. From then on the memory lives exactly as long as some rank still
+maps it: the kernel frees it when the last NumPy view on it is garbage-collected, or when the
+job's processes exit. If a rank dies before the unlink, the launcher removes every segment of
+the job at the end. A transport without node memory makes both raise
+:class:`~treecast.errors.MissingCapabilityError`.
 
 Who writes when (:func:`shared_array`): every rank sees the same bytes. Write from one rank,
 or to disjoint parts from several, then call ``comm.barrier()`` before any rank reads what
@@ -39,6 +42,8 @@ def shared_array(
     Raises:
         InvalidArgumentError: a negative dimension or an unknown dtype (on every rank,
             before anything is created).
+        MissingCapabilityError: the communicator's transport has no node memory (on every
+            rank, before anything is created).
     """
     try:
         dt = np.dtype(dtype)

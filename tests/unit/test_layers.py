@@ -227,6 +227,54 @@ def test_import_graph_has_no_cycles() -> None:
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
+# ---- node memory is the transports' ----------------------------------------------------------
+SEGMENT_OWNERS = ("treecast.transports", "treecast.launcher")
+"""Where shared-memory segments may be handled by name: the transports (node memory) and the
+launcher (it removes a job's segments). Everything else asks its transport's node memory."""
+
+
+def segments_by_path(src: Path, package: str, owners: tuple[str, ...]) -> list[str]:
+    """``file:line what`` for every module outside ``owners`` that mentions ``/dev/shm`` or
+    imports ``<package>.transports.segments`` (also under ``TYPE_CHECKING``)."""
+
+    def outside(module: str) -> bool:
+        return not any(module == o or module.startswith(o + ".") for o in owners)
+
+    found = []
+    for module, path in module_names(src, package).items():
+        if outside(module):
+            for line, text in enumerate(path.read_text().splitlines(), 1):
+                if "/dev/shm" in text:
+                    found.append(f"{path.relative_to(src)}:{line} mentions /dev/shm")
+    for imp in imports(src, package):
+        if imp.imported == f"{package}.transports.segments" and outside(imp.importer):
+            found.append(f"{imp.path.relative_to(src)}:{imp.line} imports {imp.imported}")
+    return found
+
+
+def test_only_transports_and_the_launcher_handle_segments_by_path() -> None:
+    found = segments_by_path(SRC, "treecast", SEGMENT_OWNERS)
+    assert not found, "use the transport's node memory instead:\n" + "\n".join(found)
+
+
+def test_segment_checker_finds_paths_and_imports(tmp_path: Path) -> None:
+    src = _fake_package(
+        tmp_path,
+        {
+            "transports/__init__.py": "",
+            "transports/segments.py": "SHM_DIR = '/dev/shm'\n",
+            "engine.py": "def f():\n    from .transports import segments\n",
+            "shared.py": '"""Segments live in /dev/shm."""\n',
+            "launcher.py": "from .transports.segments import SHM_DIR\n",
+        },
+    )
+    found = segments_by_path(src, "pkg", ("pkg.transports", "pkg.launcher"))
+    assert sorted(found) == [
+        "pkg/engine.py:2 imports pkg.transports.segments",
+        "pkg/shared.py:1 mentions /dev/shm",
+    ]
+
+
 # ---- the checker itself --------------------------------------------------------------------
 def _fake_package(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in {"__init__.py": "", **files}.items():

@@ -106,7 +106,9 @@ class NodeArena:
         self.stride = self.chunk + PAGE
         ctrl_bytes = LINE * (1 + comm.size)
         ctrl_bytes += -ctrl_bytes % PAGE  # the slots start on a page (the segment does)
-        raw = node_array(comm, (ctrl_bytes + SLOTS * self.stride,), np.dtype(np.uint8))
+        raw = node_array(
+            comm, (ctrl_bytes + SLOTS * self.stride,), np.dtype(np.uint8), what="shm_one_write"
+        )
         # int64 views as memoryviews: indexing them gives Python ints, faster than NumPy's
         # scalars
         self._ctrl = memoryview(raw[:ctrl_bytes]).cast("q")  # type: ignore[arg-type]  # published at 0, done[r] at 8 (r + 1)
@@ -304,7 +306,9 @@ class ReduceArena:
         self.size = comm.size
         ctrl_bytes = LINE * (1 + comm.size) + 8 * comm.size
         ctrl_bytes += -ctrl_bytes % LINE
-        raw = node_array(comm, (ctrl_bytes + (comm.size + 1) * RCHUNK,), np.dtype(np.uint8))
+        raw = node_array(
+            comm, (ctrl_bytes + (comm.size + 1) * RCHUNK,), np.dtype(np.uint8), what="shm_reduce"
+        )
         self._ctrl = raw[:ctrl_bytes].view(np.int64)  # stage[r] at 8 (r + 1); counts after
         self._slots = raw[ctrl_bytes:].reshape(comm.size + 1, RCHUNK)
         self._stage = 0

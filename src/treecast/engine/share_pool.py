@@ -46,11 +46,14 @@ import os
 import sys
 import threading
 import weakref
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..message.pool import size_class
 from ..runtime.env import bytes_from_env
-from ..transports import segments
+
+if TYPE_CHECKING:
+    from ..transports.base import Transport
+    from ..transports.node_memory import NodeMemory
 
 RETIRED = 1
 PINNED = -1
@@ -71,7 +74,10 @@ _POOLS: weakref.WeakSet[SharePool] = weakref.WeakSet()
 
 class Members(Protocol):
     """What sharing needs of a communicator (:class:`treecast.Comm` is one): this rank, the
-    number of ranks, a small broadcast and a barrier. A pool is kept on the object itself."""
+    number of ranks, a small broadcast, a barrier and its transport (whose node memory holds
+    the segments). A pool is kept on the object itself."""
+
+    _t: Transport
 
     @property
     def rank(self) -> int: ...
@@ -95,24 +101,35 @@ class Segment:
 
     __slots__ = ("capacity", "data", "head", "name", "owned", "words")
 
-    def __init__(self, name: str, fd: int, size: int, capacity: int, owned: bool) -> None:
+    def __init__(
+        self, name: str, head: mmap.mmap, data: mmap.mmap, capacity: int, owned: bool
+    ) -> None:
         self.name = name
         self.capacity = capacity
         self.owned = owned
-        hb = header_bytes(size)
-        self.head = mmap.mmap(fd, hb)
+        self.head = head
         self.words = memoryview(self.head).cast("q")
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if owned else 0)
-        self.data = mmap.mmap(fd, capacity, mmap.MAP_SHARED, prot, offset=hb)
+        self.data = data
 
     @classmethod
-    def open(cls, name: str, size: int, capacity: int, owned: bool) -> Segment:
-        """Map the existing segment ``name`` (for ``size`` ranks, ``capacity`` data bytes)."""
-        fd = os.open(segments.SHM_DIR + name, os.O_RDWR)
+    def open(
+        cls, memory: NodeMemory, name: str, size: int, capacity: int, owned: bool
+    ) -> Segment:
+        """Map the existing segment ``name`` of ``memory`` (for ``size`` ranks, ``capacity``
+        data bytes): its header read-write, its data read-write only where ``owned``.
+
+        Raises:
+            FileNotFoundError: no segment of that name.
+            OSError: the system refused a mapping.
+        """
+        hb = header_bytes(size)
+        head = memory.attach(name, nbytes=hb)
         try:
-            return cls(name, fd, size, capacity, owned)
-        finally:
-            os.close(fd)
+            data = memory.attach(name, offset=hb, nbytes=capacity, writable=owned)
+        except BaseException:
+            head.close()
+            raise
+        return cls(name, head, data, capacity, owned)
 
     def in_use(self) -> bool:
         """Whether any array or view of this process still uses the mapping."""
@@ -157,11 +174,13 @@ def _retire_all(segs: dict[str, Segment]) -> None:
 
 
 class SharePool:
-    """One communicator's pooled segments, on one rank (see the module docstring)."""
+    """One communicator's pooled segments, on one rank (see the module docstring), in the
+    node memory of its transport."""
 
-    def __init__(self, comm: Members) -> None:
+    def __init__(self, comm: Members, memory: NodeMemory) -> None:
         self.rank = comm.rank
         self.size = comm.size
+        self.memory = memory
         self.calls = 0  # copy=False calls entered on this communicator (the same everywhere)
         self.segments: dict[str, Segment] = {}
         weakref.finalize(self, _retire_all, self.segments)
@@ -191,11 +210,11 @@ class SharePool:
                     seg.close()
         return call
 
-    def acquire(self, nbytes: int, name: str, call: int) -> tuple[Segment, bool] | None:
+    def acquire(self, nbytes: int, call: int) -> tuple[Segment, bool] | None:
         """At the root of call number ``call``, after :meth:`enter`: a segment for
-        ``nbytes`` with every rank's word set, and whether it is new (then it has ``name``
-        and the others must map it); None when the pool is off or full of segments in use
-        (the caller makes a one-off segment).
+        ``nbytes`` with every rank's word set, and whether it is new (then the others must
+        map it by its name); None when the pool is off or full of segments in use (the
+        caller makes a one-off segment).
 
         Raises:
             OSError: the segment could not be made (nothing is left named).
@@ -218,18 +237,18 @@ class SharePool:
             if best is None:
                 if need > BUDGET or (_owned_bytes + need > BUDGET and not self._evict(need)):
                     return None
-                best = self._create(name, need)
+                best = self._create(need)
                 _owned_bytes += need
             for r in range(self.size):
                 best.words[1 + r] = call + 1
         return best, fresh
 
-    def _create(self, name: str, capacity: int) -> Segment:
-        mm = segments.create_segment(name, header_bytes(self.size) + capacity)
+    def _create(self, capacity: int) -> Segment:
+        name, mm = self.memory.create("bcast", header_bytes(self.size) + capacity)
         try:
-            seg = Segment.open(name, self.size, capacity, owned=True)
+            seg = Segment.open(self.memory, name, self.size, capacity, owned=True)
         except BaseException:
-            segments.unlink_segment(name)
+            self.memory.unlink(name)
             raise
         finally:
             mm.close()
@@ -255,7 +274,7 @@ class SharePool:
 
     def attach(self, name: str, capacity: int) -> Segment:
         """At a receiver: map the new segment ``name`` (before its root unlinks it)."""
-        seg = Segment.open(name, self.size, capacity, owned=False)
+        seg = Segment.open(self.memory, name, self.size, capacity, owned=False)
         with _LOCK:
             self.segments[name] = seg
         return seg
@@ -296,9 +315,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def pool_of(comm: Members) -> SharePool:
-    """The communicator's pool on this rank, made on first use (not collective)."""
+    """The communicator's pool on this rank, made on first use (not collective).
+
+    Raises:
+        MissingCapabilityError: the communicator's transport has no node memory.
+    """
     pool: SharePool | None = comm.__dict__.get("_share_pool")
     if pool is None:
-        pool = SharePool(comm)
+        pool = SharePool(comm, comm._t.node_memory("bcast(copy=False)"))
         comm._share_pool = pool  # type: ignore[attr-defined]
     return pool

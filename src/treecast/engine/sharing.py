@@ -1,46 +1,29 @@
-"""The mechanics of one copy per node (see :mod:`treecast.shared`): segments of the job that
-every rank maps, for ``bcast(obj, copy=False)`` (:func:`share_object`, pooled by
+"""The mechanics of one copy per node (see :mod:`treecast.shared`): segments of node memory
+that every rank maps, for ``bcast(obj, copy=False)`` (:func:`share_object`, pooled by
 :mod:`treecast.engine.share_pool`) and for arrays every rank sees (:func:`node_array`, also
 the node-level collectives' arenas). Takes a communicator as :class:`Members`: what it needs
-(rank, size, a small ``bcast``, a ``barrier``), so that it sits below the communicators.
+(rank, size, a small ``bcast``, a ``barrier``, its transport), so that it sits below the
+communicators. The segments come from the transport's node memory
+(:meth:`~treecast.transports.base.Transport.node_memory`): a transport without the
+``node_memory`` capability makes these calls raise
+:class:`~treecast.errors.MissingCapabilityError` on every rank, before anything is sent.
 """
 
 from __future__ import annotations
 
 import io
 import mmap
-import os
 import pickle
-import secrets
 from typing import Any
 
 import numpy as np
 
 from ..errors import SerializationError, TreecastError
 from ..message import frames as frames_mod
-from ..runtime.env import ENV_JOB
-from ..transports import segments
 from .share_pool import Members, SharePool, pool_of
 
 ALIGN = 64
 """Buffers start at multiples of a cache line (and of every NumPy item size)."""
-
-
-def _new_name(what: str) -> str:
-    job = os.environ.get(ENV_JOB) or f"solo{os.getpid()}"
-    return segments.segment_name(job, f"{what}-{secrets.token_hex(6)}")
-
-
-def _attach(name: str, writable: bool) -> mmap.mmap:
-    flags = os.O_RDWR if writable else os.O_RDONLY
-    path = segments.SHM_DIR + name
-    fd = os.open(path, flags)
-    try:
-        size = os.fstat(fd).st_size
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        return mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
-    finally:
-        os.close(fd)
 
 
 def _rebuild_shared(
@@ -123,12 +106,15 @@ def share_object(comm: Members, obj: Any, root: int, timeout: float | None = Non
     barrier when the segment is new (every rank maps it by name before the name goes).
 
     Raises:
+        MissingCapabilityError: the communicator's transport has no node memory (on every
+            rank, nothing sent).
         SerializationError: at the root, ``obj`` cannot be pickled.
-        OSError: at the root, the segment could not be created (/dev/shm is full, say).
+        OSError: at the root, the segment could not be created (node memory is full, say).
         SenderFailedError: on the other ranks after either of those (the root sends a
             marker instead of the segment's description, so nobody waits).
     """
     pool = pool_of(comm)
+    memory = pool.memory
     call = pool.enter()
     desc: Any = None
     mm = None
@@ -173,7 +159,7 @@ def share_object(comm: Members, obj: Any, root: int, timeout: float | None = Non
         raise
     finally:
         if comm.rank == root and desc is not None and desc[0] is not None and desc[1]:
-            segments.unlink_segment(desc[0])
+            memory.unlink(desc[0])
 
 
 def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap | None]:
@@ -190,16 +176,17 @@ def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap 
     for b in buffers:
         layout.append((pos, b.nbytes))
         pos += -(-b.nbytes // ALIGN) * ALIGN
-    name = _new_name("bcast")
-    got = pool.acquire(pos, name, call) if pos else None
-    mm: mmap.mmap | None
+    got = pool.acquire(pos, call) if pos else None
+    name: str | None = None
+    mm: mmap.mmap | None = None
     if got is not None:
         seg, fresh = got
         mm, capacity = seg.data, seg.capacity
         name = seg.name
     else:
         fresh, capacity = True, 0
-        mm = segments.create_segment(name, pos) if pos else None
+        if pos:
+            name, mm = pool.memory.create("bcast", pos)
     try:
         if mm is not None:
             view = memoryview(mm)
@@ -209,11 +196,11 @@ def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap 
     except BaseException:
         if got is not None:
             pool.discard(got[0])
-        if fresh:
-            segments.unlink_segment(name)
+        if fresh and name is not None:
+            pool.memory.unlink(name)
         raise
     # pooled segments are sent with their capacity (receivers map exactly that much)
-    return (name if mm is not None else None, fresh, capacity, stream, layout), mm
+    return (name, fresh, capacity, stream, layout), mm
 
 
 def _map(pool: SharePool, name: str, fresh: bool, capacity: int, rank: int) -> mmap.mmap:
@@ -225,7 +212,7 @@ def _map(pool: SharePool, name: str, fresh: bool, capacity: int, rank: int) -> m
         OSError: the segment cannot be mapped.
     """
     if not capacity:
-        return _attach(name, writable=False)
+        return pool.memory.attach(name, writable=False)
     if fresh:
         return pool.attach(name, capacity).data
     seg = pool.segments.get(name)
@@ -238,28 +225,41 @@ def _map(pool: SharePool, name: str, fresh: bool, capacity: int, rank: int) -> m
 
 
 def node_array(
-    comm: Members, shape: tuple[int, ...], dtype: np.dtype, fill: Any = None
+    comm: Members,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    fill: Any = None,
+    what: str = "shared_array",
 ) -> np.ndarray:
     """A zeroed (or ``fill``-ed) array of ``shape`` and ``dtype`` that every rank of
     ``comm`` maps: :func:`treecast.shared_array` after its checks. Collective.
 
+    Args:
+        comm: the ranks that share the array.
+        shape: its shape.
+        dtype: its dtype.
+        fill: the value of every item (None: zeros).
+        what: the operation, for the error when there is no node memory.
+
     Raises:
+        MissingCapabilityError: the communicator's transport has no node memory (on every
+            rank, nothing sent).
         OSError: at rank 0, the segment could not be created.
     """
+    memory = comm._t.node_memory(what)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     count = nbytes // dtype.itemsize if dtype.itemsize else 0
     name = None
     if comm.rank == 0:
-        name = _new_name("array")
-        mm = segments.create_segment(name, nbytes)
+        name, mm = memory.create("array", nbytes)
         if fill is not None:
             np.frombuffer(mm, dtype, count=count)[...] = fill
     try:
         name = comm.bcast(name, root=0)
         if comm.rank != 0:
-            mm = _attach(name, writable=True)
+            mm = memory.attach(name)
         comm.barrier()
     finally:
         if comm.rank == 0 and name is not None:
-            segments.unlink_segment(name)
+            memory.unlink(name)
     return np.frombuffer(mm, dtype, count=count).reshape(shape)

@@ -17,7 +17,7 @@ from ..errors import TreecastError
 from ..transports import registry
 from ..transports.base import Transport, launcher_watch
 from ..transports.single import SingleRankTransport
-from .env import ENV_LAUNCHER_PID, ENV_RANK, ENV_SIZE
+from .env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SIZE
 
 WORLD_CTX = 0
 SELF_CTX = 2
@@ -33,7 +33,7 @@ def _make_transport() -> Transport:
     registry.check(name)
     rank_s, size_s = os.environ.get(ENV_RANK), os.environ.get(ENV_SIZE)
     if rank_s is None or size_s is None:
-        return SingleRankTransport()
+        return SingleRankTransport(os.environ.get(ENV_JOB))
     try:
         rank, size = int(rank_s), int(size_s)
     except ValueError:
@@ -43,7 +43,7 @@ def _make_transport() -> Transport:
     if not 0 <= rank < size:
         raise TreecastError(f"{ENV_RANK}={rank} is outside [0, {ENV_SIZE}={size})")
     if size == 1:
-        return SingleRankTransport()
+        return SingleRankTransport(os.environ.get(ENV_JOB))
     transport = registry.make(name, rank, size, os.environ)
     launcher = os.environ.get(ENV_LAUNCHER_PID)
     if launcher:

@@ -41,11 +41,14 @@ from typing import Any, NamedTuple
 from ..errors import (
     CommunicatorClosedError,
     InvalidArgumentError,
+    MissingCapabilityError,
     ProcessFailedError,
     TimeoutError,
     TruncationError,
 )
 from ..message.pool import alloc_frame
+from .capabilities import NODE_MEMORY
+from .node_memory import NodeMemory
 from .wait import Backoff, oversubscribed
 
 ANY_SOURCE = -1
@@ -488,6 +491,27 @@ class Transport(ABC):
                 dst[:] = src
             recv.frames = targets
         recv.done = True
+
+    def node_memory(self, what: str = "node memory") -> NodeMemory:
+        """The memory that every rank of this world maps by name (see :mod:`.node_memory`).
+        Transports that declare :data:`~.capabilities.NODE_MEMORY` override this.
+
+        Args:
+            what: the operation that needs it, for the error.
+
+        Raises:
+            MissingCapabilityError: this transport lacks the ``node_memory`` capability.
+        """
+        raise self.missing_capability(NODE_MEMORY, what)
+
+    def missing_capability(self, name: str, what: str) -> MissingCapabilityError:
+        """The error for operation ``what``, which needs capability ``name`` that this
+        transport lacks."""
+        offered = ", ".join(sorted(self.capabilities)) or "none"
+        return MissingCapabilityError(
+            f"rank {self.rank}: {what} needs the {name!r} capability, which the "
+            f"{type(self).__name__} transport does not offer (its capabilities: {offered})"
+        )
 
     # ---- public operations ---------------------------------------------------------------
     def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> bool:

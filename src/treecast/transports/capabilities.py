@@ -10,9 +10,11 @@ transport they run on. A capability that a transport may or may not have on a gi
 from __future__ import annotations
 
 NODE_MEMORY = "node_memory"
-"""Every rank of the world runs on this machine and can map the job's POSIX shared-memory
-segments (``/dev/shm/treecast-<job>-*``), so node-level algorithms (one shared write read by
-all ranks) may be chosen."""
+"""Every rank of the world can map the same memory by name, through
+:meth:`Transport.node_memory <treecast.transports.base.Transport.node_memory>` (see
+:mod:`.node_memory`: the job's POSIX shared-memory segments ``/dev/shm/treecast-<job>-*``
+for ``shm``, memory named inside the process for ``inproc``), so node-level algorithms (one
+shared write read by all ranks), shared arrays and ``bcast(copy=False)`` can run."""
 
 CMA = "cma"
 """Ranks are processes of this machine and this process may call ``process_vm_readv``

@@ -19,8 +19,14 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
-from ..errors import CommunicatorClosedError, ProcessFailedError, TruncationError
+from ..errors import (
+    CommunicatorClosedError,
+    MissingCapabilityError,
+    ProcessFailedError,
+    TruncationError,
+)
 from .base import ANY_SOURCE, ANY_TAG, PeerState, RecvOp, Transport
+from .capabilities import NODE_MEMORY
 
 Die = Callable[[], NoReturn]
 Body = Callable[[Transport, Die], Any]
@@ -316,6 +322,57 @@ def check_close(make_ranks: RankRunner) -> None:
     assert own == ["closed", "closed"], f"calls on a closed transport gave {own}"
 
 
+# ---- node memory -----------------------------------------------------------------------------
+def _node_memory(t: Transport, die: Die) -> Any:
+    if NODE_MEMORY not in t.capabilities:
+        try:
+            t.node_memory("the conformance check")
+        except MissingCapabilityError as exc:
+            return "refused", str(exc)
+        return "given", ""
+    memory = t.node_memory()
+    if t.rank == 0:
+        name, mm = memory.create("conformance", 8192)
+        mm[:5] = b"first"
+        _send(t, 1, CTX, 1, [name.encode()])
+        _recv(t, 1, CTX, 2)  # rank 1 has mapped it and written its part
+        memory.unlink(name)
+        seen = bytes(mm[4096:4101])
+        _send(t, 1, CTX, 3, [b"unlinked"])
+        mm.close()
+        return "made", seen
+    name = bytes(_recv(t, 0, CTX, 1).frames[0]).decode()
+    mm = memory.attach(name)
+    seen = bytes(mm[:5])
+    mm[4096:4101] = b"reply"
+    _send(t, 0, CTX, 2, [b"mapped"])
+    _recv(t, 0, CTX, 3)
+    try:
+        memory.attach(name)
+        gone = False
+    except FileNotFoundError:
+        gone = True
+    mm.close()
+    return "mapped", (seen, gone)
+
+
+def check_node_memory(make_ranks: RankRunner) -> None:
+    """A transport with the ``node_memory`` capability gives every rank the same memory by
+    name: what one rank writes the other reads, and an unlinked name cannot be attached any
+    more. Without the capability, ``node_memory()`` raises MissingCapabilityError naming it."""
+    first, second = make_ranks(2, _node_memory)
+    if first[0] in ("refused", "given"):
+        for kind, message in (first, second):
+            assert kind == "refused", "node_memory() gave memory without the capability"
+            assert repr(NODE_MEMORY) in message, f"the refusal does not name it: {message}"
+        return
+    assert first == ("made", b"reply"), f"rank 0 made a segment and read back {first[1]!r}"
+    assert second == ("mapped", (b"first", True)), (
+        f"rank 1 read {second[1][0]!r} from rank 0's segment; attaching after unlink "
+        f"{'failed' if second[1][1] else 'succeeded'}"
+    )
+
+
 CHECKS: tuple[Callable[[RankRunner], None], ...] = (
     check_ordering,
     check_matching,
@@ -324,6 +381,7 @@ CHECKS: tuple[Callable[[RankRunner], None], ...] = (
     check_large_frames,
     check_peer_death,
     check_close,
+    check_node_memory,
 )
 """Every check, in the order :func:`check_transport` runs them."""
 

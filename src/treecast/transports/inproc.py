@@ -18,12 +18,14 @@ normally without closing its endpoint itself).
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
 
 from ..errors import CommunicatorClosedError, InvalidArgumentError, ProcessFailedError
 from .base import ACK_CTX, ANY_TAG, PeerState, SendOp, Transport
-from .capabilities import FAILURE_DETECTION, INLINE_SMALL
+from .capabilities import FAILURE_DETECTION, INLINE_SMALL, NODE_MEMORY
+from .node_memory import InprocNodeMemory
 
 INLINE_LIMIT = 4096
 """Largest message the inline fast paths take (as the shared-memory transport)."""
@@ -82,6 +84,8 @@ class InprocWorld:
         self.states = [PeerState.RUNNING] * size
         """Each rank's liveness, as every endpoint reports it."""
         self._drops: list[_Drop] = []
+        self.node_memory = InprocNodeMemory()
+        """The world's node memory: segments every rank maps, named inside this process."""
         self.ranks: tuple[InprocTransport, ...] = tuple(
             InprocTransport(self, r) for r in range(size)
         )
@@ -183,13 +187,27 @@ class InprocTransport(Transport):
     append to a receiver's queues (``deque.append`` is atomic), the receiver alone takes.
     """
 
-    capabilities = frozenset({INLINE_SMALL, FAILURE_DETECTION})
+    capabilities = frozenset(
+        {INLINE_SMALL, FAILURE_DETECTION} | ({NODE_MEMORY} if hasattr(os, "memfd_create") else set())
+    )
+    """Node memory where the system can make anonymous memory that several mappings share
+    (``memfd_create``: Linux)."""
 
     def __init__(self, world: InprocWorld, rank: int) -> None:
         super().__init__(rank, world.size)
         self.world = world
         # one queue per source: per-pair order is the queue's order
         self._inbox: list[deque[_Message]] = [deque() for _ in range(world.size)]
+
+    def node_memory(self, what: str = "node memory") -> InprocNodeMemory:
+        """The world's :class:`~.node_memory.InprocNodeMemory`, shared by its ranks.
+
+        Raises:
+            MissingCapabilityError: this system has no ``memfd_create``.
+        """
+        if NODE_MEMORY not in self.capabilities:
+            raise self.missing_capability(NODE_MEMORY, what)
+        return self.world.node_memory
 
     def _alive(self) -> None:
         if self.world.states[self.rank] is PeerState.DEAD:

@@ -35,36 +35,62 @@ def segment_name(job: str, what: str) -> str:
     return f"/{PREFIX}{job}-{what}"
 
 
-def create_segment(name: str, nbytes: int) -> mmap.mmap:
-    """Create segment ``name`` (mode 0600, must not exist) of ``nbytes`` and map it.
+def create_segment_fd(name: str, nbytes: int) -> int:
+    """Create segment ``name`` (mode 0600, must not exist) of ``nbytes`` (at least 1);
+    return an open read-write descriptor of it, which the caller closes.
 
     Raises:
         FileExistsError: a segment of that name exists.
-        OSError: the system refused (for example /dev/shm is full).
+        OSError: the system refused (for example /dev/shm is full); nothing is left named.
     """
     flags = os.O_CREAT | os.O_EXCL | os.O_RDWR
     fd = _shm_open(name, flags, 0o600) if _shm_open else os.open(SHM_DIR + name, flags, 0o600)
     try:
         os.ftruncate(fd, max(nbytes, 1))
-        return mmap.mmap(fd, max(nbytes, 1))
     except BaseException:
         os.close(fd)
         unlink_segment(name)
         raise
+    return fd
+
+
+def open_segment_fd(name: str, writable: bool = True) -> int:
+    """An open descriptor (read-write, or read-only) of the existing segment ``name``,
+    which the caller closes.
+
+    Raises:
+        FileNotFoundError: no segment of that name.
+    """
+    flags = os.O_RDWR if writable else os.O_RDONLY
+    return _shm_open(name, flags, 0o600) if _shm_open else os.open(SHM_DIR + name, flags)
+
+
+def create_segment(name: str, nbytes: int) -> mmap.mmap:
+    """Create segment ``name`` (mode 0600, must not exist) of ``nbytes`` and map it.
+
+    Raises:
+        FileExistsError: a segment of that name exists.
+        OSError: the system refused (for example /dev/shm is full); nothing is left named.
+    """
+    fd = create_segment_fd(name, nbytes)
+    try:
+        return mmap.mmap(fd, max(nbytes, 1))
+    except BaseException:
+        unlink_segment(name)
+        raise
     finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        os.close(fd)
 
 
 def attach_segment(name: str) -> mmap.mmap:
-    """Map the existing segment ``name`` read-write."""
-    flags = os.O_RDWR
-    fd = _shm_open(name, flags, 0o600) if _shm_open else os.open(SHM_DIR + name, flags)
+    """Map the existing segment ``name`` read-write.
+
+    Raises:
+        FileNotFoundError: no segment of that name.
+    """
+    fd = open_segment_fd(name)
     try:
-        size = os.fstat(fd).st_size
-        return mmap.mmap(fd, size)
+        return mmap.mmap(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
 

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from ..errors import CommunicatorClosedError, ProcessFailedError, TreecastError
-from ..runtime.env import ENV_SHM
+from ..runtime.env import ENV_JOB, ENV_SHM
 from . import cma
 from .base import (
     ACK_CTX,
@@ -42,6 +42,7 @@ from .base import (
     describe,
 )
 from .capabilities import CMA, FAILURE_DETECTION, INLINE_SMALL, NODE_MEMORY
+from .node_memory import ShmNodeMemory
 from .segments import SHM_DIR, attach_segment, job_stem, unlink_job_segments
 from .shm_layout import (
     ACTIVITY_BYTES,
@@ -126,6 +127,8 @@ class ShmTransport(Transport):
         rank: this process's world rank.
         size: number of ranks.
         segment: name of the world segment created by the launcher.
+        job: the job's token (``TREECAST_JOB``), which names the segments that the ranks
+            make in node memory.
 
     Raises:
         FileNotFoundError: the segment does not exist.
@@ -146,10 +149,11 @@ class ShmTransport(Transport):
         segment = environ.get(ENV_SHM)
         if not segment:
             raise TreecastError(f"{ENV_SHM} is not set; start the program with `treecast run`")
-        return cls(rank, size, segment)
+        return cls(rank, size, segment, environ.get(ENV_JOB) or f"solo{os.getpid()}")
 
-    def __init__(self, rank: int, size: int, segment: str) -> None:
+    def __init__(self, rank: int, size: int, segment: str, job: str) -> None:
         super().__init__(rank, size)
+        self._node_memory = ShmNodeMemory(job)
         if cma.available():
             self.capabilities = ShmTransport.capabilities | {CMA}
         self._mm = attach_segment(segment)
@@ -186,6 +190,10 @@ class ShmTransport(Transport):
         self._in_rings = [r for r in self._in if r is not None]
         self._in_peers = [p for p in range(size) if p != rank]
         self._sending: list[_OutRing] = []
+
+    def node_memory(self, what: str = "node memory") -> ShmNodeMemory:
+        """The job's POSIX shared-memory segments (``/treecast-<job>-*``)."""
+        return self._node_memory
 
     # ---- sending --------------------------------------------------------------------------
     def _start_send(self, op: SendOp) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from ..errors import InvalidRankError
 from .base import PeerState, SendOp, Transport
 from .capabilities import NODE_MEMORY
+from .node_memory import ShmNodeMemory
 
 
 class SingleRankTransport(Transport):
@@ -12,12 +15,21 @@ class SingleRankTransport(Transport):
 
     The base class delivers messages to oneself without calling :meth:`_start_send`, so
     nothing ever crosses a process boundary.
+
+    Args:
+        job: the job's token (``TREECAST_JOB``) when a launcher started the rank, which
+            names its segments in node memory; None names them after this process.
     """
 
     capabilities = frozenset({NODE_MEMORY})
 
-    def __init__(self) -> None:
+    def __init__(self, job: str | None = None) -> None:
         super().__init__(0, 1)
+        self._node_memory = ShmNodeMemory(job or f"solo{os.getpid()}")
+
+    def node_memory(self, what: str = "node memory") -> ShmNodeMemory:
+        """POSIX shared-memory segments named after the job (or after this process)."""
+        return self._node_memory
 
     def _start_send(self, op: SendOp) -> None:
         raise InvalidRankError(
