@@ -25,7 +25,7 @@ from .algorithms.schedule import Send, Step
 from .constants import IN_PLACE
 from .engine.node import arena_of, reduce_arena_of
 from .engine.progress import CollectiveRequest
-from .engine.store import ObjectStore, Store, execute, run
+from .engine.store import BufferStore, ObjectStore, Store, execute, run
 from .errors import CollectiveMismatchError
 from .message import frames as frames_mod
 from .message.buffers import as_array
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
 _DEBUG_TAG_BIT = 1 << 62
+_NOTHING = memoryview(bytearray())
+"""The payload of a barrier's messages (never written: it has no bytes)."""
+_WHOLE_EMPTY = {0: (0, 0, 0)}
 """Set in the tag of a debug check's messages: outside the collective sequence numbers."""
 
 
@@ -124,7 +127,10 @@ def _blocking(name: str, plan: Callable[..., Plan]) -> Callable[..., Any]:
     """The blocking method ``name``: plan, then run to completion."""
 
     def method(self: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        return self._go(plan(self._caller(name), *args, **kwargs), timeout)
+        caller = self._callers.get(name) if not self._freed else None
+        if caller is None:
+            caller = self._caller(name)
+        return self._go(plan(caller, *args, **kwargs), timeout)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = plan.__doc__
@@ -188,33 +194,21 @@ class Collectives:
 
     def _go(self, plan: Plan, timeout: float | None, *, nonblocking: bool = False) -> Any:
         """Run ``plan``: to completion (its result), or as a request (``nonblocking``)."""
-        what = self._begin(plan)
+        what = self._begin(plan.name, plan.root)
+        if DEBUG:
+            self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
         if plan.node is not None:
             self._run_node(plan.node, timeout, what)
             return plan.result()
-        return self._execute(plan, what, timeout, nonblocking=nonblocking)
-
-    def _begin(self, plan: Plan) -> Call:
-        """Number the call (the tag of all its messages) and, with ``TREECAST_DEBUG``,
-        check that every rank called the same collective."""
-        what = Call(plan.name, self.name, self._next_tag(), plan.root)
-        if DEBUG:
-            self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
-        return what
-
-    def _execute(
-        self,
-        plan: Plan,
-        what: Call,
-        timeout: float | None,
-        *,
-        nonblocking: bool,
-    ) -> Any:
-        """Run ``plan``'s schedule on the engine: blocking, or as a request."""
         steps = plan.algo.steps(
             self.rank, self.size, max(plan.root, 0), plan.nbytes, plan.commutative
         )
         return self._run_steps(steps, plan.store, plan.result, what, timeout, nonblocking)
+
+    def _begin(self, name: str, root: int) -> Call:
+        """Number the call ``name``: the tag of all its messages."""
+        # tuple.__new__ builds the NamedTuple without a Python-level frame (hot path)
+        return tuple.__new__(Call, (name, self.name, self._next_tag(), root))
 
     def _run_steps(
         self,
@@ -304,6 +298,27 @@ class Collectives:
                 f"{describe(what)}: ranks passed buffers of different sizes in bytes ({listing})"
             )
 
+    # ---- barrier ----------------------------------------------------------------------------
+    def barrier(self, *, timeout: float | None = None) -> None:
+        """Block until every rank of the communicator has called ``barrier`` (dissemination).
+
+        Raises:
+            TimeoutError, ProcessFailedError: as any blocking call.
+        """
+        if self._freed:
+            self._live("barrier")
+        # plans.plan_barrier, inlined: a barrier is all latency
+        caps = self._t.capabilities
+        algo = select("barrier", self.size, 0, capabilities=caps)
+        what = self._begin("barrier", -1)
+        if DEBUG:
+            self._debug_check(what, -1)
+        store = BufferStore([_NOTHING], _WHOLE_EMPTY)
+        steps = algo.steps(self.rank, self.size, 0, 0)
+        run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
+
+    Barrier = barrier
+
     # ---- object broadcast -------------------------------------------------------------------
     def bcast(
         self,
@@ -358,12 +373,11 @@ class Collectives:
                 if node is not None:
                     frames = [frames_mod.dumps_node_header(frames[0], [f.nbytes for f in node])]
             store.frames[0] = frames
-        tag = self._next_tag()
-        what = Call("bcast", self.name, tag, root)
+        what = self._begin("bcast", root)
         if DEBUG:
             self._debug_check(what, -1)
         steps = algo.steps(self.rank, self.size, root, -1)
-        run(steps, self._t, self._group, self._coll_ctx, tag, store, what, timeout)
+        run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
         if self.rank != root:
             return self._bcast_result(store.frames[0], timeout, what)
         if node is not None:
@@ -437,8 +451,7 @@ class Collectives:
     Ireduce_scatter.__doc__ = "Start a Reduce_scatter; ``wait()`` completes it."
 
     # ---- every other collective: both forms from its planning function ----------------------
-    barrier, ibarrier = _twins("barrier", plans.plan_barrier)
-    Barrier, Ibarrier = barrier, ibarrier
+    ibarrier = Ibarrier = _nonblocking("barrier", plans.plan_barrier)
     ibcast = _nonblocking("bcast", plans.plan_bcast)
     Bcast, Ibcast = _twins("Bcast", plans.plan_Bcast)
     gather, igather = _twins("gather", plans.plan_gather, serialised=True)

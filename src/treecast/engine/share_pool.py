@@ -112,9 +112,7 @@ class Segment:
         self.data = data
 
     @classmethod
-    def open(
-        cls, memory: NodeMemory, name: str, size: int, capacity: int, owned: bool
-    ) -> Segment:
+    def open(cls, memory: NodeMemory, name: str, size: int, capacity: int, owned: bool) -> Segment:
         """Map the existing segment ``name`` of ``memory`` (for ``size`` ranks, ``capacity``
         data bytes): its header read-write, its data read-write only where ``owned``.
 

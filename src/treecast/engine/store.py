@@ -105,7 +105,8 @@ class ObjectStore:
 
     def pack(self, blocks: Sequence[int]) -> list[memoryview]:
         if len(blocks) == 1:
-            return self._frames_of(blocks[0])
+            frames = self.frames.get(blocks[0])
+            return frames if frames is not None else self._frames_of(blocks[0])
         out: list[memoryview] = []
         index = [len(blocks)]
         for b in blocks:
@@ -370,7 +371,8 @@ def execute(
             if not op.done:
                 yield op
     finally:
-        store.release()
+        if mutable:  # only buffer stores hold scratch memory to give back
+            store.release()
 
 
 def _check(

@@ -188,7 +188,8 @@ class InprocTransport(Transport):
     """
 
     capabilities = frozenset(
-        {INLINE_SMALL, FAILURE_DETECTION} | ({NODE_MEMORY} if hasattr(os, "memfd_create") else set())
+        {INLINE_SMALL, FAILURE_DETECTION}
+        | ({NODE_MEMORY} if hasattr(os, "memfd_create") else set())
     )
     """Node memory where the system can make anonymous memory that several mappings share
     (``memfd_create``: Linux)."""
