@@ -28,7 +28,6 @@ from .engine.progress import CollectiveRequest
 from .engine.store import BufferStore, ObjectStore, Store, execute, run
 from .errors import CollectiveMismatchError
 from .message import frames as frames_mod
-from .message.buffers import as_array
 from .ops import SUM, Op
 from .plans import Caller, NodeCall, Plan
 from .request import Request
@@ -410,11 +409,12 @@ class Collectives:
         return got
 
     # ---- Reduce_scatter without counts: every rank's receive buffer gives its count ----------
-    def _counts_of(self, name: str, sendbuf: Any, recvbuf: Any, recvcounts: Any) -> Any:
+    def _counts_of(self, name: str, sendbuf: Any, recvbuf: Any, op: Any, recvcounts: Any) -> Any:
+        """``recvcounts``, or, without them, every rank's receive count (mpi4py: each
+        rank's receive buffer gives its count), exchanged once every argument is checked."""
         if recvcounts is None and sendbuf is not IN_PLACE and sendbuf is not None:
-            self._caller(name)
-            out = as_array(recvbuf, f"{name} recvbuf", writable=True)
-            return self.allgather(out.size)
+            mine = plans.reduce_scatter_count(self._caller(name), sendbuf, recvbuf, op)
+            return self.allgather(mine)
         return recvcounts
 
     def Reduce_scatter(
@@ -427,7 +427,7 @@ class Collectives:
         timeout: float | None = None,
         algorithm: str | None = None,
     ) -> None:
-        recvcounts = self._counts_of("Reduce_scatter", sendbuf, recvbuf, recvcounts)
+        recvcounts = self._counts_of("Reduce_scatter", sendbuf, recvbuf, op, recvcounts)
         c = self._caller("Reduce_scatter")
         plan = plans.plan_Reduce_scatter(c, sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
         self._go(plan, timeout)
@@ -441,7 +441,7 @@ class Collectives:
         *,
         algorithm: str | None = None,
     ) -> Request:
-        recvcounts = self._counts_of("Ireduce_scatter", sendbuf, recvbuf, recvcounts)
+        recvcounts = self._counts_of("Ireduce_scatter", sendbuf, recvbuf, op, recvcounts)
         c = self._caller("Ireduce_scatter")
         plan = plans.plan_Reduce_scatter(c, sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
         request: Request = self._go(plan, None, nonblocking=True)

@@ -278,7 +278,7 @@ def plan_Bcast(c: Caller, buf: Any, root: int = 0, *, algorithm: str | None = No
     store = BufferStore([view], {0: (0, 0, view.nbytes)})
     plan = Plan(c.name, algo, store, root=root, nbytes=view.nbytes, dtype=arr.dtype)
     plan.check_bytes = view.nbytes
-    if algo.node_level and not c.name.startswith("I"):
+    if algo.node_level and c.size > 1 and not c.name.startswith("I"):
         plan.node = NodeCall("bcast", ([view],))
     return plan
 
@@ -860,7 +860,7 @@ def _plan_Reduce(
     algo = algorithm_for(c, family, nbytes, algorithm, commutative=commutative)
     plan = Plan(c.name, algo, BufferStore([], {}), root=root, nbytes=nbytes)
     plan.commutative, plan.dtype, plan.check_bytes = commutative, io.inp.dtype, nbytes
-    if algo.node_level and family == "allreduce" and not c.name.startswith("I"):
+    if algo.node_level and family == "allreduce" and c.size > 1 and not c.name.startswith("I"):
         assert io.out is not None
         node_in = io.out.copy() if io.in_place else io.inp
         plan.node = NodeCall("allreduce", (node_in, io.out, the_op))
@@ -934,6 +934,22 @@ def plan_Reduce_scatter_block(
         InvalidArgumentTypeError, InvalidArgumentError: as :meth:`Allreduce`.
     """
     return _plan_Reduce(c, "reduce_scatter_block", sendbuf, recvbuf, op, -1, algorithm)
+
+
+def reduce_scatter_count(c: Caller, sendbuf: Any, recvbuf: Any, op: Any = SUM) -> int:
+    """This rank's receive count of a ``Reduce_scatter`` called without ``recvcounts`` (the
+    size of its receive buffer, which the ranks then exchange), after checking every
+    argument as :func:`plan_Reduce_scatter` does, before anything is sent.
+
+    Raises:
+        InvalidArgumentTypeError, InvalidArgumentError, InvalidBufferError: as
+            :func:`plan_Reduce_scatter`.
+    """
+    the_op = resolve_op(op, c.name)
+    io = _reduce_buffers(c, "reduce_scatter", sendbuf, recvbuf, gets_output=True)
+    the_op.check_buffer(io.inp.dtype, c.name)
+    assert io.out is not None
+    return int(io.out.size)
 
 
 def plan_Reduce_scatter(

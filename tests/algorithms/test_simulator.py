@@ -189,3 +189,25 @@ def test_the_real_plans_of_a_call_run_on_the_engine() -> None:
     assert run.results == [None] * size and run.counts.messages > 0
     objs = simulate_plans(size, lambda c: plans.plan_allgather(c, {"r": c.rank}), "iallgather")
     assert objs.results == [[{"r": r} for r in range(size)]] * size
+
+
+def test_simulated_plans_report_messages_nobody_received_and_run_node_level_calls() -> None:
+    from treecast import plans
+    from treecast.engine.simulate import simulate_plans
+
+    bufs = [np.full(4, r) for r in range(3)]
+
+    def disagree(c: Any) -> Any:  # rank 2 thinks it is the root
+        return plans.plan_Bcast(c, bufs[c.rank], 2 if c.rank == 2 else 0, algorithm="linear")
+
+    with pytest.raises(SimulationError, match="never received"):
+        simulate_plans(3, disagree, "Bcast")
+    n = 100_000
+    send = [np.full(n, r, np.float64) for r in range(4)]
+    recv = [np.zeros(n) for _ in range(4)]
+    simulate_plans(
+        4,
+        lambda c: plans.plan_Allreduce(c, send[c.rank], recv[c.rank], algorithm="shm_reduce"),
+        "Allreduce",
+    )
+    assert all((r == 6.0).all() for r in recv)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import treecast
-from treecast import plans
+from treecast import MPI, plans
 from treecast.algorithms import registry
 from treecast.engine.store import BufferStore, ObjectStore
 from treecast.errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidRootError
@@ -114,3 +114,33 @@ def test_both_forms_of_a_collective_have_the_plans_signature():
     assert treecast.Comm.Ialltoallv.__name__ == "Ialltoallv"
     for name in ("igather", "Iscatterv", "Ireduce_scatter_block", "ibarrier", "Ibcast"):
         assert callable(getattr(treecast.Comm, name)), name
+
+
+def test_a_single_rank_never_plans_a_node_level_call() -> None:
+    """A communicator of one (COMM_SELF, a singleton split) has nothing to share."""
+    buf = np.zeros(1 << 17)
+    plan = plans.plan_Bcast(caller(0, 1, "Bcast"), buf, algorithm="shm_one_write")
+    assert plan.node is None
+    out = np.zeros(1 << 17)
+    assert (
+        plans.plan_Allreduce(caller(0, 1, "Allreduce"), buf, out, algorithm="shm_reduce").node
+        is None
+    )
+    comm = MPI.COMM_SELF
+    seq = comm._coll_seq
+    comm.Bcast(buf)
+    assert getattr(comm, "_node_arena", None) is None and comm._coll_seq == seq + 1
+
+
+def test_reduce_scatter_without_counts_checks_every_argument_before_exchanging() -> None:
+    c = caller(0, 3, "Reduce_scatter")
+    assert plans.reduce_scatter_count(c, np.zeros(6), np.zeros(2)) == 2
+    with pytest.raises(InvalidArgumentTypeError, match="Reduce_scatter"):
+        plans.reduce_scatter_count(c, np.zeros(6), np.zeros(2), op=object())
+    with pytest.raises(InvalidArgumentError, match="dtype"):
+        plans.reduce_scatter_count(c, np.zeros(6), np.zeros(2, np.int32))
+    comm = MPI.COMM_SELF
+    seq = comm._coll_seq
+    with pytest.raises(InvalidArgumentTypeError):
+        comm.Reduce_scatter(np.zeros(2), np.zeros(2), op=object())
+    assert comm._coll_seq == seq  # nothing was exchanged

@@ -445,10 +445,22 @@ def _drive(
                     ) from exc
         if not world.progress() and not moved:
             raise _deadlock(gens, tracker, dead)
-    left = tracker.left()
+    left = tracker.left() or _unreceived(world)
     if left:
         died = f" (rank(s) {', '.join(map(str, dead))} died)" if dead else ""
         raise SimulationError("messages never received: " + "; ".join(left) + died)
+
+
+def _unreceived(world: InprocWorld) -> list[str]:
+    """Messages still queued for, or unexpected at, a rank once every rank has finished."""
+    out = []
+    for t in world:
+        if world.states[t.rank] is PeerState.DEAD:
+            continue
+        t.progress()
+        for msg in t._unexpected:
+            out.append(f"rank {msg.src} -> rank {t.rank}: a message of {msg.nbytes} bytes")
+    return out
 
 
 def _deadlock(gens: list[Any], tracker: _Tracker, dead: list[int]) -> SimulationError:
@@ -483,9 +495,11 @@ def simulate_plans(
 ) -> Simulation:
     """Run one collective call on ``size`` ranks: ``plan_of(caller)`` makes each rank's plan
     with the real planning functions (``plans.py``: the layout of the rank's buffers, the
-    selected algorithm), and the plans' schedules run on the engine as in :func:`simulate`
-    (a node-level algorithm runs its logical schedule). ``name`` is the call's name;
-    ``faults`` as in :func:`simulate`.
+    selected algorithm), and the plans' schedules run on the engine as in :func:`simulate`.
+    ``name`` is the call's name; its ``I*`` form is planned (the schedule every rank runs:
+    a node-level algorithm runs its logical schedule). ``faults`` as in :func:`simulate`.
+    Messages left unreceived are reported; the plans' stores are the engine's own, so
+    block-level disagreements show as the engine's errors.
 
     Returns:
         Every rank's result (``plan.result()``) and the :class:`Counts` (messages, bytes
@@ -496,19 +510,29 @@ def simulate_plans(
     """
     from ..plans import Caller
 
-    made = [plan_of(Caller(r, size, name)) for r in range(size)]
-    steps = [plan.steps(Caller(r, size, name)) for r, plan in enumerate(made)]
+    if not name.startswith(("i", "I")):  # plan the I* form: its schedule is what runs
+        name = "I" + name[0].lower() + name[1:] if name[0].isupper() else "i" + name
+    callers = [Caller(r, size, name) for r in range(size)]
+    made = [plan_of(c) for c in callers]
+    steps = [plan.steps(c) for c, plan in zip(callers, made, strict=True)]
     tracker = _Tracker(steps, 1.0, 0.0, ())
     world = _CountingWorld(size, tracker)
     if faults is not None:
         faults(world)
     for r, plan in enumerate(made):
         if isinstance(plan.store, ObjectStore):
+            # as Collectives._run_steps: what cannot be pickled goes as a marker
             plan.store.rank = r
+            plan.store.freeze(_sent(steps[r]))
     _drive(world, steps, [p.store for p in made], tracker)
     counts = tracker.counts
     counts.max_sent = max(tracker.sent, default=0)
     return Simulation([p.result() for p in made], counts)
+
+
+def _sent(steps: tuple[Step, ...]) -> list[int]:
+    """Block ids this rank's steps send."""
+    return [b for s in steps if type(s) is Send for b in (s.blocks or (0,))]
 
 
 class _CountingWorld(InprocWorld):
