@@ -35,6 +35,11 @@ Layout = dict[int, tuple[int, int, int]]
 """Block id -> (base index, byte offset, byte count) in a :class:`BufferStore`."""
 
 
+_NO_BLOCKS = BufferStore([], {})
+"""The store of a plan that has none yet (a node-level call never gets one: it runs on the
+communicator's node memory, not on the engine)."""
+
+
 class Caller(NamedTuple):
     """The communicator's facts that planning a call needs.
 
@@ -858,7 +863,7 @@ def _plan_Reduce(
     nbytes = io.inp.nbytes
     commutative = the_op.is_commutative
     algo = algorithm_for(c, family, nbytes, algorithm, commutative=commutative)
-    plan = Plan(c.name, algo, BufferStore([], {}), root=root, nbytes=nbytes)
+    plan = Plan(c.name, algo, _NO_BLOCKS, root=root, nbytes=nbytes)
     plan.commutative, plan.dtype, plan.check_bytes = commutative, io.inp.dtype, nbytes
     if algo.node_level and family == "allreduce" and c.size > 1 and not c.name.startswith("I"):
         assert io.out is not None
