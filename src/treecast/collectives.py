@@ -42,10 +42,11 @@ if TYPE_CHECKING:
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
 _DEBUG_TAG_BIT = 1 << 62
+"""Set in the tag of a debug check's messages: outside the collective sequence numbers."""
 _NOTHING = memoryview(bytearray())
 """The payload of a barrier's messages (never written: it has no bytes)."""
 _WHOLE_EMPTY = {0: (0, 0, 0)}
-"""Set in the tag of a debug check's messages: outside the collective sequence numbers."""
+"""A barrier's store layout: block 0 is the whole (empty) payload."""
 
 
 @lru_cache(maxsize=1024)

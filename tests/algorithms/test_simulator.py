@@ -211,3 +211,11 @@ def test_simulated_plans_report_messages_nobody_received_and_run_node_level_call
         "Allreduce",
     )
     assert all((r == 6.0).all() for r in recv)
+
+
+def test_a_rank_that_finished_early_still_gets_a_report() -> None:
+    from treecast.algorithms.schedule import Send as S
+
+    assert simulate([[], []], faults=lambda w: w.finish(1)).messages == 0
+    with pytest.raises(SimulationError, match="never received"):
+        simulate([[S(1, blocks=(0,))], []], [{0: "x"}, {}], faults=lambda w: w.finish(1))

@@ -46,9 +46,11 @@ def test_transport_is_abstract_and_names_what_is_missing():
 def test_capabilities_are_declared_names():
     for cls in (ShmTransport, InprocTransport, SingleRankTransport):
         assert cls.capabilities <= capabilities.ALL, cls
-    assert {capabilities.NODE_MEMORY, capabilities.INLINE_SMALL, capabilities.FAILURE_DETECTION} <= (
-        ShmTransport.capabilities
-    )
+    assert {
+        capabilities.NODE_MEMORY,
+        capabilities.INLINE_SMALL,
+        capabilities.FAILURE_DETECTION,
+    } <= (ShmTransport.capabilities)
     # node memory in process needs memfd_create (Linux)
     node = {capabilities.NODE_MEMORY} if hasattr(os, "memfd_create") else set()
     assert InprocTransport.capabilities == {
@@ -107,7 +109,9 @@ def test_inproc_ranks_driven_round_robin_from_one_thread():
     world = InprocWorld(3)
     # a ring: every rank posts its receive and its send, nobody blocks
     recvs = [t.irecv(CTX, (t.rank - 1) % 3, 5) for t in world]
-    sends = [t.isend((t.rank + 1) % 3, CTX, 5, [memoryview(bytes([t.rank]) * 10_000)]) for t in world]
+    sends = [
+        t.isend((t.rank + 1) % 3, CTX, 5, [memoryview(bytes([t.rank]) * 10_000)]) for t in world
+    ]
     while not all(op.done for op in recvs + sends):
         assert world.progress(), "no progress although messages were in flight"
     assert [bytes(r.frames[0][:1]) for r in recvs] == [b"\x02", b"\x00", b"\x01"]
@@ -134,7 +138,11 @@ def test_inproc_kill_and_finish_are_visible_to_peers():
     b.isend(0, CTX, 1, [memoryview(b"sent before dying")])
     a.isend(1, CTX, 1, [memoryview(b"to a dead rank")])
     world.kill(1)
-    assert [a.peer_state(r) for r in range(3)] == [PeerState.RUNNING, PeerState.DEAD, PeerState.RUNNING]
+    assert [a.peer_state(r) for r in range(3)] == [
+        PeerState.RUNNING,
+        PeerState.DEAD,
+        PeerState.RUNNING,
+    ]
     assert not any(b._inbox)  # what was queued for the dead rank is gone
     got = a.irecv(CTX, ANY_SOURCE, 1)
     a.progress()

@@ -452,14 +452,20 @@ def _drive(
 
 
 def _unreceived(world: InprocWorld) -> list[str]:
-    """Messages still queued for, or unexpected at, a rank once every rank has finished."""
+    """Messages still queued for, or unexpected at, a live rank once every rank has finished
+    (read from the queues: no matching, and closed ranks count too)."""
     out = []
     for t in world:
         if world.states[t.rank] is PeerState.DEAD:
             continue
-        t.progress()
-        for msg in t._unexpected:
-            out.append(f"rank {msg.src} -> rank {t.rank}: a message of {msg.nbytes} bytes")
+        for src, inbox in enumerate(t._inbox):
+            out += [
+                f"rank {src} -> rank {t.rank}: a message of {sum(f.nbytes for f in m.frames)} bytes"
+                for m in inbox
+            ]
+        out += [
+            f"rank {m.src} -> rank {t.rank}: a message of {m.nbytes} bytes" for m in t._unexpected
+        ]
     return out
 
 
