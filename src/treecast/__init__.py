@@ -28,6 +28,7 @@ from .errors import (
     TimeoutError,
     TreecastError,
     TruncationError,
+    UnsupportedLauncherError,
 )
 from .launch import launch
 from .ops import (
@@ -96,6 +97,7 @@ __all__ = [
     "TimeoutError",
     "TreecastError",
     "TruncationError",
+    "UnsupportedLauncherError",
     "__version__",
     "launch",
     "self_comm",

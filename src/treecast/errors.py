@@ -227,6 +227,12 @@ class MissingCapabilityError(TreecastError):
     transport."""
 
 
+class UnsupportedLauncherError(TreecastError, NotImplementedError):
+    """This process was started as one of several by a launcher treecast cannot join yet
+    (``mpiexec``, ``srun``): rather than give each process a world of its own, silently,
+    :func:`treecast.world` raises, naming the launcher's variables and what to do."""
+
+
 class NotImplementedName(TreecastError, NotImplementedError, AttributeError):
     """An mpi4py name that treecast does not implement. Also an ``AttributeError``, so that
     ``hasattr(MPI, name)`` and ``getattr(obj, name, default)`` treat it as absent."""
@@ -261,4 +267,5 @@ __all__ = [
     "TimeoutError",
     "TreecastError",
     "TruncationError",
+    "UnsupportedLauncherError",
 ]

@@ -28,3 +28,18 @@ def bytes_from_env(name: str, default: int) -> int:
         return max(0, int(raw)) if raw else default
     except ValueError:
         return default
+
+ENV_BACKEND = "TREECAST_BACKEND"
+"""How a process not started by treecast's own launcher finds its world: ``auto`` (default:
+a world of one, unless an MPI launcher started several processes), ``local`` (a world of
+one, also under an MPI launcher) or ``mpi`` (every process of the MPI job)."""
+
+MPI_LAUNCHER_SIZES = (
+    ("OMPI_COMM_WORLD_SIZE", "Open MPI's mpirun"),
+    ("PMI_SIZE", "an MPICH (Hydra) or Intel MPI mpiexec"),
+    ("MV2_COMM_WORLD_SIZE", "MVAPICH's mpirun"),
+    ("SLURM_STEP_NUM_TASKS", "Slurm's srun"),
+)
+"""Variables by which MPI launchers tell a process how many were started, and who sets
+them (Slurm sets ``SLURM_STEP_NUM_TASKS`` for the tasks of an ``srun`` step)."""
+
