@@ -8,7 +8,7 @@ A :class:`Message` is null (falsy) once received. ``MESSAGE_NO_PROC`` is what a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InvalidArgumentTypeError, TruncationError
 from .message import frames as frames_mod
@@ -17,10 +17,24 @@ from .request import Request, null_request
 from .status import Status
 
 if TYPE_CHECKING:
-    from .comm import Comm
-    from .transports.base import RecvOp
+    from .transports.base import Incoming, RecvOp, Transport
 
 _NULL, _NO_PROC, _MESSAGE = "null", "no-proc", "message"
+
+
+class Comm(Protocol):
+    """What a matched message needs of its communicator (:class:`treecast.Comm` is one):
+    its transport, filling a status, and the matched probes themselves."""
+
+    _t: Transport
+
+    def _fill(self, op: RecvOp | Incoming, status: Status) -> None: ...
+
+    def mprobe(self, source: int = ..., tag: int = ..., status: Status | None = ...) -> Message: ...
+
+    def improbe(
+        self, source: int = ..., tag: int = ..., status: Status | None = ...
+    ) -> Message | None: ...
 
 
 class Message:

@@ -13,8 +13,8 @@ inside a function. The layers, low to high (a module may import its own layer an
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
 7. cli, bench/, __main__
 
-An import under ``if TYPE_CHECKING:`` is for annotations only (it never runs), so it may point
-up; the checks skip it.
+Imports under ``if TYPE_CHECKING:`` count too: a module that needs a higher one's type
+declares a Protocol of what it uses instead (``engine/node.py``, ``matched.py``).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def upward(src: Path, package: str, layers: Mapping[str, int]) -> list[str]:
     found = []
     for imp in imports(src, package):
         low, high = layer_of(imp.importer, layers), layer_of(imp.imported, layers)
-        if imp.type_only or low is None or high is None or high <= low:
+        if low is None or high is None or high <= low:
             continue
         where = imp.path.relative_to(src)
         found.append(f"{where}:{imp.line} imports {imp.imported} (layer {low} -> layer {high})")
@@ -173,10 +173,10 @@ def upward(src: Path, package: str, layers: Mapping[str, int]) -> list[str]:
 
 def cycles(src: Path, package: str) -> list[list[str]]:
     """The strongly connected components of more than one module of the import graph
-    (imports under ``TYPE_CHECKING`` left out), each sorted (Tarjan's algorithm)."""
+    (imports under ``TYPE_CHECKING`` too), each sorted (Tarjan's algorithm)."""
     graph: dict[str, set[str]] = {m: set() for m in module_names(src, package)}
     for imp in imports(src, package):
-        if not imp.type_only and imp.imported != imp.importer:
+        if imp.imported != imp.importer:
             graph[imp.importer].add(imp.imported)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -303,7 +303,9 @@ def test_checker_finds_an_upward_import_inside_a_function(tmp_path: Path) -> Non
     assert cycles(src, "pkg") == [["pkg.low", "pkg.sub.mid"]]
 
 
-def test_checker_skips_type_checking_imports(tmp_path: Path) -> None:
+def test_checker_counts_type_checking_imports_too(tmp_path: Path) -> None:
+    """An annotation that needs a higher layer is a dependency all the same: a Protocol in
+    the lower module says what it needs instead."""
     src = _fake_package(
         tmp_path,
         {
@@ -311,8 +313,8 @@ def test_checker_skips_type_checking_imports(tmp_path: Path) -> None:
             "high.py": "from .low import TYPE_CHECKING\n",
         },
     )
-    assert upward(src, "pkg", FAKE_LAYERS) == []
-    assert cycles(src, "pkg") == []
+    assert upward(src, "pkg", FAKE_LAYERS) == ["pkg/low.py:3 imports pkg.high (layer 0 -> layer 2)"]
+    assert cycles(src, "pkg") == [["pkg.high", "pkg.low"]]
 
 
 def test_checker_names_a_module_without_a_layer(tmp_path: Path) -> None:

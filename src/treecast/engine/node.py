@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -36,7 +36,14 @@ from ..transports.base import Activity, describe
 from .sharing import node_array
 
 if TYPE_CHECKING:
-    from ..comm import Comm
+    from .share_pool import Members
+
+    class Comm(Members, Protocol):
+        """What the arenas need of a communicator (:class:`treecast.Comm` is one)."""
+
+        def allgather(self, sendobj: Any) -> list[Any]: ...
+
+        def allreduce(self, sendobj: Any, op: Any = ...) -> Any: ...
 
 
 def _l2_bytes(sysfs: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:

@@ -29,6 +29,7 @@ def bytes_from_env(name: str, default: int) -> int:
     except ValueError:
         return default
 
+
 ENV_BACKEND = "TREECAST_BACKEND"
 """How a process not started by treecast's own launcher finds its world: ``auto`` (default:
 a world of one, unless an MPI launcher started several processes), ``local`` (a world of
@@ -42,4 +43,3 @@ MPI_LAUNCHER_SIZES = (
 )
 """Variables by which MPI launchers tell a process how many were started, and who sets
 them (Slurm sets ``SLURM_STEP_NUM_TASKS`` for the tasks of an ``srun`` step)."""
-
