@@ -16,16 +16,16 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable
-from functools import lru_cache, partial, wraps
+from functools import partial, wraps
 from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from . import plans
-from .algorithms.schedule import Send, Step
+from .algorithms.schedule import Step
 from .constants import IN_PLACE
 from .engine.node import arena_of, reduce_arena_of
 from .engine.progress import CollectiveRequest
-from .engine.store import BufferStore, ObjectStore, Store, execute, run
+from .engine.store import BufferStore, ObjectStore, Store, execute, run, sent_ids
 from .errors import CollectiveMismatchError
 from .message import frames as frames_mod
 from .ops import SUM, Op
@@ -47,16 +47,6 @@ _NOTHING = memoryview(bytearray())
 """The payload of a barrier's messages (never written: it has no bytes)."""
 _WHOLE_EMPTY = {0: (0, 0, 0)}
 """A barrier's store layout: block 0 is the whole (empty) payload."""
-
-
-@lru_cache(maxsize=1024)
-def _sent_ids(steps: tuple[Step, ...]) -> tuple[int, ...]:
-    """Block ids this rank's steps send (first occurrence order)."""
-    seen: dict[int, None] = {}
-    for s in steps:
-        if type(s) is Send:
-            seen.update(dict.fromkeys(s.blocks or (0,)))
-    return tuple(seen)
 
 
 def _object_result(store: ObjectStore, result: Callable[[], Any], what: Call) -> Any:
@@ -97,11 +87,6 @@ def _serialised(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return locked
 
 
-def _nonblocking_name(name: str) -> str:
-    """``gather`` -> ``igather``, ``Gather`` -> ``Igather`` (mpi4py's names)."""
-    return "I" + name[0].lower() + name[1:] if name[0].isupper() else "i" + name
-
-
 _TIMEOUT = inspect.Parameter(
     "timeout", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="float | None"
 )
@@ -140,7 +125,7 @@ def _blocking(name: str, plan: Callable[..., Plan]) -> Callable[..., Any]:
 
 def _nonblocking(name: str, plan: Callable[..., Plan]) -> Callable[..., Request]:
     """The ``I*`` method of ``name``: plan, then return the request that runs it."""
-    iname = _nonblocking_name(name)
+    iname = plans.nonblocking_name(name)
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Request:
         request: Request = self._go(
@@ -229,7 +214,7 @@ class Collectives:
             # own); an object that cannot be pickled goes as a marker, so that every rank
             # ends the collective in step, and raises once it has ended (_object_result)
             objects.rank = self.rank
-            objects.freeze(_sent_ids(steps))
+            objects.freeze(sent_ids(steps))
             result = partial(_object_result, objects, result, what)
         if nonblocking:
             gen = execute(steps, self._t, self._group, self._coll_ctx, tag, store, what)

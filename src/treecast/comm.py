@@ -35,13 +35,12 @@ from .errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidRankError,
-    InvalidRootError,
     NotImplementedName,
 )
 from .group import Group
 from .info import Info
 from .p2p import PointToPoint
-from .plans import as_int
+from .plans import Caller, as_int, check_root
 from .request import Request
 from .transports.base import Call, Transport
 
@@ -459,12 +458,8 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
             raise CommunicatorClosedError(f"{op}: communicator {self.name} has been freed")
 
     def _root(self, value: Any, op: str) -> int:
-        r = as_int(value, "root", op)
-        if not 0 <= r < self.size:
-            raise InvalidRootError(
-                f"{op}: root={r} is not a valid rank; expected 0 <= root < {self.size}"
-            )
-        return r
+        """``value`` as a valid root of this communicator (see :func:`plans.check_root`)."""
+        return check_root(Caller(self.rank, self.size, op), value)
 
     def _next_tag(self) -> int:
         self._coll_seq = (self._coll_seq + 1) & _SEQ_MASK

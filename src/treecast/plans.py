@@ -118,6 +118,11 @@ def as_int(value: Any, name: str, op: str) -> int:
         ) from None
 
 
+def nonblocking_name(name: str) -> str:
+    """``gather`` -> ``igather``, ``Gather`` -> ``Igather`` (mpi4py's names)."""
+    return "I" + name[0].lower() + name[1:] if name[0].isupper() else "i" + name
+
+
 def check_root(c: Caller, root: Any) -> int:
     """``root`` as a valid rank of the communicator.
 

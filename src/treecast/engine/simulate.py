@@ -40,7 +40,7 @@ from ..algorithms.schedule import LEFT, OVERWRITE, Combine, Recv, Send, Step
 from ..errors import TreecastError
 from ..transports.base import Call, PeerState
 from ..transports.inproc import InprocWorld
-from .store import BufferStore, ObjectStore, Store, Wait, execute
+from .store import BufferStore, ObjectStore, Store, Wait, execute, sent_ids
 
 if TYPE_CHECKING:
     from ..plans import Caller, Plan
@@ -144,16 +144,16 @@ class _Tracker:
 
     def next_step(self, rank: int, kind: type) -> tuple[int, Any]:
         """The index and step of ``rank``'s next step of ``kind`` (advancing past it)."""
-        seen = self.cursor[rank][kind]
-        for i, step in enumerate(self.steps[rank]):
-            if type(step) is kind:
-                if not seen:
-                    self.cursor[rank][kind] += 1
-                    return i, step
-                seen -= 1
-        raise SimulationError(f"rank {rank}: the engine ran a {kind.__name__} the schedule lacks")
+        nxt = self.peek(rank, kind)
+        if nxt is None:
+            raise SimulationError(
+                f"rank {rank}: the engine ran a {kind.__name__} the schedule lacks"
+            )
+        self.cursor[rank][kind] += 1
+        return nxt
 
     def peek(self, rank: int, kind: type) -> tuple[int, Any] | None:
+        """The index and step of ``rank``'s next step of ``kind``, or None."""
         seen = self.cursor[rank][kind]
         for i, step in enumerate(self.steps[rank]):
             if type(step) is kind:
@@ -514,10 +514,10 @@ def simulate_plans(
     Raises:
         SimulationError: as :func:`simulate`; also the engine's errors, wrapped.
     """
-    from ..plans import Caller
+    from ..plans import Caller, nonblocking_name
 
     if not name.startswith(("i", "I")):  # plan the I* form: its schedule is what runs
-        name = "I" + name[0].lower() + name[1:] if name[0].isupper() else "i" + name
+        name = nonblocking_name(name)
     callers = [Caller(r, size, name) for r in range(size)]
     made = [plan_of(c) for c in callers]
     steps = [plan.steps(c) for c, plan in zip(callers, made, strict=True)]
@@ -529,16 +529,11 @@ def simulate_plans(
         if isinstance(plan.store, ObjectStore):
             # as Collectives._run_steps: what cannot be pickled goes as a marker
             plan.store.rank = r
-            plan.store.freeze(_sent(steps[r]))
+            plan.store.freeze(sent_ids(steps[r]))
     _drive(world, steps, [p.store for p in made], tracker)
     counts = tracker.counts
     counts.max_sent = max(tracker.sent, default=0)
     return Simulation([p.result() for p in made], counts)
-
-
-def _sent(steps: tuple[Step, ...]) -> list[int]:
-    """Block ids this rank's steps send."""
-    return [b for s in steps if type(s) is Send for b in (s.blocks or (0,))]
 
 
 class _CountingWorld(InprocWorld):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Generator, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -388,6 +389,17 @@ def _check(
             f"where this rank expected {target.nbytes}; the ranks passed different "
             "counts or buffer sizes"
         )
+
+
+@lru_cache(maxsize=1024)
+def sent_ids(steps: tuple[Step, ...]) -> tuple[int, ...]:
+    """Block ids a rank's steps send (first occurrence order): what an object store must
+    pickle before the run (:meth:`ObjectStore.freeze`)."""
+    seen: dict[int, None] = {}
+    for s in steps:
+        if type(s) is Send:
+            seen.update(dict.fromkeys(s.blocks or WHOLE))
+    return tuple(seen)
 
 
 def _ids_of(step: Send | Recv) -> tuple[int, ...]:
