@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .transports.base import Transport
+    from .transports.node_memory import NodeMemory
 
 DEBUG = os.environ.get("TREECAST_DEBUG", "") not in ("", "0")
 """``TREECAST_DEBUG=1``: before each collective, all ranks compare what they called."""
@@ -157,6 +158,8 @@ class Collectives:
         _t: Transport
         _group: tuple[int, ...]
         _coll_ctx: int
+        _caps: frozenset[str]
+        _nodes: tuple[int, ...] | None
         _freed: bool
         _callers: dict[str, Caller]
         rank: int
@@ -165,6 +168,7 @@ class Collectives:
 
         def _next_tag(self) -> int: ...
         def _live(self, op: str) -> None: ...
+        def _node_memory(self, what: str) -> NodeMemory: ...
 
     # ---- running a plan --------------------------------------------------------------------
     def _caller(self, name: str) -> Caller:
@@ -174,7 +178,7 @@ class Collectives:
         try:
             return self._callers[name]
         except KeyError:
-            c = self._callers[name] = Caller(self.rank, self.size, name, self._t.capabilities)
+            c = self._callers[name] = Caller(self.rank, self.size, name, self._caps)
             return c
 
     def _go(self, plan: Plan, timeout: float | None, *, nonblocking: bool = False) -> Any:
@@ -293,7 +297,7 @@ class Collectives:
         if self._freed:
             self._live("barrier")
         # plans.plan_barrier, inlined: a barrier is all latency
-        caps = self._t.capabilities
+        caps = self._caps
         algo = select("barrier", self.size, 0, capabilities=caps)
         what = self._begin("barrier", -1)
         if DEBUG:
@@ -344,7 +348,7 @@ class Collectives:
         if self.size == 1:
             return obj
         # the planning of plans.plan_bcast, inlined: this is the latency-critical call
-        caps = self._t.capabilities
+        caps = self._caps
         algo = select("bcast", self.size, -1, buffer=False, forced=algorithm, capabilities=caps)
         store = ObjectStore(where="bcast")
         failure = None

@@ -35,6 +35,7 @@ from .errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidRankError,
+    MissingCapabilityError,
     NotImplementedName,
 )
 from .group import Group
@@ -43,6 +44,8 @@ from .p2p import PointToPoint
 from .plans import Caller, as_int, check_root
 from .request import Request
 from .transports.base import Call, Transport
+from .transports.capabilities import NODE_LOCAL
+from .transports.node_memory import NodeMemory
 
 _SEQ_MASK = (1 << 62) - 1
 
@@ -83,6 +86,7 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         self._rank_of = {w: i for i, w in enumerate(self._group)}
         self.rank = self._rank_of[transport.rank]
         self.size = len(self._group)
+        self._nodes, self._caps = node_facts(transport, self._group)
         self._ctx = ctx
         self._coll_ctx = ctx + 1
         self._coll_seq = 0
@@ -572,8 +576,9 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         return null_comm() if sub is None else sub
 
     def Split_type(self, split_type: int, key: int = 0, info: Any = None) -> Comm:
-        """Split by hardware: ``COMM_TYPE_SHARED`` (1) groups the ranks that share memory,
-        which on one machine is every rank; ``UNDEFINED`` gives ``COMM_NULL``. Collective.
+        """Split by hardware: ``COMM_TYPE_SHARED`` (1) groups the ranks that share memory
+        (the transport's nodes: on one machine, every rank); ``UNDEFINED`` gives
+        ``COMM_NULL``. Collective.
 
         Raises:
             InvalidArgumentError: another split type.
@@ -584,7 +589,24 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
                 f"Split_type: split_type={split_type} is not supported; expected "
                 f"COMM_TYPE_SHARED (1) or UNDEFINED"
             )
-        return self.Split(0 if split_type == 1 else UNDEFINED, key)
+        ids = self._t.node_ids
+        node = 0 if ids is None else ids[self._t.rank]
+        return self.Split(node if split_type == 1 else UNDEFINED, key)
+
+    def _node_memory(self, what: str) -> NodeMemory:
+        """The node memory that every rank of this communicator maps, for operation ``what``.
+
+        Raises:
+            MissingCapabilityError: the transport has none, or the ranks span several nodes
+                (the message says to split by node first).
+        """
+        if self._nodes is not None:
+            raise MissingCapabilityError(
+                f"{what} on {self.name}: its {self.size} ranks span {max(self._nodes) + 1} "
+                f"nodes, which share no memory; split it by node first "
+                f"(comm.Split_type(COMM_TYPE_SHARED)) and use one communicator per node"
+            )
+        return self._t.node_memory(what)
 
     def free(self) -> None:
         """Release the communicator; later calls on it raise CommunicatorClosedError.
@@ -602,6 +624,23 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
             pool.close()
 
     Free = free
+
+
+def node_facts(
+    transport: Transport, group: tuple[int, ...]
+) -> tuple[tuple[int, ...] | None, frozenset[str]]:
+    """What a communicator of world ranks ``group`` knows of its nodes: the node of each of
+    its ranks (numbered 0, 1, ... in order of first appearance), or None when they all
+    share one node; and the transport's capabilities that hold on it (none of
+    :data:`~treecast.transports.capabilities.NODE_LOCAL` across nodes)."""
+    ids = transport.node_ids
+    if ids is None:
+        return None, transport.capabilities
+    number: dict[int, int] = {}
+    nodes = tuple(number.setdefault(ids[w], len(number)) for w in group)
+    if len(number) == 1:
+        return None, transport.capabilities
+    return nodes, transport.capabilities - NODE_LOCAL
 
 
 def null_comm() -> Comm:

@@ -79,6 +79,8 @@ class Members(Protocol):
 
     _t: Transport
 
+    def _node_memory(self, what: str) -> NodeMemory: ...
+
     @property
     def rank(self) -> int: ...
 
@@ -320,6 +322,6 @@ def pool_of(comm: Members) -> SharePool:
     """
     pool: SharePool | None = comm.__dict__.get("_share_pool")
     if pool is None:
-        pool = SharePool(comm, comm._t.node_memory("bcast(copy=False)"))
+        pool = SharePool(comm, comm._node_memory("bcast(copy=False)"))
         comm._share_pool = pool  # type: ignore[attr-defined]
     return pool

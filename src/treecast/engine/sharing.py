@@ -246,7 +246,7 @@ def node_array(
             rank, nothing sent).
         OSError: at rank 0, the segment could not be created.
     """
-    memory = comm._t.node_memory(what)
+    memory = comm._node_memory(what)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     count = nbytes // dtype.itemsize if dtype.itemsize else 0
     name = None

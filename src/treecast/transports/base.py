@@ -321,6 +321,10 @@ class Transport(ABC):
     """
 
     capabilities: frozenset[str] = frozenset()
+    node_ids: tuple[int, ...] | None = None
+    """The node of each world rank (ranks of one node share memory), or None: every rank
+    is on one node. Capabilities in :data:`~.capabilities.NODE_LOCAL` hold only among the
+    ranks of one node; ``Split_type(COMM_TYPE_SHARED)`` splits by it."""
 
     def __init__(self, rank: int, size: int) -> None:
         self.rank = rank

@@ -31,3 +31,9 @@ died raises :class:`~treecast.errors.ProcessFailedError` instead of waiting fore
 
 ALL = frozenset({NODE_MEMORY, CMA, INLINE_SMALL, FAILURE_DETECTION})
 """Every capability name defined here."""
+
+NODE_LOCAL = frozenset({NODE_MEMORY, CMA})
+"""Capabilities that hold only among the ranks of one node (the transport's
+:attr:`~treecast.transports.base.Transport.node_ids`): a communicator whose ranks span
+several nodes lacks them, so node-level algorithms are never chosen on it."""
+"""Every capability name defined here."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from ..errors import CommunicatorClosedError, InvalidArgumentError, ProcessFailedError
 from .base import ACK_CTX, ANY_TAG, PeerState, SendOp, Transport
@@ -72,14 +72,28 @@ class InprocWorld:
 
     Args:
         size: number of ranks (>= 1).
+        nodes: the node of each rank (ints), to run node-aware algorithms as if the ranks
+            were spread over several machines; None: one node. Node memory stays mapped by
+            every rank, but communicators that span nodes never use it.
 
     Raises:
-        InvalidArgumentError: ``size`` is not an int >= 1.
+        InvalidArgumentError: ``size`` is not an int >= 1, or ``nodes`` is not ``size``
+            ints >= 0.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, nodes: Sequence[int] | None = None) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise InvalidArgumentError(f"InprocWorld: size must be an int >= 1, got {size!r}")
+        if nodes is not None:
+            nodes = tuple(nodes)
+            if len(nodes) != size or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in nodes
+            ):
+                raise InvalidArgumentError(
+                    f"InprocWorld: nodes must be {size} ints >= 0 (the node of each rank), "
+                    f"got {nodes!r}"
+                )
+        self.nodes: tuple[int, ...] | None = nodes
         self.size = size
         self.states = [PeerState.RUNNING] * size
         """Each rank's liveness, as every endpoint reports it."""
@@ -197,6 +211,7 @@ class InprocTransport(Transport):
     def __init__(self, world: InprocWorld, rank: int) -> None:
         super().__init__(rank, world.size)
         self.world = world
+        self.node_ids = world.nodes
         # one queue per source: per-pair order is the queue's order
         self._inbox: list[deque[_Message]] = [deque() for _ in range(world.size)]
 
