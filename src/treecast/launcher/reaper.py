@@ -13,6 +13,11 @@ The launcher also writes ``-PID`` once it has reaped a rank (so that a reused pi
 hold the script up) and, after a normal end, ``done``: it has already unlinked everything
 and waited for its ranks, and the script sweeps once, finds nothing and exits.
 
+Under an MPI launcher each node's leader rank starts it for its node (:func:`start`) and
+writes ``last`` first: the leader may end before the node's other ranks, which still use
+the node's segments, so at end-of-file the script waits for every listed rank to stop, then
+sweeps once.
+
 Standard library only, and no import of treecast (which would load NumPy), so that it starts
 in a few milliseconds and needs nothing from the job's environment.
 """
@@ -63,23 +68,23 @@ def running(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def read_pids(fd: int) -> tuple[list[int], bool]:
+def read_pids(fd: int) -> tuple[list[int], set[bytes]]:
     """Read lines from ``fd`` until end-of-file: ``PID`` (a rank started), ``-PID`` (it has
-    been reaped), ``done`` (the launcher cleaned up). Return the pids still to wait for and
-    whether ``done`` came."""
+    been reaped), ``done`` (the launcher cleaned up), ``last`` (sweep only once every rank
+    has stopped). Return the pids still to wait for and the words that came."""
     data = b""
     while chunk := os.read(fd, 4096):
         data += chunk
     pids: dict[int, None] = {}
-    done = False
+    words: set[bytes] = set()
     for word in data.split():
         if word.isdigit():
             pids[int(word)] = None
         elif word.startswith(b"-") and word[1:].isdigit():
             pids.pop(int(word[1:]), None)
-        elif word == b"done":
-            done = True
-    return list(pids), done
+        elif word in (b"done", b"last"):
+            words.add(word)
+    return list(pids), words
 
 
 def main(argv: list[str]) -> int:
@@ -88,8 +93,13 @@ def main(argv: list[str]) -> int:
         print("usage: reaper.py DIR STEM", file=sys.stderr)
         return 2
     directory, stem = argv
-    pids, done = read_pids(0)
-    if done:  # a normal end: the launcher has waited for its ranks and unlinked
+    pids, words = read_pids(0)
+    if b"done" in words:  # a normal end: the launcher has waited for its ranks and unlinked
+        sweep(directory, stem)
+        return 0
+    if b"last" in words:
+        while any(running(pid) for pid in pids):
+            time.sleep(POLL)
         sweep(directory, stem)
         return 0
     deadline = time.monotonic() + LINGER
@@ -99,6 +109,36 @@ def main(argv: list[str]) -> int:
         if not live or time.monotonic() > deadline:
             return 0
         time.sleep(POLL)
+
+
+def start(directory: str, stem: str, pids: list[int]) -> None:
+    """Start this script in ``last`` mode for ``pids`` (see the module docstring): it sweeps
+    ``directory/stem*`` once this process has exited and every pid has stopped. The pipe's
+    write end stays open, unused, until this process exits; nothing happens if the script
+    cannot start (only a crash would then leave segments behind).
+    """
+    import subprocess
+
+    if not sys.executable:
+        return
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", __file__, directory, stem],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,
+            start_new_session=True,
+            pass_fds=(),
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(("last\n" + "".join(f"{pid}\n" for pid in pids)).encode())
+    except OSError:
+        return
+    _started.append(proc)  # the pipe's write end must outlive this call
+
+
+_started: list[object] = []
 
 
 if __name__ == "__main__":

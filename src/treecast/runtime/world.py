@@ -2,10 +2,11 @@
 
 Started by ``treecast run`` (or :func:`treecast.launch`): the launcher's variables name the
 rank, the size and what the transport needs (``TREECAST_TRANSPORT``, default ``shm``,
-chooses it: see :mod:`treecast.transports.registry`). Started any other way: a world of
-size 1, except that a process which an MPI launcher (``mpiexec``, ``srun``) started as one of
-several raises :class:`~treecast.errors.UnsupportedLauncherError` instead of quietly running
-alone (``TREECAST_BACKEND=local`` asks for the world of one anyway).
+chooses it: see :mod:`treecast.transports.registry`). Started by an MPI launcher
+(``mpiexec``, ``mpirun``, ``srun``) as one of several processes, or with
+``TREECAST_BACKEND=mpi``: every process of the MPI job (:mod:`treecast.transports.mpi`; an
+error if mpi4py is missing, never a quiet world of one). Started any other way, or with
+``TREECAST_BACKEND=local``: a world of size 1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from collections.abc import Mapping
 
 from ..comm import Comm
 from ..errors import InvalidArgumentError, TreecastError, UnsupportedLauncherError
@@ -43,9 +45,19 @@ def _make_transport() -> Transport:
     name = os.environ.get(registry.ENV_TRANSPORT, "").strip() or registry.DEFAULT
     registry.check(name)
     rank_s, size_s = os.environ.get(ENV_RANK), os.environ.get(ENV_SIZE)
+    under_mpi = mpi_reason(os.environ)
     if rank_s is None or size_s is None:
-        _check_not_under_mpi(os.environ)
+        if under_mpi:
+            return _start_mpi(under_mpi)
         return SingleRankTransport(os.environ.get(ENV_JOB))
+    if under_mpi:
+        raise UnsupportedLauncherError(
+            f"treecast.world(): this process was started both by 'treecast run' "
+            f"({ENV_RANK}={rank_s}) and by an MPI launcher ({under_mpi}); use one launcher: "
+            f"'treecast run -n N python app.py' on one machine, or 'mpiexec -n N python "
+            f"app.py' / 'srun python app.py' (set {ENV_BACKEND}=local to ignore the MPI "
+            f"launcher)"
+        )
     try:
         rank, size = int(rank_s), int(size_s)
     except ValueError:
@@ -63,14 +75,12 @@ def _make_transport() -> Transport:
     return transport
 
 
-def _check_not_under_mpi(env: os._Environ[str] | dict[str, str]) -> None:
-    """Refuse to make a world of one in a process that an MPI launcher started as one of
-    several (each would run alone, silently).
+def mpi_reason(env: Mapping[str, str]) -> str:
+    """Why this process should join an MPI job (an MPI launcher started several processes,
+    or ``TREECAST_BACKEND=mpi``), in words; ``""`` if it should not.
 
     Raises:
         InvalidArgumentError: ``TREECAST_BACKEND`` is not one of :data:`BACKENDS`.
-        UnsupportedLauncherError: an MPI launcher started several processes (unless
-            ``TREECAST_BACKEND=local``), or ``TREECAST_BACKEND=mpi``.
     """
     backend = env.get(ENV_BACKEND, "").strip().lower() or "auto"
     if backend not in BACKENDS:
@@ -78,22 +88,36 @@ def _check_not_under_mpi(env: os._Environ[str] | dict[str, str]) -> None:
             f"{ENV_BACKEND}={env.get(ENV_BACKEND)!r} is not a backend; expected one of {BACKENDS}"
         )
     if backend == "local":
-        return
-    found = [(var, who, env[var]) for var, who in MPI_LAUNCHER_SIZES if var in env]
-    several = [(var, who, n) for var, who, n in found if n.strip().isdigit() and int(n) > 1]
-    if backend == "auto" and not several:
-        return
-    why = (
-        f"{ENV_BACKEND}=mpi asks for every process of an MPI job"
-        if backend == "mpi"
-        else f"{several[0][1]} started {several[0][2]} processes ({several[0][0]}={several[0][2]})"
-    )
-    raise UnsupportedLauncherError(
-        f"treecast.world(): {why}, but treecast cannot join an MPI job yet (treecast on MPI "
-        f"is not implemented); each process would run alone in a world of 1. Start the job "
-        f"with 'treecast run -n N python app.py' on one machine, or set {ENV_BACKEND}=local "
-        f"to give each process its own world of one on purpose."
-    )
+        return ""
+    if backend == "mpi":
+        return f"{ENV_BACKEND}=mpi"
+    for var, who in MPI_LAUNCHER_SIZES:
+        n = env.get(var, "").strip()
+        if n.isdigit() and int(n) > 1:
+            return f"{who} started {n} processes ({var}={n})"
+    return ""
+
+
+def _start_mpi(why: str) -> Transport:
+    """This rank's transport in an MPI job (see :mod:`treecast.transports.mpi`); the node's
+    leader also starts the sweeper of its node's segments, and an uncaught exception ends
+    the whole job.
+
+    Raises:
+        UnsupportedLauncherError, TreecastError, InvalidArgumentError: as
+            :func:`treecast.transports.mpi.start`.
+    """
+    from ..launcher import reaper
+    from ..transports import mpi
+    from ..transports.segments import SHM_DIR
+
+    transport = mpi.start(why, os.environ)
+    if transport._slot == 0:
+        reaper.start(SHM_DIR, mpi.reaper_stem(transport), list(transport._pids.values()))
+    from mpi4py import MPI
+
+    mpi.abort_on_uncaught(transport, MPI.COMM_WORLD.Abort)
+    return transport
 
 
 def world() -> Comm:

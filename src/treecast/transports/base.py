@@ -353,6 +353,11 @@ class Transport(ABC):
     def _poll(self) -> bool:
         """Move bytes both ways; return True if anything moved."""
 
+    def _busy(self) -> bool:
+        """True while transfers are in flight that advance only when this process polls
+        (a wait then yields the CPU instead of sleeping); False by default."""
+        return False
+
     @abstractmethod
     def peer_state(self, rank: int) -> PeerState:
         """What is known of world rank ``rank`` (this rank included); a transport without
@@ -723,7 +728,7 @@ class Transport(ABC):
                 if moved:
                     backoff = Backoff(self._oversubscribed)
                     continue
-                if backoff.pause():
+                if backoff.pause(self._busy()):
                     if blocked is None:
                         blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)

@@ -23,7 +23,7 @@ import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..errors import CommunicatorClosedError, ProcessFailedError, TreecastError
 from ..runtime.env import ENV_JOB, ENV_SHM
@@ -151,44 +151,53 @@ class ShmTransport(Transport):
             raise TreecastError(f"{ENV_SHM} is not set; start the program with `treecast run`")
         return cls(rank, size, segment, environ.get(ENV_JOB) or f"solo{os.getpid()}")
 
-    def __init__(self, rank: int, size: int, segment: str, job: str) -> None:
+    def __init__(
+        self,
+        rank: int,
+        size: int,
+        segment: str,
+        job: str,
+        members: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(rank, size)
         self._node_memory = ShmNodeMemory(job)
         if cma.available():
             self.capabilities = ShmTransport.capabilities | {CMA}
+        # the segment's slots hold the world ranks ``members`` (all of them by default):
+        # a transport that spans nodes (mpi.py) gives this node's ranks
+        self._members = tuple(range(size)) if members is None else tuple(members)
+        self._slot_of = [-1] * size
+        for slot, r in enumerate(self._members):
+            self._slot_of[r] = slot
+        nslots = len(self._members)
+        me = self._slot = self._slot_of[rank]
         self._mm = attach_segment(segment)
         magic, version, seg_size, cap = struct.unpack_from(CTRL_FMT, self._mm, 0)
-        if magic != MAGIC or version != VERSION or seg_size != size:
+        if magic != MAGIC or version != VERSION or seg_size != nslots:
             self._mm.close()
             raise ValueError(
                 f"segment {segment} holds magic {magic:#x} version {version} size {seg_size}; "
-                f"expected {MAGIC:#x} version {VERSION} size {size}"
+                f"expected {MAGIC:#x} version {VERSION} size {nslots}"
             )
         buf = memoryview(self._mm)
         self._buf = buf
-        self._out: list[_OutRing | None] = []
-        self._in: list[_InRing | None] = []
-        for peer in range(size):
+        self._out: list[_OutRing | None] = [None] * size
+        self._in: list[_InRing | None] = [None] * size
+        for slot, peer in enumerate(self._members):
             if peer == rank:
-                self._out.append(None)
-                self._in.append(None)
                 continue
-            o = ring_offset(size, cap, rank, peer)
-            self._out.append(
-                _OutRing(
-                    buf[o : o + RING_HEADER].cast("Q"), buf[o + RING_HEADER : o + RING_HEADER + cap]
-                )
+            o = ring_offset(nslots, cap, me, slot)
+            self._out[peer] = _OutRing(
+                buf[o : o + RING_HEADER].cast("Q"), buf[o + RING_HEADER : o + RING_HEADER + cap]
             )
-            i = ring_offset(size, cap, peer, rank)
-            self._in.append(
-                _InRing(
-                    buf[i : i + RING_HEADER].cast("Q"), buf[i + RING_HEADER : i + RING_HEADER + cap]
-                )
+            i = ring_offset(nslots, cap, slot, me)
+            self._in[peer] = _InRing(
+                buf[i : i + RING_HEADER].cast("Q"), buf[i + RING_HEADER : i + RING_HEADER + cap]
             )
-        self._state = buf[STATE_OFFSET : STATE_OFFSET + 8 * size].cast("Q")
-        self._state[rank] = STATE_ATTACHED
-        self._in_rings = [r for r in self._in if r is not None]
-        self._in_peers = [p for p in range(size) if p != rank]
+        self._state = buf[STATE_OFFSET : STATE_OFFSET + 8 * nslots].cast("Q")
+        self._state[me] = STATE_ATTACHED
+        self._in_peers = [p for p in self._members if p != rank]
+        self._in_rings = [r for r in (self._in[p] for p in self._in_peers) if r is not None]
         self._sending: list[_OutRing] = []
 
     def node_memory(self, what: str = "node memory") -> ShmNodeMemory:
@@ -438,7 +447,7 @@ class ShmTransport(Transport):
         return moved
 
     def publish_activity(self, what: Activity | None) -> None:
-        off = activity_offset(self.size) + ACTIVITY_BYTES * self.rank
+        off = activity_offset(len(self._members)) + ACTIVITY_BYTES * self._slot
         if what is None:
             struct.pack_into(ACTIVITY_FMT, self._mm, off, b"", 0, -1)
         elif isinstance(what, str):
@@ -448,7 +457,8 @@ class ShmTransport(Transport):
             struct.pack_into(ACTIVITY_FMT, self._mm, off, f"{name}@{comm}".encode()[:48], seq, root)
 
     def _activity_of(self, rank: int) -> tuple[str, int, int] | None:
-        off = activity_offset(self.size) + ACTIVITY_BYTES * rank
+        """What world rank ``rank`` of this segment is blocked in, or None."""
+        off = activity_offset(len(self._members)) + ACTIVITY_BYTES * self._slot_of[rank]
         raw, seq, root = struct.unpack_from(ACTIVITY_FMT, self._mm, off)
         name = raw.rstrip(b"\0").decode(errors="replace")
         return (name, seq, root) if name else None
@@ -459,10 +469,14 @@ class ShmTransport(Transport):
         mine = self._activity_of(self.rank)
         lines, missing = [], []
         for r in range(self.size):
+            slot = self._slot_of[r]
+            if slot < 0:
+                lines.append(f"  rank {r}: {self._remote_activity(r)}")
+                continue
             act = self._activity_of(r)
-            if state[r] == STATE_DEAD:
+            if state[slot] == STATE_DEAD:
                 desc = "dead"
-            elif state[r] == STATE_FINALIZED:
+            elif state[slot] == STATE_FINALIZED:
                 desc = "finished"
             elif act is None:
                 desc = "not in a blocking treecast call (running its own code)"
@@ -483,6 +497,10 @@ class ShmTransport(Transport):
             )
         return "\n".join(lines)
 
+    def _remote_activity(self, rank: int) -> str:
+        """The hang report's line on a rank outside this segment."""
+        return "on another node (what it is doing cannot be seen from here)"
+
     def _flush(self) -> None:
         """Before closing: push out what is still queued while its reader is alive and not
         finished. A synchronous send's acknowledgement is waited for as long as its reader
@@ -496,7 +514,10 @@ class ShmTransport(Transport):
         state = self._state
         while self._sending:
             queued = [op for ring in self._sending for op in ring.queue]
-            live = [op for op in queued if state[op.dest] not in (STATE_DEAD, STATE_FINALIZED)]
+            slot = self._slot_of
+            live = [
+                op for op in queued if state[slot[op.dest]] not in (STATE_DEAD, STATE_FINALIZED)
+            ]
             if not live:
                 return
             if time.monotonic() > deadline and not any(op.ctx == ACK_CTX for op in live):
@@ -518,7 +539,7 @@ class ShmTransport(Transport):
     def peer_state(self, rank: int) -> PeerState:
         """The rank's state word in the world segment: written by the rank itself (attached,
         finished) or by the launcher (dead)."""
-        word = self._state[rank]
+        word = self._state[self._slot_of[rank]]
         if word == STATE_DEAD:
             return PeerState.DEAD
         if word == STATE_FINALIZED:
@@ -530,7 +551,7 @@ class ShmTransport(Transport):
             return
         self._flush()
         super().close()
-        self._state[self.rank] = STATE_FINALIZED
+        self._state[self._slot] = STATE_FINALIZED
         self._state.release()
         for ring in self._out:
             if ring is not None:

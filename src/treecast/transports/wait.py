@@ -38,14 +38,25 @@ class Backoff:
         self._spin = OVERSUBSCRIBED_SPIN_ROUNDS if oversubscribed else SPIN_ROUNDS
         self._yield_for = OVERSUBSCRIBED_YIELD_SECONDS if oversubscribed else YIELD_SECONDS
 
-    def pause(self) -> bool:
-        """Wait a little; return True when this pause slept (a good moment for slow checks)."""
+    def pause(self, busy: bool = False) -> bool:
+        """Wait a little; return True when this pause slept (a good moment for slow checks).
+
+        ``busy``: transfers are in flight that move only while this process calls in (an
+        MPI library's progress engine): yield the CPU but never sleep, and return True
+        about every :data:`MAX_SLEEP` seconds for the slow checks.
+        """
         self._rounds += 1
         if self._rounds < self._spin:
             return False
         now = time.monotonic()
         if self._rounds == self._spin:
             self._yield_until = now + self._yield_for
+        if busy:
+            os.sched_yield()
+            if now < self._yield_until:
+                return False
+            self._yield_until = now + MAX_SLEEP
+            return True
         if now < self._yield_until:
             os.sched_yield()
             return False
