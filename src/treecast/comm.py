@@ -608,6 +608,27 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
             )
         return self._t.node_memory(what)
 
+    def _node_split(self, root: int) -> tuple[Comm, Comm | None]:
+        """For a communicator that spans nodes: its ranks on this rank's node, and the
+        leaders of a call rooted at ``root`` (the root, and the first rank of every other
+        node; the root is their rank 0), or None on a rank that is not one. Made once
+        (collectively, inside the first such call) and kept."""
+        nodes = self._nodes
+        assert nodes is not None
+        cache: dict[Any, Comm | None] = self.__dict__.setdefault("_node_comms", {})
+        node = cache.get("node")
+        if node is None:
+            node = self.split(nodes[self.rank], self.rank)
+            assert node is not None  # a color >= 0 always gives a communicator
+            cache["node"] = node
+        key = ("leaders", root)
+        if key not in cache:
+            lead = self.rank == root or (nodes[self.rank] != nodes[root] and node.rank == 0)
+            cache[key] = self.split(
+                0 if lead else UNDEFINED, 0 if self.rank == root else 1 + self.rank
+            )
+        return node, cache[key]
+
     def free(self) -> None:
         """Release the communicator; later calls on it raise CommunicatorClosedError.
 
@@ -619,6 +640,9 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         if self._predefined is not None:
             raise CommunicatorClosedError(f"Free: cannot free the {self.name} communicator")
         self._freed = True
+        for sub in self.__dict__.pop("_node_comms", {}).values():
+            if sub is not None:
+                sub.free()
         pool = self.__dict__.get("_share_pool")
         if pool is not None:  # copy=False segments: what nothing views is unmapped now
             pool.close()

@@ -78,8 +78,13 @@ class Members(Protocol):
     the segments). A pool is kept on the object itself."""
 
     _t: Transport
+    _nodes: tuple[int, ...] | None
 
     def _node_memory(self, what: str) -> NodeMemory: ...
+
+    def _node_split(self, root: int) -> tuple[Members, Members | None]: ...
+
+    def Bcast(self, buf: Any, root: int = 0, *, timeout: float | None = None) -> None: ...
 
     @property
     def rank(self) -> int: ...

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SerializationError, TreecastError
+from ..errors import SenderFailedError, SerializationError, TreecastError
 from ..message import frames as frames_mod
 from .share_pool import Members, SharePool, pool_of
 
@@ -113,20 +113,44 @@ def share_object(comm: Members, obj: Any, root: int, timeout: float | None = Non
         SenderFailedError: on the other ranks after either of those (the root sends a
             marker instead of the segment's description, so nobody waits).
     """
+    if comm._nodes is not None:
+        return _share_across_nodes(comm, obj, root, timeout)
     pool = pool_of(comm)
-    memory = pool.memory
     call = pool.enter()
     desc: Any = None
     mm = None
     failure: BaseException | None = None
     if comm.rank == root:
-        try:
-            desc, mm = _write_shared(pool, obj, call)
-        except Exception as exc:
-            # tell the others (they raise SenderFailedError) rather than leave them waiting
-            # for a description that would never come, or take the next call's
-            failure = exc
-            desc = frames_mod.SendFailed(root, f"{type(exc).__name__}: {exc}")
+        desc, mm, failure = _root_write(pool, obj, call, root)
+    return _distribute(comm, pool, root, desc, mm, failure, timeout)
+
+
+def _root_write(
+    pool: SharePool, obj: Any, call: int, root: int
+) -> tuple[Any, mmap.mmap | None, BaseException | None]:
+    """The root's write of ``obj`` into a segment: ``(description, mapping, None)``, or a
+    marker for the others and the error when it fails (they raise SenderFailedError
+    rather than wait for a description that would never come, or take the next call's)."""
+    try:
+        desc, mm = _write_shared(pool, obj, call)
+        return desc, mm, None
+    except Exception as exc:
+        return frames_mod.SendFailed(root, f"{type(exc).__name__}: {exc}"), None, exc
+
+
+def _distribute(
+    comm: Members,
+    pool: SharePool,
+    root: int,
+    desc: Any,
+    mm: mmap.mmap | None,
+    failure: BaseException | None,
+    timeout: float | None,
+) -> Any:
+    """Hand the segment that ``root`` holds (``desc``, ``mm``; a marker and ``failure``
+    when it has none) to every rank of ``comm``, which share one node: each maps it and
+    rebuilds the object on it. See :func:`share_object`."""
+    memory = pool.memory
     if failure is not None:
         comm.bcast(desc, root=root, timeout=timeout)
         raise failure
@@ -162,6 +186,83 @@ def share_object(comm: Members, obj: Any, root: int, timeout: float | None = Non
             memory.unlink(desc[0])
 
 
+def _share_across_nodes(comm: Members, obj: Any, root: int, timeout: float | None) -> Any:
+    """:func:`share_object` on a communicator whose ranks span nodes: the root writes its
+    segment, the other nodes' leaders receive the bytes straight into a segment of their
+    own node (one transfer per node, over the leaders' communicator), then each node shares
+    its segment as on one node. The leader of the root's node is the root."""
+    node, leaders = comm._node_split(root)
+    pool = pool_of(node)
+    call = pool.enter()
+    desc: Any = None
+    mm: mmap.mmap | None = None
+    failure: BaseException | None = None
+    if comm.rank == root:
+        desc, mm, failure = _root_write(pool, obj, call, root)
+        assert leaders is not None
+        head = desc if failure is not None else (desc[3], desc[4], _extent(desc[4]))
+        leaders.bcast(head, root=0, timeout=timeout)
+        if failure is None and mm is not None:
+            leaders.Bcast(np.frombuffer(mm, np.uint8, head[2]), root=0, timeout=timeout)
+    elif leaders is not None:
+        desc, mm, failure = _leader_receive(leaders, pool, call, root, timeout)
+    nodes = comm._nodes
+    assert nodes is not None
+    here = nodes[comm.rank] == nodes[root]
+    node_root = sum(1 for q in range(root) if nodes[q] == nodes[root]) if here else 0
+    return _distribute(node, pool, node_root, desc, mm, failure, timeout)
+
+
+def _extent(layout: list[tuple[int, int]]) -> int:
+    """Bytes of a segment that holds buffers at ``layout``'s (offset, size)."""
+    return max((off + n for off, n in layout), default=0)
+
+
+def _leader_receive(
+    leaders: Members, pool: SharePool, call: int, root: int, timeout: float | None
+) -> tuple[Any, mmap.mmap | None, BaseException | None]:
+    """A non-root leader's part of :func:`_share_across_nodes`: take the stream and the
+    layout, then the buffers' bytes into a segment of this node."""
+    try:
+        head = leaders.bcast(None, root=0, timeout=timeout)
+    except SenderFailedError as exc:  # the root could not pickle or write: tell the node
+        return frames_mod.SendFailed(root, str(exc)), None, exc
+    stream, layout, nbytes = head
+    if not nbytes:
+        return (None, True, 0, stream, layout), None, None
+    try:
+        name, mm, fresh, capacity, got = _segment_for(pool, nbytes, call)
+    except OSError as exc:
+        # still take the bytes (the other leaders wait on this one in the broadcast)
+        leaders.Bcast(np.empty(nbytes, np.uint8), root=0, timeout=timeout)
+        return frames_mod.SendFailed(root, f"{type(exc).__name__}: {exc}"), None, exc
+    try:
+        leaders.Bcast(np.frombuffer(mm, np.uint8, nbytes), root=0, timeout=timeout)
+    except BaseException:
+        if got is not None:
+            pool.discard(got)
+        if fresh:
+            pool.memory.unlink(name)
+        raise
+    return (name, fresh, capacity, stream, layout), mm, None
+
+
+def _segment_for(pool: SharePool, nbytes: int, call: int) -> tuple[str, mmap.mmap, bool, int, Any]:
+    """A segment of at least ``nbytes`` for call ``call``: pooled (reused or new) or one-off
+    (capacity 0); returns its name, mapping, whether it is new, its capacity and the pool's
+    entry (None for a one-off).
+
+    Raises:
+        OSError: it could not be made (nothing is left behind).
+    """
+    got = pool.acquire(nbytes, call)
+    if got is not None:
+        seg, fresh = got
+        return seg.name, seg.data, fresh, seg.capacity, seg
+    name, mm = pool.memory.create("bcast", nbytes)
+    return name, mm, True, 0, None
+
+
 def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap | None]:
     """The root's part of :func:`share_object`: pickle ``obj`` with every buffer out of
     band, write the buffers into a segment (pooled, or new); return the description that
@@ -176,27 +277,18 @@ def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap 
     for b in buffers:
         layout.append((pos, b.nbytes))
         pos += -(-b.nbytes // ALIGN) * ALIGN
-    got = pool.acquire(pos, call) if pos else None
-    name: str | None = None
-    mm: mmap.mmap | None = None
-    if got is not None:
-        seg, fresh = got
-        mm, capacity = seg.data, seg.capacity
-        name = seg.name
-    else:
-        fresh, capacity = True, 0
-        if pos:
-            name, mm = pool.memory.create("bcast", pos)
+    if not pos:
+        return (None, True, 0, stream, layout), None
+    name, mm, fresh, capacity, got = _segment_for(pool, pos, call)
     try:
-        if mm is not None:
-            view = memoryview(mm)
-            for (off, n), b in zip(layout, buffers, strict=True):
-                view[off : off + n] = b.cast("B")
-            del view
+        view = memoryview(mm)
+        for (off, n), b in zip(layout, buffers, strict=True):
+            view[off : off + n] = b.cast("B")
+        del view
     except BaseException:
         if got is not None:
-            pool.discard(got[0])
-        if fresh and name is not None:
+            pool.discard(got)
+        if fresh:
             pool.memory.unlink(name)
         raise
     # pooled segments are sent with their capacity (receivers map exactly that much)

@@ -112,6 +112,7 @@ def _start_mpi(why: str) -> Transport:
     from ..transports.segments import SHM_DIR
 
     transport = mpi.start(why, os.environ)
+    atexit.register(transport.finish)  # after close, which world() registers later
     if transport._slot == 0:
         reaper.start(SHM_DIR, mpi.reaper_stem(transport), list(transport._pids.values()))
     from mpi4py import MPI

@@ -292,10 +292,8 @@ class MpiTransport(ShmTransport):
         self._recvs = []
 
     def close(self) -> None:
-        """Flush, tell every rank of the other nodes that this one has closed and take
-        their word that they have (so that no message is left unreceived when MPI is
-        finalised: MPI libraries warn about those), then close the node's rings. MPI itself
-        is finalised by mpi4py at exit."""
+        """Flush, tell every rank of the other nodes that this one has closed, then close
+        the node's rings. See :meth:`finish` for the end of the process."""
         if self._closed:
             return
         failing = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None)
@@ -304,19 +302,26 @@ class MpiTransport(ShmTransport):
                 self._flush_mpi()
             byte, isend = self._byte, self._comm.Isend
             empty = bytearray(1)
-            # to every one, also those that have said they closed: each waits for ours
             closing = [
                 isend([empty, 0, byte], r, TAG_MSG) for r in range(self.size) if self._remote[r]
             ]
             self._MPI.Request.Waitall(closing)
-            if not failing:
-                remote = [r for r in range(self.size) if self._remote[r]]
-                backoff = Backoff(self._oversubscribed)
-                while not self._closed_peers.issuperset(remote):
-                    if not self._progress_mpi():
-                        backoff.pause()
         finally:
             super().close()
+
+    def finish(self) -> None:
+        """At the end of the process, after :meth:`close`, before MPI is finalised: take
+        every other node's word that it has closed too, so that no message is left
+        unreceived (MPI libraries warn about those at finalisation, or worse). Waits as
+        long as a rank of another node runs, as ``MPI_Finalize`` may; nothing is waited
+        for when this process is failing."""
+        if getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None):
+            return
+        remote = [r for r in range(self.size) if self._remote[r]]
+        backoff = Backoff(self._oversubscribed)
+        while not self._closed_peers.issuperset(remote):
+            if not self._progress_mpi():
+                backoff.pause()
 
 
 def _alive(pid: int) -> bool:
