@@ -109,12 +109,13 @@ def _start_mpi(why: str) -> Transport:
     """
     from ..launcher import reaper
     from ..transports import mpi
-    from ..transports.segments import SHM_DIR
 
     transport = mpi.start(why, os.environ)
     atexit.register(transport.finish)  # after close, which world() registers later
-    if transport._slot == 0:
-        reaper.start(SHM_DIR, mpi.reaper_stem(transport), list(transport._pids.values()))
+    sweeper = transport.sweeper()
+    if sweeper is not None:
+        (directory, stem), pids = sweeper
+        reaper.start(directory, stem, pids)
     from mpi4py import MPI
 
     mpi.abort_on_uncaught(transport, MPI.COMM_WORLD.Abort)

@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..runtime.env import bytes_from_env
 from .base import ACK_CTX, PeerState, SendOp
-from .segments import job_stem, unlink_segment
+from .segments import SHM_DIR, job_stem, unlink_segment
 from .shm import FLUSH_SECONDS, HEADER, SYNC_FLAG, ShmTransport
 from .shm_layout import STATE_DEAD, create_world_segment, default_ring_capacity, world_bytes
 from .wait import Backoff
@@ -258,6 +258,14 @@ class MpiTransport(ShmTransport):
             return f"finished (on node {nodes[rank]})"
         return f"on node {nodes[rank]}: not visible from node {nodes[self.rank]}"
 
+    def sweeper(self) -> tuple[list[str], list[int]] | None:
+        """On the node's leader: the arguments of :mod:`treecast.launcher.reaper` (directory,
+        name prefix) that remove the node's segments once every rank of the node has gone,
+        and the ranks' pids; None on the other ranks."""
+        if self._slot != 0:
+            return None
+        return [SHM_DIR, job_stem(self.node_memory().job)], list(self._pids.values())
+
     def mark_self_dead(self) -> None:
         """Write ``dead`` in this rank's word of the node segment (before an abort)."""
         if not self._closed:
@@ -454,11 +462,6 @@ def _make_node_segment(
         return job, create_world_segment(job, nlocal, cap), None
     except (OSError, ValueError) as exc:
         return "", "", f"rank {rank} could not make its node segment: {exc}"
-
-
-def reaper_stem(transport: MpiTransport) -> str:
-    """The name prefix, in ``/dev/shm``, of the segments of the transport's node."""
-    return job_stem(transport.node_memory().job)
 
 
 def abort_on_uncaught(transport: MpiTransport, mpi_abort: Callable[[int], None]) -> None:

@@ -1,0 +1,103 @@
+"""treecast on MPI (``mpiexec``, MPICH from the ``mpich`` wheel): every rank of the job in
+one world, fake nodes so that traffic between them really goes through MPI, failures that
+end or inform every rank, and clear errors for set-ups that cannot work."""
+
+from __future__ import annotations
+
+import pytest
+from mpi_helpers import PLACEMENTS, run_job
+
+pytestmark = pytest.mark.timeout(200)
+
+OK_TIMEOUT = {"TREECAST_TIMEOUT": "60"}
+"""A job that hangs fails with a hang report instead of waiting for the test's timeout."""
+
+
+def _ranks_say(proc, what: str, n: int = 4) -> None:
+    said = proc.stdout.count(what)  # mpiexec may join the lines of several ranks
+    assert proc.returncode == 0 and said == n, (
+        f"exit {proc.returncode}; {said} of {n} ranks said {what!r}\n"
+        f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
+
+
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_transport_conformance(placement: str) -> None:
+    proc = run_job("conformance_job.py", placement, nodes=PLACEMENTS[placement])
+    _ranks_say(proc, "conformance ok")
+
+
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_every_collective_every_root(placement: str) -> None:
+    proc = run_job("collectives_job.py", nodes=PLACEMENTS[placement], env=OK_TIMEOUT)
+    _ranks_say(proc, "collectives ok")
+
+
+def test_mpich_cliques_are_nodes() -> None:
+    """MPICH's own fake nodes (MPIR_CVAR_NUM_CLIQUES, interleaved): Split_type gives them,
+    and treecast takes its nodes from Split_type."""
+    proc = run_job(
+        "collectives_job.py", nodes=None, env={**OK_TIMEOUT, "MPIR_CVAR_NUM_CLIQUES": "2"}
+    )
+    _ranks_say(proc, "collectives ok")
+
+
+def test_timeouts_and_mismatches_across_nodes() -> None:
+    proc = run_job("failures_job.py", "errors", env=OK_TIMEOUT)
+    _ranks_say(proc, ": ok")
+
+
+def test_an_uncaught_exception_aborts_the_job_with_its_traceback() -> None:
+    proc = run_job("failures_job.py", "raise", env=OK_TIMEOUT, timeout=90)
+    assert proc.returncode not in (0, -9), proc.stderr[-3000:]
+    assert "unreachable" not in proc.stdout
+    err = proc.stderr
+    assert "ValueError: boom on rank 3" in err, err[-3000:]
+    assert err.index("Traceback") < err.index("MPI_Abort"), err[-3000:]
+
+
+def _bootstrap(code: str, env: dict[str, str] | None = None, n: int = 2, nodes: str | None = None):
+    return run_job("run_code.py", code, n=n, nodes=nodes, env=env, timeout=90)
+
+
+def test_a_world_spans_every_process_of_the_job() -> None:
+    proc = _bootstrap("import treecast; w = treecast.world(); print('size', w.size, 'rank', w.rank)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("size 2 rank 0") == proc.stdout.count("size 2 rank 1") == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "nodes", "expected"),
+    [
+        ({}, "5", "TREECAST_FAKE_NODES='5': expected k or k:interleaved"),
+        ({}, "2:diagonal", "TREECAST_FAKE_NODES='2:diagonal'"),
+        ({"TREECAST_RANK": "0", "TREECAST_SIZE": "2"}, None, "both by 'treecast run'"),
+        ({"MPI4PY_RC_THREAD_LEVEL": "single"}, None, "MPI_THREAD_SINGLE; treecast needs"),
+        ({"TREECAST_RING_BYTES": str(1 << 50)}, None, "/dev/shm has"),
+        ({"TREECAST_BACKEND": "cluster"}, None, "TREECAST_BACKEND='cluster' is not a backend"),
+    ],
+)
+def test_set_ups_that_cannot_work_fail_on_every_rank(env, nodes, expected) -> None:
+    proc = _bootstrap("import treecast; treecast.world(); print('started')", env, nodes=nodes)
+    assert proc.returncode != 0 and "started" not in proc.stdout
+    for rank in (0, 1):
+        assert f"[rank {rank}] " in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.count(expected) == 2, proc.stderr[-3000:]
+
+
+def test_missing_mpi4py_is_an_error_not_a_world_of_one() -> None:
+    code = (
+        "import sys; sys.modules['mpi4py'] = None\n"
+        "import treecast; treecast.world(); print('started')"
+    )
+    proc = _bootstrap(code)
+    assert proc.returncode != 0 and "started" not in proc.stdout
+    assert "pip install 'treecast[mpi]'" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_local_backend_opts_out() -> None:
+    proc = _bootstrap(
+        "import treecast; print('size', treecast.world().size)", {"TREECAST_BACKEND": "local"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["size", "1", "size", "1"]
