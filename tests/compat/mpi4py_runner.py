@@ -10,6 +10,9 @@ Each rank imports the modules from TESTDIR (mpi4py's ``test/`` directory, with i
 test ids: a test whose subtests fail counts once), and the ids and tracebacks of the
 failures. The exit status is 0 if every test passed or was skipped.
 
+Under ``mpiexec`` (``TREECAST_MPI4PY_UNDER_MPI=1``) treecast's world starts on the real
+mpi4py first, then ``mpi4py.MPI`` is :mod:`treecast.MPI` for the tests.
+
 ``TREECAST_MPI4PY_BACKENDS=ArrayArray,ArrayNumPy`` keeps only those array backends of
 mpi4py's ``arrayimpl`` helper (its other backends are DLPack and GPU arrays, which treecast
 does not take as buffers); unset, every backend runs, as in mpi4py's own CI.
@@ -25,9 +28,24 @@ import unittest
 from typing import Any
 
 
+def _treecast_as_mpi4py() -> None:
+    """Under ``mpiexec``: start treecast's world on the real mpi4py, then make
+    ``from mpi4py import MPI`` give :mod:`treecast.MPI` to the tests."""
+    import mpi4py
+
+    import treecast
+    from treecast import MPI as treecast_mpi
+
+    treecast.world()
+    mpi4py.MPI = treecast_mpi  # type: ignore[attr-defined]
+    sys.modules["mpi4py.MPI"] = treecast_mpi
+
+
 def main(argv: list[str]) -> int:
     testdir, prefix, *modules = argv
     sys.path.insert(0, testdir)
+    if os.environ.get("TREECAST_MPI4PY_UNDER_MPI"):
+        _treecast_as_mpi4py()
     from mpi4py import MPI
 
     rank = MPI.COMM_WORLD.Get_rank()

@@ -147,3 +147,29 @@ def test_other_modules_keep_their_pass_counts(mpi4py_tests: Path, tmp_path: Path
                 f"{module} at n={n}, rank {report['rank']}: {got['passed']} of {got['run']} "
                 f"passed, expected at least {floor}\n{_problems(report)}"
             )
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("nodes", ["2", "2:interleaved"])
+def test_object_tests_pass_under_mpiexec_across_nodes(
+    mpi4py_tests: Path, tmp_path: Path, nodes: str
+) -> None:
+    """The object modules under ``mpiexec -n 4`` (MPICH) with two fake nodes of two ranks:
+    treecast on its MPI transport, mpi4py's tests against treecast.MPI."""
+    from mpi_helpers import run_job
+
+    proc = run_job(
+        RUNNER,
+        str(mpi4py_tests),
+        str(tmp_path / "report"),
+        *FULL,
+        nodes=nodes,
+        env={"TREECAST_MPI4PY_UNDER_MPI": "1", "TREECAST_TIMEOUT": "100"},
+        timeout=240,
+        cwd=tmp_path,
+    )
+    reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("report.*.json"))]
+    assert len(reports) == 4, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    for report in reports:
+        assert report["failed"] == report["errors"] == report["skipped"] == 0, _problems(report)
+        assert report["run"] == report["passed"] == FULL_COUNT

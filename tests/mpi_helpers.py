@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-JOBS = Path(__file__).with_name("jobs")
+JOBS = Path(__file__).with_name("mpi") / "jobs"
 PLACEMENTS = {"contiguous": "2", "interleaved": "2:interleaved"}
 """Placement name -> ``TREECAST_FAKE_NODES``."""
 
@@ -41,14 +41,16 @@ def _mpich_segments() -> set[str]:
 
 
 def run_job(
-    script: str,
+    script: str | Path,
     *args: str,
     n: int = 4,
     nodes: str | None = "2",
     timeout: float = 150,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python jobs/<script> ARGS`` on ``n`` ranks under ``mpiexec`` with
+    """Run ``python jobs/<script> ARGS`` (or the script at a path) on ``n`` ranks under
+    ``mpiexec`` with
     ``TREECAST_FAKE_NODES=nodes`` (None: unset); kill the whole job after ``timeout``
     seconds (the result's returncode is then -9)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TREECAST_", "PMI_"))}
@@ -57,6 +59,7 @@ def run_job(
     clean.update(env or {})
     before = _mpich_segments()
     cmd = [mpiexec_path(), "-n", str(n), sys.executable, str(JOBS / script), *args]
+    kwargs = {"cwd": cwd} if cwd is not None else {}
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -65,6 +68,7 @@ def run_job(
         text=True,
         env=clean,
         start_new_session=True,
+        **kwargs,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
