@@ -154,6 +154,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=int, default=0, help="root of rooted operations")
     parser.add_argument("--compare", choices=["mpi4py"], help="also measure mpi4py + MPICH")
     parser.add_argument(
+        "--launcher",
+        choices=["treecast", "mpiexec"],
+        default="treecast",
+        help="start treecast's ranks with 'treecast run' (default) or under mpiexec, on "
+        "its MPI transport",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --launcher mpiexec: split this machine into K nodes (MPICH's "
+        "MPIR_CVAR_NUM_CLIQUES, for both backends: rank r on node r mod K), so that "
+        "traffic between them goes through MPI's network path",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -172,12 +188,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"treecast bench: {exc}", file=sys.stderr)
         return 2
-    launchers = {"treecast": [sys.executable, "-m", "treecast", "run", "-n", str(args.nprocs)]}
+    n = str(args.nprocs)
+    cliques = ["env", f"MPIR_CVAR_NUM_CLIQUES={args.nodes}"] if args.nodes else []
+    launchers = {"treecast": [sys.executable, "-m", "treecast", "run", "-n", n]}
+    if args.launcher == "mpiexec":
+        launchers["treecast"] = [*cliques, _mpiexec(), "-n", n]
     if mpiexec:
-        launchers["mpi4py"] = [mpiexec, "-n", str(args.nprocs)]
+        launchers["mpi4py"] = [*cliques, mpiexec, "-n", n]
     rows = summarize(sizes, _measure(args, sizes, launchers))
     rooted = args.op.lower() in ("bcast", "gather", "scatter", "reduce")
     header = f"{args.op}, n = {args.nprocs}" + (f", root {args.root}" if rooted else "")
+    if args.launcher == "mpiexec":
+        header += f", under mpiexec ({args.nodes or 1} node(s))"
     if args.repeat > 1:
         header += f", median of {args.repeat} alternating runs"
     print("\n".join(table(header, rows, ranges=args.repeat > 1 and mpiexec is not None)))
@@ -222,10 +244,29 @@ def _checked(args: argparse.Namespace) -> tuple[list[int], str | None]:
             import matplotlib  # noqa: F401 - checked before minutes of measuring
         except ImportError:
             raise ValueError("--plot needs matplotlib (pip install 'treecast[bench]')") from None
-    mpiexec = shutil.which("mpiexec") if args.compare else None
-    if args.compare and mpiexec is None:
-        raise ValueError("--compare mpi4py needs mpiexec (pip install mpi4py mpich)")
+    if args.nodes and args.launcher != "mpiexec":
+        raise ValueError("--nodes needs --launcher mpiexec")
+    if args.nodes < 0 or args.nodes > args.nprocs:
+        raise ValueError(f"--nodes must be between 1 and -n {args.nprocs}, got {args.nodes}")
+    if args.launcher == "mpiexec":
+        _mpiexec()
+    mpiexec = _mpiexec() if args.compare else None
     return sizes, mpiexec
+
+
+def _mpiexec() -> str:
+    """The ``mpiexec`` next to this Python (the ``mpich`` wheel), else on ``PATH``.
+
+    Raises:
+        ValueError: there is none.
+    """
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    found = here if os.path.exists(here) else shutil.which("mpiexec")
+    if found is None:
+        raise ValueError(
+            "--compare mpi4py and --launcher mpiexec need mpiexec (pip install mpi4py mpich)"
+        )
+    return found
 
 
 def _measure(
