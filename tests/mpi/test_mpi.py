@@ -5,6 +5,7 @@ end or inform every rank, and clear errors for set-ups that cannot work."""
 from __future__ import annotations
 
 import pytest
+
 from mpi_helpers import PLACEMENTS, run_job
 
 pytestmark = pytest.mark.timeout(200)
@@ -61,7 +62,9 @@ def _bootstrap(code: str, env: dict[str, str] | None = None, n: int = 2, nodes: 
 
 
 def test_a_world_spans_every_process_of_the_job() -> None:
-    proc = _bootstrap("import treecast; w = treecast.world(); print('size', w.size, 'rank', w.rank)")
+    proc = _bootstrap(
+        "import treecast; w = treecast.world(); print('size', w.size, 'rank', w.rank)"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("size 2 rank 0") == proc.stdout.count("size 2 rank 1") == 1
 

@@ -113,6 +113,9 @@ def test_the_table_prints_rows_without_a_ratio():
         (["-n", "3", "--op", "sendrecv"], "must be even"),
         (["--repeat", "0"], "--repeat must be at least 1, got 0"),
         (["--sizes", ","], "name no size"),
+        (["--compare-op", "Bcast"], "--compare-op needs --compare mpi4py"),
+        (["--nodes", "2"], "--nodes needs --launcher mpiexec"),
+        (["-n", "2", "--launcher", "mpiexec", "--nodes", "3"], "--nodes must be between 1 and"),
     ],
 )
 def test_bench_rejects_bad_arguments(args, message):
@@ -123,3 +126,19 @@ def test_bench_rejects_bad_arguments(args, message):
         timeout=60,
     )
     assert proc.returncode == 2 and message in proc.stderr
+
+
+@pytest.mark.timeout(180)
+def test_bench_under_mpiexec_against_mpich_bcast(tmp_path):
+    """treecast's ranks under mpiexec on two nodes (MPICH cliques), its object bcast side by
+    side with MPICH's buffer Bcast of the same bytes."""
+    out_json = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "treecast", "bench", "-n", "4", "--launcher", "mpiexec"]
+    cmd += ["--nodes", "2", "--op", "bcast", "--compare", "mpi4py", "--compare-op", "Bcast"]
+    cmd += ["--sizes", "8,1M", "--json", str(out_json)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("bcast, n = 4, root 0, mpi4py runs Bcast, under mpiexec (2 node")
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["bytes"] for r in rows] == [8, 1 << 20]
+    assert all(r["treecast_s"] > 0 and r["mpi4py_s"] > 0 for r in rows)

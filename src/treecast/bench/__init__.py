@@ -154,6 +154,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=int, default=0, help="root of rooted operations")
     parser.add_argument("--compare", choices=["mpi4py"], help="also measure mpi4py + MPICH")
     parser.add_argument(
+        "--compare-op",
+        choices=OPS,
+        metavar="OP",
+        help="with --compare: the operation mpi4py runs (default: --op), e.g. treecast's "
+        "object bcast against MPICH's buffer Bcast of the same bytes",
+    )
+    parser.add_argument(
         "--launcher",
         choices=["treecast", "mpiexec"],
         default="treecast",
@@ -198,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     rows = summarize(sizes, _measure(args, sizes, launchers))
     rooted = args.op.lower() in ("bcast", "gather", "scatter", "reduce")
     header = f"{args.op}, n = {args.nprocs}" + (f", root {args.root}" if rooted else "")
+    if args.compare and args.compare_op and args.compare_op != args.op:
+        header += f", mpi4py runs {args.compare_op}"
     if args.launcher == "mpiexec":
         header += f", under mpiexec ({args.nodes or 1} node(s))"
     if args.repeat > 1:
@@ -244,6 +253,8 @@ def _checked(args: argparse.Namespace) -> tuple[list[int], str | None]:
             import matplotlib  # noqa: F401 - checked before minutes of measuring
         except ImportError:
             raise ValueError("--plot needs matplotlib (pip install 'treecast[bench]')") from None
+    if args.compare_op and not args.compare:
+        raise ValueError("--compare-op needs --compare mpi4py")
     if args.nodes and args.launcher != "mpiexec":
         raise ValueError("--nodes needs --launcher mpiexec")
     if args.nodes < 0 or args.nodes > args.nprocs:
@@ -306,8 +317,9 @@ def _measure_backend(
     """
     out = os.path.join(tmp, f"{backend}.json")
     worker = [sys.executable, "-m", "treecast.bench.worker"]
-    cmd = [*launcher, *worker, backend, args.op, ",".join(map(str, sizes)), out, str(args.root)]
-    label = f"{backend} {args.op}"
+    op = args.compare_op if backend == "mpi4py" and args.compare_op else args.op
+    cmd = [*launcher, *worker, backend, op, ",".join(map(str, sizes)), out, str(args.root)]
+    label = f"{backend} {op}"
     if args.repeat > 1:
         label += f" (run {run_index + 1}/{args.repeat})"
     got = _run_backend(cmd, label, len(sizes), out)

@@ -40,7 +40,9 @@ for root in range(n):
         raise AssertionError("an unpicklable bcast raised nothing")
     # buffers: small and large
     for size in (3, 1 << 20):
-        buf = np.arange(size, dtype=np.int64) * (root + 1) if r == root else np.zeros(size, np.int64)
+        buf = (
+            np.arange(size, dtype=np.int64) * (root + 1) if r == root else np.zeros(size, np.int64)
+        )
         w.Bcast(buf, root=root)
         assert np.array_equal(buf, np.arange(size, dtype=np.int64) * (root + 1))
     # zero-copy: one shared copy per node
