@@ -327,9 +327,12 @@ class MpiTransport(ShmTransport):
             return
         remote = [r for r in range(self.size) if self._remote[r]]
         backoff = Backoff(self._oversubscribed)
-        while not self._closed_peers.issuperset(remote):
-            if not self._progress_mpi():
-                backoff.pause()
+        try:
+            while not self._closed_peers.issuperset(remote):
+                if not self._progress_mpi():
+                    backoff.pause()
+        except CommunicatorClosedError:
+            pass  # a synchronous send that came after close cannot be acknowledged any more
 
 
 def _alive(pid: int) -> bool:
