@@ -162,6 +162,10 @@ def test_a_two_level_algorithm_on_one_node_says_why(caplog: pytest.LogCaptureFix
         algo.steps(0, 4, 0, 100)
     with pytest.raises(ValueError, match=r"nodes must be a tuple of 3 ints >= 0.*\(0, 1\)"):
         algo.steps(0, 3, 0, 100, True, (0, 1))
+    with pytest.raises(ValueError, match=r"rank must be in \[0, 3\], got -1"):
+        algo.steps(-1, 4, 0, 100, True, (0, 0, 1, 1))
+    with pytest.raises(ValueError, match=r"root must be in \[0, 3\], got 4"):
+        algo.steps(0, 4, 4, 100, True, (0, 0, 1, 1))
 
 
 class _CountingWorld(InprocWorld):

@@ -112,6 +112,17 @@ def node_layout(size: int, root: int, nodes: tuple[int, ...]) -> NodeLayout:
     return NodeLayout(node, tuple(map(tuple, members)), tuple(leaders), tuple(position))
 
 
+def _layout_for(rank: int, size: int, root: int, nodes: tuple[int, ...]) -> NodeLayout:
+    """:func:`node_layout`, after checking ``rank``.
+
+    Raises:
+        ValueError: ``rank`` outside ``[0, size)``; as :func:`node_layout`.
+    """
+    if not 0 <= rank < size:
+        raise ValueError(f"two-level schedule: rank must be in [0, {size - 1}], got {rank}")
+    return node_layout(size, root, nodes)
+
+
 def bcast(rank: int, size: int, root: int, nodes: tuple[int, ...]) -> Schedule:
     """Two-level broadcast of the whole payload: binomial tree among the leaders from the
     root, then binomial tree inside each node from its leader::
@@ -122,8 +133,12 @@ def bcast(rank: int, size: int, root: int, nodes: tuple[int, ...]) -> Schedule:
     A leader serves the other nodes before its own. Exactly one message enters each node
     but the root's: k - 1 messages between nodes.
     Cost: ceil(lg k)(A + n B) + ceil(lg m)(alpha + n beta). Any layout, any root.
+
+    Raises:
+        ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` or ``root`` is
+            outside ``[0, size)``.
     """
-    lay = node_layout(size, root, nodes)
+    lay = _layout_for(rank, size, root, nodes)
     j = lay.node[rank]
     if rank == lay.leaders[j]:
         tree = binomial_tree(len(lay.members), lay.node[root])
@@ -168,8 +183,12 @@ def reduce(rank: int, size: int, root: int, nodes: tuple[int, ...]) -> Schedule:
     operators only.
     Cost: ceil(lg m)(alpha + n beta + n gamma) + ceil(lg k)(A + n B + n gamma). Any layout,
     any root.
+
+    Raises:
+        ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` or ``root`` is
+            outside ``[0, size)``.
     """
-    lay = node_layout(size, root, nodes)
+    lay = _layout_for(rank, size, root, nodes)
     yield from _reduce_in_node(lay, rank)
     j = lay.node[rank]
     if rank != lay.leaders[j]:
@@ -194,8 +213,12 @@ def allreduce(rank: int, size: int, nodes: tuple[int, ...]) -> Schedule:
     order: commutative operators only.
     Cost: 2 ceil(lg m)(alpha + n beta) + ceil(lg m) n gamma + lg k (A + n B + n gamma)
     (+ 2 (A + n B) for the fold). Any layout.
+
+    Raises:
+        ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` is outside
+            ``[0, size)``.
     """
-    lay = node_layout(size, 0, nodes)
+    lay = _layout_for(rank, size, 0, nodes)
     yield from _reduce_in_node(lay, rank)
     j = lay.node[rank]
     if rank == lay.leaders[j]:
@@ -227,8 +250,12 @@ def barrier(rank: int, size: int, nodes: tuple[int, ...]) -> Schedule:
 
     k ceil(lg k) messages between nodes instead of p ceil(lg p).
     Cost: 2 ceil(lg m) alpha + ceil(lg k) A, zero-byte messages. Any layout.
+
+    Raises:
+        ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` is outside
+            ``[0, size)``.
     """
-    lay = node_layout(size, 0, nodes)
+    lay = _layout_for(rank, size, 0, nodes)
     parent, children = lay.node_tree(rank)
     for child in reversed(children):
         yield Recv(child)
@@ -268,8 +295,12 @@ def gather(rank: int, size: int, root: int, nodes: tuple[int, ...]) -> Schedule:
     k - 1 messages between nodes.
     Cost: ceil(lg m) alpha + ceil(lg k) A + (m - 1)/m n_node beta + (k - 1)/k n B about.
     Any layout, any root.
+
+    Raises:
+        ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` or ``root`` is
+            outside ``[0, size)``.
     """
-    lay = node_layout(size, root, nodes)
+    lay = _layout_for(rank, size, root, nodes)
     yield from _gather_in_node(lay, rank)
     j = lay.node[rank]
     if rank != lay.leaders[j]:
@@ -297,8 +328,12 @@ def allgather(rank: int, size: int, nodes: tuple[int, ...]) -> Schedule:
 
     k ceil(lg k) messages between nodes instead of about p ceil(lg p).
     Cost: 2 ceil(lg m) alpha + ceil(lg k) A + (k - 1)/k n B + about 2 n beta. Any layout.
+
+    Raises:
+        ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` is outside
+            ``[0, size)``.
     """
-    lay = node_layout(size, 0, nodes)
+    lay = _layout_for(rank, size, 0, nodes)
     yield from _gather_in_node(lay, rank)
     j, k = lay.node[rank], len(lay.members)
     if rank == lay.leaders[j]:
