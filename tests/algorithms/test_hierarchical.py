@@ -322,3 +322,13 @@ def test_the_blocking_fast_paths_cross_nodes_as_the_schedules_say(
     assert crossing(lambda c: c.barrier()) == _inter_node("barrier", k)
     assert crossing(lambda c: c.Allreduce(np.ones(3), np.ones(3))) == _inter_node("allreduce", k)
     assert crossing(lambda c: c.Gather(np.ones(2), np.ones(2 * p), 2)) == k - 1
+
+
+def test_node_count_counts_distinct_nodes_of_any_layout() -> None:
+    assert hierarchical.node_count(None) == 1
+    layout = (0, 1, 1, 0, 2)
+    assert hierarchical.node_count(layout) == 3
+    assert hierarchical.node_count(layout) == 3  # the same tuple again: remembered
+    assert hierarchical.node_count((7, 7, 7)) == 1
+    for n in range(1, 200):  # many layouts, some equal but distinct objects
+        assert hierarchical.node_count(tuple(range(n % 9 + 1))) == n % 9 + 1

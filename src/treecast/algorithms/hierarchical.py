@@ -75,9 +75,23 @@ class NodeLayout:
         return tuple(sorted(r for v in range(vr, end) for r in self.members[(v + root_node) % k]))
 
 
+_COUNTED: dict[int, tuple[tuple[int, ...], int]] = {}
+"""id(layout) -> (layout, its node count): a communicator passes the same layout tuple to
+every call, and counting (or hashing) it costs O(p) per collective. The entry holds the
+tuple, so its id cannot be reused while cached."""
+
+
 def node_count(nodes: tuple[int, ...] | None) -> int:
     """How many nodes a layout spans (1 for None: a communicator on one node)."""
-    return 1 if nodes is None else len(set(nodes))
+    if nodes is None:
+        return 1
+    hit = _COUNTED.get(id(nodes))
+    if hit is not None and hit[0] is nodes:
+        return hit[1]
+    if len(_COUNTED) >= 64:
+        _COUNTED.clear()
+    count = _COUNTED[id(nodes)] = (nodes, len(set(nodes)))
+    return count[1]
 
 
 @lru_cache(maxsize=256)
