@@ -307,8 +307,8 @@ def gather(rank: int, size: int, root: int, nodes: tuple[int, ...]) -> Schedule:
             between nodes: 1 -> 0 {1, 3}, 4 -> 0 {4}
 
     k - 1 messages between nodes.
-    Cost: ceil(lg m) alpha + ceil(lg k) A + (m - 1)/m n_node beta + (k - 1)/k n B about.
-    Any layout, any root.
+    Cost: about ceil(lg m) alpha + ceil(lg k) A + n_node beta + (k - 1)/k n B (``n_node``:
+    one node's blocks). Any layout, any root.
 
     Raises:
         ValueError: ``nodes`` is not ``size`` ints >= 0, or ``rank`` or ``root`` is
