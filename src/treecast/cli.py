@@ -212,6 +212,12 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bytes", type=int, default=1024, help="message size for the default choice (1024)"
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="nodes the N ranks span, for the default choice (1)",
+    )
 
 
 def _algorithms(args: argparse.Namespace) -> int:
@@ -226,6 +232,9 @@ def _algorithms(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.nodes < 1:
+        print(f"treecast algorithms: --nodes must be >= 1, got {args.nodes}", file=sys.stderr)
+        return 2
     names = [args.collective] if args.collective else list(registry.ALGORITHMS)
     for collective in names:
         algos = registry.ALGORITHMS[collective]
@@ -234,10 +243,11 @@ def _algorithms(args: argparse.Namespace) -> int:
         header += f"={forced})" if forced else ")"
         if args.size:
             try:
-                chosen = select(collective, args.size, args.bytes).name
+                chosen = select(collective, args.size, args.bytes, nodes=args.nodes).name
             except InvalidArgumentError as exc:
                 chosen = f"error: {exc}"
-            header += f"  default for n={args.size}, {args.bytes} B: {chosen}"
+            on = f" on {args.nodes} nodes" if args.nodes > 1 else ""
+            header += f"  default for n={args.size}{on}, {args.bytes} B: {chosen}"
         print(header)
         width = max(len(n) for n in algos)
         for name, algo in algos.items():

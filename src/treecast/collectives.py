@@ -21,6 +21,7 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from . import plans
+from .algorithms.hierarchical import node_count
 from .algorithms.schedule import Step
 from .constants import IN_PLACE
 from .engine.node import arena_of, reduce_arena_of
@@ -179,7 +180,7 @@ class Collectives:
         try:
             return self._callers[name]
         except KeyError:
-            c = self._callers[name] = Caller(self.rank, self.size, name, self._caps)
+            c = self._callers[name] = Caller(self.rank, self.size, name, self._caps, self._nodes)
             return c
 
     def _go(self, plan: Plan, timeout: float | None, *, nonblocking: bool = False) -> Any:
@@ -191,7 +192,7 @@ class Collectives:
             self._run_node(plan.node, timeout, what)
             return plan.result()
         steps = plan.algo.steps(
-            self.rank, self.size, max(plan.root, 0), plan.nbytes, plan.commutative
+            self.rank, self.size, max(plan.root, 0), plan.nbytes, plan.commutative, self._nodes
         )
         return self._run_steps(steps, plan.store, plan.result, what, timeout, nonblocking)
 
@@ -298,13 +299,14 @@ class Collectives:
         if self._freed:
             self._live("barrier")
         # plans.plan_barrier, inlined: a barrier is all latency
-        caps = self._caps
-        algo = select("barrier", self.size, 0, capabilities=caps)
+        caps, nodes = self._caps, self._nodes
+        spans = 1 if nodes is None else node_count(nodes)
+        algo = select("barrier", self.size, 0, capabilities=caps, nodes=spans)
         what = self._begin("barrier", -1)
         if DEBUG:
             self._debug_check(what, -1)
         store = BufferStore([_NOTHING], _WHOLE_EMPTY)
-        steps = algo.steps(self.rank, self.size, 0, 0)
+        steps = algo.steps(self.rank, self.size, 0, 0, True, nodes)
         run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
 
     Barrier = barrier
@@ -349,8 +351,11 @@ class Collectives:
         if self.size == 1:
             return obj
         # the planning of plans.plan_bcast, inlined: this is the latency-critical call
-        caps = self._caps
-        algo = select("bcast", self.size, -1, buffer=False, forced=algorithm, capabilities=caps)
+        caps, nodes = self._caps, self._nodes
+        spans = 1 if nodes is None else node_count(nodes)
+        algo = select(
+            "bcast", self.size, -1, buffer=False, forced=algorithm, capabilities=caps, nodes=spans
+        )
         store = ObjectStore(where="bcast")
         failure = None
         node: list[memoryview] | None = None
@@ -366,7 +371,7 @@ class Collectives:
         what = self._begin("bcast", root)
         if DEBUG:
             self._debug_check(what, -1)
-        steps = algo.steps(self.rank, self.size, root, -1)
+        steps = algo.steps(self.rank, self.size, root, -1, True, nodes)
         run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
         if self.rank != root:
             return self._bcast_result(store.frames[0], timeout, what)

@@ -3,10 +3,10 @@
 A plan is what one rank runs for one collective call: the block store the schedule moves
 (``engine/store.py``), the selected algorithm, and ``result()`` for after the run. Every
 function here takes a :class:`Caller` (the few facts of the communicator that planning
-needs: rank, size, the call's name, the transport's capabilities) and the user's arguments,
-validates them all (so that a bad argument raises before anything is sent), and touches no
-transport: tests build any rank's plan without processes, and the simulator runs the plans
-of every rank through the real engine.
+needs: rank, size, the call's name, the transport's capabilities, the node of each rank)
+and the user's arguments, validates them all (so that a bad argument raises before anything
+is sent), and touches no transport: tests build any rank's plan without processes, and the
+simulator runs the plans of every rank through the real engine.
 
 Each public plan function has the signature of its collective without ``timeout`` (the
 communicator adds it to the blocking form), and its docstring is the collective's.
@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .algorithms.hierarchical import node_count
 from .algorithms.registry import Algorithm
 from .algorithms.schedule import Combine, Recv, Step
 from .constants import IN_PLACE
@@ -49,12 +50,16 @@ class Caller(NamedTuple):
         name: the call as made (``"Gather"``, ``"Igather"``): error messages and signatures.
         capabilities: what the communicator's transport offers: the selector never picks
             an algorithm that needs more (None: not known, nothing is filtered).
+        nodes: the node of each rank (the communicator's ``_nodes``), None when all its
+            ranks share one node: the selector's ``nodes_ge`` fact and the two-level
+            schedules' layout.
     """
 
     rank: int
     size: int
     name: str
     capabilities: frozenset[str] | None = None
+    nodes: tuple[int, ...] | None = None
 
 
 class NodeCall(NamedTuple):
@@ -97,7 +102,12 @@ class Plan:
     def steps(self, caller: Caller) -> tuple[Step, ...]:
         """This rank's steps of the plan's algorithm."""
         return self.algo.steps(
-            caller.rank, caller.size, max(self.root, 0), self.nbytes, self.commutative
+            caller.rank,
+            caller.size,
+            max(self.root, 0),
+            self.nbytes,
+            self.commutative,
+            caller.nodes,
         )
 
 
@@ -186,6 +196,7 @@ def algorithm_for(
         buffer=buffer,
         forced=forced,
         capabilities=c.capabilities,
+        nodes=1 if c.nodes is None else node_count(c.nodes),
     )
 
 

@@ -2,7 +2,9 @@
 collective on every rank with the real planning functions (the layout of the user's
 buffers) and runs the plans on the engine over the in-process transport, against a NumPy
 reference; :func:`check_order` runs the schedule's steps with symbolic operands to check
-the rank order in which a reduction combines them."""
+the rank order in which a reduction combines them. Two-level algorithms run on a node
+layout: :func:`layout_of` gives each size a default one (uneven, interleaved nodes), and
+:func:`check` takes any other."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from treecast import plans
+from treecast.algorithms.hierarchical import node_count
 from treecast.algorithms.registry import ALGORITHMS, Algorithm
 from treecast.engine.simulate import Counts, simulate, simulate_plans
 from treecast.ops import SUM, Op
@@ -24,12 +27,24 @@ SCAN = {(1, 2)}
 EVERY = [a for family in ALGORITHMS.values() for a in family.values()]
 
 
+def layout_of(algo: Algorithm, size: int) -> tuple[int, ...] | None:
+    """The node layout ``algo`` runs on in these checks: None for the flat algorithms (and
+    for one rank); for the two-level ones ``min(3, size)`` nodes of uneven sizes, the first
+    ranks one per node, the rest interleaved (size 7: nodes 0 1 2 0 1 1 0)."""
+    if not algo.needs_nodes or size < 2:
+        return None
+    k = min(3, size)
+    return tuple(r if r < k else (r * r) % k for r in range(size))
+
+
 def usable(algo: Algorithm, size: int, commutative: bool = True, nbytes: int = 0) -> bool:
-    return algo.unusable(size, nbytes, commutative, True) is None
+    nodes = node_count(layout_of(algo, size))
+    return algo.unusable(size, nbytes, commutative, True, None, nodes) is None
 
 
 def _steps(algo: Algorithm, size: int, root: int, nbytes: int, commutative: bool) -> list[Any]:
-    return [algo.steps(r, size, root, nbytes, commutative) for r in range(size)]
+    nodes = layout_of(algo, size)
+    return [algo.steps(r, size, root, nbytes, commutative, nodes) for r in range(size)]
 
 
 def _vectors(size: int, count: int, dtype: np.dtype, rng: np.random.Generator) -> list[Any]:
@@ -79,9 +94,11 @@ _PLANS: dict[str, Callable[[Caller, Any, int, str], Plan]] = {
 }
 
 
-def _run(algo: Algorithm, size: int, root: int, inputs: Any) -> Counts:
+def _run(
+    algo: Algorithm, size: int, root: int, inputs: Any, nodes: tuple[int, ...] | None
+) -> Counts:
     name = "I" + algo.collective
-    return simulate_plans(size, _plan_of(algo, root, inputs), name).counts
+    return simulate_plans(size, _plan_of(algo, root, inputs), name, nodes=nodes).counts
 
 
 def check(
@@ -92,47 +109,57 @@ def check(
     dtype: Any = np.int64,
     rng: np.random.Generator | None = None,
     commutative: bool = True,
+    nodes: tuple[int, ...] | None = None,
 ) -> Counts:
     """Run one call of ``algo``'s collective on ``size`` ranks: the real plans (the layout
     of each rank's buffers) and schedule on the engine, ``count`` items of ``dtype`` per
     rank (per block for the block collectives), and assert every rank ends with the NumPy
-    reference's answer."""
+    reference's answer. ``nodes``: the node of each rank (default :func:`layout_of`); the
+    counts then include the messages between nodes."""
     rng = rng or np.random.default_rng(size * 1000 + root * 10 + count)
     dtype = np.dtype(dtype)
     p = size
     family = algo.collective
+    nodes = nodes if nodes is not None else layout_of(algo, size)
     if family == "barrier":
-        return simulate(_steps(algo, p, 0, -1, True), payloads=[b""] * p)
+        steps = [algo.steps(r, p, 0, -1, True, nodes) for r in range(p)]
+        return simulate(steps, payloads=[b""] * p, nodes=nodes)
     if family == "bcast":
         data = rng.integers(0, 100, count).astype(dtype)
         bufs = [data.copy() if r == root else np.zeros(count, dtype) for r in range(p)]
-        counts = _run(algo, p, root, lambda r: bufs[r])
+        counts = _run(algo, p, root, lambda r: bufs[r], nodes)
         for r in range(p):
             np.testing.assert_array_equal(bufs[r], data, err_msg=f"{algo.name} p={p} r={r}")
         return counts
     if family in ("gather", "scatter", "alltoall"):
-        return _check_blocks(algo, p, root, count, dtype, rng)
+        return _check_blocks(algo, p, root, count, dtype, rng, nodes)
     if family == "allgather":
         sizes = [count + b % 3 for b in range(p)]
         items = [rng.integers(-9, 9, sizes[b]).astype(dtype) for b in range(p)]
         displs = np.cumsum([0, *sizes[:-1]]).tolist()
         outs = [np.zeros(sum(sizes), dtype) for _ in range(p)]
-        counts = _run(algo, p, root, lambda r: (items[r], [outs[r], sizes, displs, dtype]))
+        counts = _run(algo, p, root, lambda r: (items[r], [outs[r], sizes, displs, dtype]), nodes)
         for r in range(p):
             np.testing.assert_array_equal(outs[r], np.concatenate(items))
         return counts
     assert family in REDUCTIONS, family
-    return _check_reduction(algo, p, root, count, dtype, rng, commutative)
+    return _check_reduction(algo, p, root, count, dtype, rng, commutative, nodes)
 
 
 def _check_blocks(
-    algo: Algorithm, p: int, root: int, count: int, dtype: np.dtype, rng: np.random.Generator
+    algo: Algorithm,
+    p: int,
+    root: int,
+    count: int,
+    dtype: np.dtype,
+    rng: np.random.Generator,
+    nodes: tuple[int, ...] | None,
 ) -> Counts:
     family = algo.collective
     if family == "alltoall":
         sends = [rng.integers(-9, 9, count * p).astype(dtype) for _ in range(p)]
         outs = [np.zeros(count * p, dtype) for _ in range(p)]
-        counts = _run(algo, p, root, lambda r: (sends[r], outs[r]))
+        counts = _run(algo, p, root, lambda r: (sends[r], outs[r]), nodes)
         for d in range(p):
             want = np.concatenate([sends[s][d * count : (d + 1) * count] for s in range(p)])
             np.testing.assert_array_equal(outs[d], want)
@@ -141,11 +168,11 @@ def _check_blocks(
     if family == "gather":
         out = np.zeros(count * p, dtype)
         parts = [whole[r * count : (r + 1) * count].copy() for r in range(p)]
-        counts = _run(algo, p, root, lambda r: (parts[r], out if r == root else None))
+        counts = _run(algo, p, root, lambda r: (parts[r], out if r == root else None), nodes)
         np.testing.assert_array_equal(out, whole)
         return counts
     outs = [np.zeros(count, dtype) for _ in range(p)]
-    counts = _run(algo, p, root, lambda r: (whole if r == root else None, outs[r]))
+    counts = _run(algo, p, root, lambda r: (whole if r == root else None, outs[r]), nodes)
     for r in range(p):
         np.testing.assert_array_equal(outs[r], whole[r * count : (r + 1) * count])
     return counts
@@ -159,13 +186,14 @@ def _check_reduction(
     dtype: np.dtype,
     rng: np.random.Generator,
     commutative: bool,
+    nodes: tuple[int, ...] | None,
 ) -> Counts:
     family = algo.collective
     op = SUM if commutative or algo.commutative_only else _ADD
     if family == "reduce_scatter_block":
         xs = _vectors(p, count * p, dtype, rng)
         outs = [np.zeros(count, dtype) for _ in range(p)]
-        counts = _run(algo, p, root, lambda r: (xs[r], outs[r], op))
+        counts = _run(algo, p, root, lambda r: (xs[r], outs[r], op), nodes)
         want = np.sum(xs, axis=0, dtype=dtype)
         for r in range(p):
             np.testing.assert_array_equal(outs[r], want[r * count : (r + 1) * count])
@@ -174,7 +202,7 @@ def _check_reduction(
         sizes = [(count + 2 * b) % 5 for b in range(p)]
         xs = _vectors(p, sum(sizes), dtype, rng)
         outs = [np.zeros(n, dtype) for n in sizes]
-        counts = _run(algo, p, root, lambda r: (xs[r], outs[r], op, sizes))
+        counts = _run(algo, p, root, lambda r: (xs[r], outs[r], op, sizes), nodes)
         want, pos = np.sum(xs, axis=0, dtype=dtype), 0
         for r, n in enumerate(sizes):
             np.testing.assert_array_equal(outs[r], want[pos : pos + n])
@@ -183,7 +211,7 @@ def _check_reduction(
     xs = _vectors(p, count, dtype, rng)
     outs = [np.full(count, 7, dtype) for _ in range(p)]
     gets = [r == root or family != "reduce" for r in range(p)]
-    counts = _run(algo, p, root, lambda r: (xs[r], outs[r] if gets[r] else None, op))
+    counts = _run(algo, p, root, lambda r: (xs[r], outs[r] if gets[r] else None, op), nodes)
     prefix = np.cumsum(xs, axis=0, dtype=dtype)
     for r in range(p):
         if family == "scan":

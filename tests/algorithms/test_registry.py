@@ -63,7 +63,7 @@ def test_every_schedule_documents_pattern_cost_and_restrictions(algo: registry.A
     assert "Cost" in doc, f"{algo.collective}/{algo.name}: no cost in the docstring"
     assert "::" in doc, f"{algo.collective}/{algo.name}: no picture in the docstring"
     assert algo.summary and "\n" not in algo.summary
-    flags = (algo.pof2_only, algo.commutative_only, algo.buffer_only)
+    flags = (algo.pof2_only, algo.commutative_only, algo.buffer_only, algo.needs_nodes)
     assert bool(algo.restriction) == any(flags), algo.name
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from simcheck import EVERY, REDUCTIONS, ROOTED, check, check_order, usable
+from simcheck import EVERY, REDUCTIONS, ROOTED, check, check_order, layout_of, usable
 
 from treecast.algorithms.registry import Algorithm
 
@@ -104,7 +104,7 @@ def test_buffer_bcasts_never_write_the_root_nor_move_empty_segments(size: int) -
         for root in range(size):
             for nbytes in (0, 1, size - 1, size, 3 * size + 1, 1000):
                 for rank in range(size):
-                    steps = algo.steps(rank, size, root, nbytes)
+                    steps = algo.steps(rank, size, root, nbytes, True, layout_of(algo, size))
                     if rank == root:
                         assert not any(type(s).__name__ == "Recv" for s in steps), algo.name
                     assert all(s.nbytes != 0 for s in steps), (algo.name, rank, steps)  # type: ignore[union-attr]

@@ -41,3 +41,12 @@ def test_algorithms_shows_the_default_choice(capsys):
 def test_algorithms_rejects_an_unknown_collective(capsys):
     assert main(["algorithms", "allscatter"]) == 2
     assert "unknown collective 'allscatter'" in capsys.readouterr().err
+
+
+def test_algorithms_shows_the_choice_on_several_nodes(capsys):
+    assert main(["algorithms", "bcast", "-n", "8", "--nodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "default for n=8 on 2 nodes, 1024 B: two_level" in out
+    assert "restriction: communicators that span several nodes" in out
+    assert main(["algorithms", "bcast", "--nodes", "0"]) == 2
+    assert "--nodes must be >= 1, got 0" in capsys.readouterr().err

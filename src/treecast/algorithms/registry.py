@@ -1,8 +1,9 @@
 """Every collective algorithm by collective and name, with its restrictions.
 
 The selector (``selection/rules.py``) and the collectives look algorithms up here;
-:meth:`Algorithm.steps` adapts the uniform call ``(rank, size, root, nbytes, commutative)``
-to each schedule's own integer arguments and caches the result.
+:meth:`Algorithm.steps` adapts the uniform call ``(rank, size, root, nbytes, commutative,
+nodes)`` to each schedule's own arguments (integers, and the node layout for the two-level
+algorithms) and caches the result.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import (
     barrier,
     bcast,
     gather,
+    hierarchical,
     reduce,
     reduce_scatter,
     scan,
@@ -110,6 +112,9 @@ class Algorithm:
             which the simulator checks and the non-blocking forms run as messages.
         requires: transport capabilities it needs (``"node_memory"``); the selector never
             picks it on a communicator whose transport lacks one.
+        needs_nodes: runs on the communicator's node layout (two-level algorithms): the
+            schedule gets the layout tuple as its last argument, and the algorithm is
+            unusable on a communicator that lies on one node.
     """
 
     collective: str
@@ -124,18 +129,35 @@ class Algorithm:
     chunk_count: Callable[[int, int], int] = _one
     node_level: bool = False
     requires: frozenset[str] = frozenset()
+    needs_nodes: bool = False
 
     def steps(
-        self, rank: int, size: int, root: int, nbytes: int, commutative: bool = True
+        self,
+        rank: int,
+        size: int,
+        root: int,
+        nbytes: int,
+        commutative: bool = True,
+        nodes: tuple[int, ...] | None = None,
     ) -> tuple[Step, ...]:
         """This rank's steps (cached). ``root`` is 0 for rootless collectives; ``nbytes`` is
-        the byte size of the buffer or vector, -1 for objects.
+        the byte size of the buffer or vector, -1 for objects; ``nodes`` the node of each
+        rank (the communicator's ``_nodes``), None on one node.
 
         Raises:
-            ValueError: ``rank``/``root`` outside ``[0, size)``, or a restriction fails
-                (check :meth:`unusable` first).
+            ValueError: ``rank``/``root`` outside ``[0, size)``, a restriction fails
+                (check :meth:`unusable` first), or the algorithm needs a node layout and
+                ``nodes`` is None or not one.
         """
-        return steps_of(self.schedule, *self.arguments(rank, size, root, nbytes, commutative))
+        args = self.arguments(rank, size, root, nbytes, commutative)
+        if self.needs_nodes:
+            if nodes is None:
+                raise ValueError(
+                    f"{self.collective} algorithm {self.name!r} runs on a node layout; "
+                    "got nodes=None (a communicator on one node)"
+                )
+            return steps_of(self.schedule, *args, nodes)
+        return steps_of(self.schedule, *args)
 
     def chunks(self, size: int, nbytes: int) -> int:
         """Number of chunk ids ``C`` of a reduce/allreduce vector (1 for whole-vector
@@ -149,9 +171,16 @@ class Algorithm:
         commutative: bool,
         is_buffer: bool,
         capabilities: frozenset[str] | None = None,
+        nodes: int = 1,
     ) -> str | None:
         """None if the algorithm can run here, else why not, in words (``capabilities``:
-        the transport's; None skips that check)."""
+        the transport's, None skips that check; ``nodes``: how many nodes the
+        communicator spans)."""
+        if self.needs_nodes and nodes < 2:
+            return (
+                "needs a communicator that spans several nodes (it runs on the node "
+                f"layout); this one spans {nodes}"
+            )
         if capabilities is not None and not self.requires <= capabilities:
             missing = ", ".join(sorted(self.requires - capabilities))
             return f"needs the transport capability {missing}, which this communicator lacks"
@@ -169,6 +198,7 @@ NODE = frozenset({"node_memory"})
 _POF2 = "p a power of two"
 _COMM = "commutative operators"
 _BUF = "buffers only"
+_NODES = "communicators that span several nodes"
 
 
 def _table(*algorithms: Algorithm) -> dict[str, dict[str, Algorithm]]:
@@ -432,6 +462,59 @@ ALGORITHMS: dict[str, dict[str, Algorithm]] = _table(
         buffer_only=True,
         node_level=True,
         requires=NODE,
+    ),
+    Algorithm(
+        "barrier",
+        "two_level",
+        "node fan-in, dissemination among node leaders, node fan-out: ceil(lg k) A + 2 lg m a",
+        _NODES,
+        hierarchical.barrier,
+        needs_nodes=True,
+    ),
+    Algorithm(
+        "bcast",
+        "two_level",
+        "binomial among node leaders, then in each node: ceil(lg k)(A + n B) + lg m (a + n b)",
+        _NODES,
+        hierarchical.bcast,
+        arguments=_rank_size_root,
+        needs_nodes=True,
+    ),
+    Algorithm(
+        "gather",
+        "two_level",
+        "binomial in each node, then among node leaders: ceil(lg k) A + (k-1)/k n B + lg m a",
+        _NODES,
+        hierarchical.gather,
+        arguments=_rank_size_root,
+        needs_nodes=True,
+    ),
+    Algorithm(
+        "allgather",
+        "two_level",
+        "node gather, Bruck among node leaders, node bcast: ceil(lg k) A + (k-1)/k n B + 2 lg m a",
+        _NODES,
+        hierarchical.allgather,
+        needs_nodes=True,
+    ),
+    Algorithm(
+        "reduce",
+        "two_level",
+        "binomial in each node, then among node leaders: ceil(lg k)(A + n B + n g) + lg m (a + n b)",
+        f"{_COMM}; {_NODES}",
+        hierarchical.reduce,
+        commutative_only=True,
+        arguments=_rank_size_root,
+        needs_nodes=True,
+    ),
+    Algorithm(
+        "allreduce",
+        "two_level",
+        "node reduce, recursive doubling among leaders, node bcast: lg k (A + n B) + 2 lg m (a + n b)",
+        f"{_COMM}; {_NODES}",
+        hierarchical.allreduce,
+        commutative_only=True,
+        needs_nodes=True,
     ),
     *_reduce_scatter_family("reduce_scatter"),
     *_reduce_scatter_family("reduce_scatter_block"),

@@ -1,10 +1,11 @@
 """The steps a schedule yields, and the block conventions every engine follows.
 
-A schedule is a generator function of integers only (rank, size, root, counts, ...) that
-yields steps; peers are ranks of the communicator running it. One interpreter runs them,
-``engine/store.py``'s ``execute()``: driven to completion by blocking calls, step by step by
-the ``I*`` requests (``engine/progress.py``), and for every rank in one process by the
-simulator (``engine/simulate.py``, over the in-process transport, for tests).
+A schedule is a generator function of integers only (rank, size, root, counts, ...; the
+two-level ones also take the node of each rank as a tuple) that yields steps; peers are
+ranks of the communicator running it. One interpreter runs them, ``engine/store.py``'s
+``execute()``: driven to completion by blocking calls, step by step by the ``I*`` requests
+(``engine/progress.py``), and for every rank in one process by the simulator
+(``engine/simulate.py``, over the in-process transport, for tests).
 
 Steps
 -----
@@ -104,10 +105,13 @@ Schedule = Iterator[Step]
 
 
 @lru_cache(maxsize=1024)
-def steps_of(algorithm: Callable[..., Iterable[Step]], *args: int) -> tuple[Step, ...]:
-    """The steps of a schedule that depends only on its integer arguments, computed once.
+def steps_of(
+    algorithm: Callable[..., Iterable[Step]], *args: int | tuple[int, ...]
+) -> tuple[Step, ...]:
+    """The steps of a schedule that depends only on its arguments, computed once.
 
-    Schedules are pure functions of (rank, size, root, ...), so their step lists are
-    cached; the engine iterates a tuple instead of resuming a generator per step.
+    Schedules are pure functions of (rank, size, root, ...) and, for the two-level ones, a
+    node layout tuple, so their step lists are cached; the engine iterates a tuple instead
+    of resuming a generator per step.
     """
     return tuple(algorithm(*args))

@@ -67,6 +67,7 @@ class Counts:
             message per round and may receive while it sends): the alpha term of the cost.
         time: the critical path with ``alpha + beta * bytes`` per message.
         max_sent: the most messages any one rank sent.
+        inter_node: messages between ranks on different nodes (runs given ``nodes``).
     """
 
     messages: int = 0
@@ -75,6 +76,7 @@ class Counts:
     rounds: int = 0
     time: float = 0.0
     max_sent: int = 0
+    inter_node: int = 0
 
 
 def describe(step: Step) -> str:
@@ -132,9 +134,11 @@ class _Tracker:
         alpha: float,
         beta: float,
         renames: Collection[tuple[int, int]],
+        nodes: Sequence[int] | None = None,
     ) -> None:
         self.steps = steps
         self.alpha, self.beta, self.renames = alpha, beta, renames
+        self.nodes = nodes
         self.cursor = [{Send: 0, Recv: 0, Combine: 0} for _ in steps]
         self.flight: dict[tuple[int, int], deque[_Sent]] = {}
         self.hops = [0] * len(steps)
@@ -177,6 +181,8 @@ class _Tracker:
         self.counts.bytes += nbytes
         self.counts.blocks += nblocks
         self.sent[rank] += 1
+        if self.nodes is not None and self.nodes[rank] != self.nodes[step.peer]:
+            self.counts.inter_node += 1
 
     def mismatch(self, rank: int) -> SimulationError | None:
         """The disagreement between ``rank``'s next receive and the message waiting for it,
@@ -333,6 +339,7 @@ def simulate(
     beta: float = 0.0,
     renames: Collection[tuple[int, int]] = (),
     faults: Callable[[InprocWorld], None] | None = None,
+    nodes: Sequence[int] | None = None,
 ) -> Counts:
     """Run ``steps[r]`` for every rank ``r`` on the engine until all finish; update
     ``stores`` or ``payloads`` in place.
@@ -351,6 +358,9 @@ def simulate(
             ``world.kill(r)`` (rank ``r`` never runs: it died), ``world.drop(src, dst)``
             (a message that never arrives). The run then ends in a deadlock report that
             names the ranks waiting and the dead ones.
+        nodes: the node of each rank: the run counts the messages between nodes
+            (:attr:`Counts.inter_node`); the steps themselves must already be the ones
+            for that layout.
 
     Returns:
         The :class:`Counts` of the run.
@@ -364,7 +374,7 @@ def simulate(
     """
     plans = [tuple(s) for s in steps]
     size = len(plans)
-    tracker = _Tracker(plans, alpha, beta, renames)
+    tracker = _Tracker(plans, alpha, beta, renames, nodes)
     _check_peers(plans, tracker)
     if payloads is not None or (
         stores is None
@@ -381,7 +391,7 @@ def simulate(
         made = [_TrackedObjects(tracker, r, dict(b), op) for r, b in enumerate(blocks)]
     if len(made) != size:
         raise SimulationError(f"{size} ranks of steps but {len(made)} stores or payloads")
-    world = InprocWorld(size)
+    world = InprocWorld(size, nodes)
     if faults is not None:
         faults(world)
     _drive(world, plans, made, tracker)
@@ -498,31 +508,45 @@ def simulate_plans(
     name: str,
     *,
     faults: Callable[[InprocWorld], None] | None = None,
+    nodes: Sequence[int] | None = None,
 ) -> Simulation:
     """Run one collective call on ``size`` ranks: ``plan_of(caller)`` makes each rank's plan
     with the real planning functions (``plans.py``: the layout of the rank's buffers, the
     selected algorithm), and the plans' schedules run on the engine as in :func:`simulate`.
     ``name`` is the call's name; its ``I*`` form is planned (the schedule every rank runs:
     a node-level algorithm runs its logical schedule). ``faults`` as in :func:`simulate`.
-    Messages left unreceived are reported; the plans' stores are the engine's own, so
-    block-level disagreements show as the engine's errors.
+    ``nodes``: the node of each rank, as a communicator on ``InprocWorld(size, nodes)``
+    sees it (its callers get the layout, renumbered, or None when all share one node; the
+    selector sees how many nodes it spans). Messages left unreceived are reported; the
+    plans' stores are the engine's own, so block-level disagreements show as the engine's
+    errors.
 
     Returns:
-        Every rank's result (``plan.result()``) and the :class:`Counts` (messages, bytes
-        and max_sent; rounds and time need the step-level :func:`simulate`).
+        Every rank's result (``plan.result()``) and the :class:`Counts` (messages, bytes,
+        max_sent and, given ``nodes``, inter_node; rounds and time need the step-level
+        :func:`simulate`).
 
     Raises:
         SimulationError: as :func:`simulate`; also the engine's errors, wrapped.
+        InvalidArgumentError: ``nodes`` is not ``size`` ints >= 0.
     """
     from ..plans import Caller, nonblocking_name
 
     if not name.startswith(("i", "I")):  # plan the I* form: its schedule is what runs
         name = nonblocking_name(name)
-    callers = [Caller(r, size, name) for r in range(size)]
+    world_nodes = None if nodes is None else tuple(nodes)
+    layout = None
+    if world_nodes is not None:
+        # as a communicator numbers them (comm.node_facts): in order of first appearance
+        number: dict[int, int] = {}
+        layout = tuple(number.setdefault(n, len(number)) for n in world_nodes)
+        if len(number) < 2:
+            layout = None
+    callers = [Caller(r, size, name, None, layout) for r in range(size)]
     made = [plan_of(c) for c in callers]
     steps = [plan.steps(c) for c, plan in zip(callers, made, strict=True)]
     tracker = _Tracker(steps, 1.0, 0.0, ())
-    world = _CountingWorld(size, tracker)
+    world = _CountingWorld(size, tracker, world_nodes)
     if faults is not None:
         faults(world)
     for r, plan in enumerate(made):
@@ -540,13 +564,15 @@ class _CountingWorld(InprocWorld):
     """An :class:`InprocWorld` that counts messages and bytes (the plans' stores are the
     engine's own, so the critical path is not followed: use :func:`simulate` for rounds)."""
 
-    def __init__(self, size: int, tracker: _Tracker) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, tracker: _Tracker, nodes: tuple[int, ...] | None) -> None:
+        super().__init__(size, nodes)
         self.tracker = tracker
 
     def _post(self, src: int, dst: int, msg: Any) -> None:
         counts = self.tracker.counts
         counts.messages += 1
         counts.bytes += sum(f.nbytes for f in msg.frames)
+        if self.nodes is not None and self.nodes[src] != self.nodes[dst]:
+            counts.inter_node += 1
         self.tracker.sent[src] += 1
         super()._post(src, dst, msg)

@@ -28,6 +28,7 @@ CONDITIONS = (
     "pof2",
     "commutative",
     "form",
+    "nodes_ge",
 )
 
 
@@ -80,6 +81,8 @@ def _holds(cond: dict[str, Any], facts: dict[str, Any]) -> bool:
             return False
         if key == "bytes_ge" and not facts["bytes"] >= want:
             return False
+        if key == "nodes_ge" and not facts["nodes"] >= want:
+            return False
         if key in ("pof2", "commutative", "form") and facts[key] != want:
             return False
     return True
@@ -100,13 +103,16 @@ def select(
     buffer: bool = True,
     forced: str | None = None,
     capabilities: frozenset[str] | None = None,
+    nodes: int = 1,
 ) -> Algorithm:
     """The algorithm to run: ``forced`` (a call's ``algorithm=``) or
     ``TREECAST_<COLLECTIVE>_ALGORITHM`` if given, else the first matching rule whose
     algorithm the transport can run. An algorithm whose restriction fails here (also one
-    that needs a transport capability missing from ``capabilities``) falls back to the
-    collective's safe algorithm (logged at debug level). ``capabilities=None`` (callers
-    without a communicator: tools, tests of the table) skips the capability check.
+    that needs a transport capability missing from ``capabilities``, or a node layout on a
+    communicator of one node) falls back to the collective's safe algorithm (logged at
+    debug level). ``capabilities=None`` (callers without a communicator: tools, tests of
+    the table) skips the capability check; ``nodes`` is how many nodes the communicator
+    spans.
 
     Raises:
         InvalidArgumentError: ``forced`` is not an algorithm of ``collective``.
@@ -119,6 +125,7 @@ def select(
         buffer,
         forced or forced_from_env(collective),
         capabilities,
+        nodes,
     )
 
 
@@ -131,6 +138,7 @@ def _select(
     buffer: bool,
     name: str | None,
     capabilities: frozenset[str] | None,
+    nodes: int,
 ) -> Algorithm:
     if name is not None:
         algo = registry.get(collective, name)
@@ -141,6 +149,7 @@ def _select(
             "pof2": size & (size - 1) == 0,
             "commutative": commutative,
             "form": "buffer" if buffer else "object",
+            "nodes": nodes,
         }
         rules = load_rules().get(collective) or [{"use": registry.SAFE[collective]}]
         use = next(
@@ -153,7 +162,7 @@ def _select(
             None,
         )
         algo = registry.get(collective, use or registry.SAFE[collective])
-    why = unusable(algo, size, nbytes, commutative, buffer, capabilities)
+    why = unusable(algo, size, nbytes, commutative, buffer, capabilities, nodes)
     if why is None:
         return algo
     safe = registry.get(collective, registry.SAFE[collective])
@@ -172,9 +181,10 @@ def unusable(
     commutative: bool,
     buffer: bool,
     capabilities: frozenset[str] | None = None,
+    nodes: int = 1,
 ) -> str | None:
     """Why ``algo`` cannot run with these facts, or None."""
-    why = algo.unusable(size, nbytes, commutative, buffer, capabilities)
+    why = algo.unusable(size, nbytes, commutative, buffer, capabilities, nodes)
     if why is None and not buffer and algo.chunks(size, nbytes) > 1:
         why = "it cuts the vector into chunks, which needs a buffer"
     return why
