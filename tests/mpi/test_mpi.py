@@ -63,7 +63,7 @@ def _bootstrap(code: str, env: dict[str, str] | None = None, n: int = 2, nodes: 
 
 def test_a_world_spans_every_process_of_the_job() -> None:
     proc = _bootstrap(
-        "import treecast; w = treecast.world(); print('size', w.size, 'rank', w.rank)"
+        "import sys, treecast; w = treecast.world(); sys.stdout.write(f'size {w.size} rank {w.rank}\\n')"
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("size 2 rank 0") == proc.stdout.count("size 2 rank 1") == 1
@@ -100,7 +100,8 @@ def test_missing_mpi4py_is_an_error_not_a_world_of_one() -> None:
 
 def test_local_backend_opts_out() -> None:
     proc = _bootstrap(
-        "import treecast; print('size', treecast.world().size)", {"TREECAST_BACKEND": "local"}
+        "import sys, treecast; sys.stdout.write(f'size {treecast.world().size}\\n')",
+        {"TREECAST_BACKEND": "local"},
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["size", "1", "size", "1"]
