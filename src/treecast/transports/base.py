@@ -718,6 +718,7 @@ class Transport(ABC):
         backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
         blocked: _Blocked | None = None
+        busy = self._busy
         try:
             while True:
                 moved = self._poll()
@@ -728,7 +729,7 @@ class Transport(ABC):
                 if moved:
                     backoff = Backoff(self._oversubscribed)
                     continue
-                if backoff.pause(self._busy()):
+                if backoff.pause(busy):
                     if blocked is None:
                         blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)

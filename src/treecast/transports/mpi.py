@@ -306,7 +306,7 @@ class MpiTransport(ShmTransport):
                     flush=True,
                 )
                 break
-            backoff.pause(busy=True)
+            backoff.pause(_always)
         for t in self._recvs:
             for request in t.requests:
                 request.Cancel()
@@ -347,6 +347,10 @@ class MpiTransport(ShmTransport):
                     backoff.pause()
         except CommunicatorClosedError:
             pass  # a synchronous send that came after close cannot be acknowledged any more
+
+
+def _always() -> bool:
+    return True
 
 
 def _alive(pid: int) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 SPIN_ROUNDS = 200
 """Polls before the first yield: a few microseconds each, enough for a ping-pong."""
@@ -38,12 +39,13 @@ class Backoff:
         self._spin = OVERSUBSCRIBED_SPIN_ROUNDS if oversubscribed else SPIN_ROUNDS
         self._yield_for = OVERSUBSCRIBED_YIELD_SECONDS if oversubscribed else YIELD_SECONDS
 
-    def pause(self, busy: bool = False) -> bool:
+    def pause(self, busy: Callable[[], bool] | None = None) -> bool:
         """Wait a little; return True when this pause slept (a good moment for slow checks).
 
-        ``busy``: transfers are in flight that move only while this process calls in (an
-        MPI library's progress engine): yield the CPU but never sleep, and return True
-        about every :data:`MAX_SLEEP` seconds for the slow checks.
+        ``busy()`` (asked only once the spinning is over): transfers are in flight that move
+        only while this process calls in (an MPI library's progress engine): yield the CPU
+        but never sleep, and return True about every :data:`MAX_SLEEP` seconds for the
+        slow checks.
         """
         self._rounds += 1
         if self._rounds < self._spin:
@@ -51,7 +53,7 @@ class Backoff:
         now = time.monotonic()
         if self._rounds == self._spin:
             self._yield_until = now + self._yield_for
-        if busy:
+        if busy is not None and busy():
             os.sched_yield()
             if now < self._yield_until:
                 return False
