@@ -88,6 +88,22 @@ def test_set_ups_that_cannot_work_fail_on_every_rank(env, nodes, expected) -> No
     assert proc.stderr.count(expected) == 2, proc.stderr[-3000:]
 
 
+def test_a_node_segment_made_for_another_job_is_refused_on_every_rank() -> None:
+    """The leader's segment does not hold this node's layout (as a segment of another job
+    would not): every rank fails to attach and every rank of the job says why."""
+    code = (
+        "from treecast.transports import mpi\n"
+        "made = mpi.create_world_segment\n"
+        "mpi.create_world_segment = lambda job, n, cap: made(job, n + 1, cap)\n"
+        "import treecast; treecast.world(); print('started')"
+    )
+    proc = _bootstrap(code, nodes="2", n=4)
+    assert proc.returncode != 0 and "started" not in proc.stdout
+    assert proc.stderr.count("cannot set up the nodes") == 4, proc.stderr[-3000:]
+    assert "could not attach the node segment" in proc.stderr
+    assert "expected 0x7472656563617374 version 2 size 2" in proc.stderr
+
+
 def test_missing_mpi4py_is_an_error_not_a_world_of_one() -> None:
     code = (
         "import sys; sys.modules['mpi4py'] = None\n"
