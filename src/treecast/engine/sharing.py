@@ -239,12 +239,18 @@ def _leader_receive(
     try:
         leaders.Bcast(np.frombuffer(mm, np.uint8, nbytes), root=0, timeout=timeout)
     except BaseException:
-        if got is not None:
-            pool.discard(got)
-        if fresh:
-            pool.memory.unlink(name)
+        _drop(pool, got, fresh, name)
         raise
     return (name, fresh, capacity, stream, layout), mm, None
+
+
+def _drop(pool: SharePool, got: Any, fresh: bool, name: str) -> None:
+    """Give up a segment from :func:`_segment_for` whose bytes never all arrived: never
+    offer the pool's entry again, and unlink a new one's name."""
+    if got is not None:
+        pool.discard(got)
+    if fresh:
+        pool.memory.unlink(name)
 
 
 def _segment_for(pool: SharePool, nbytes: int, call: int) -> tuple[str, mmap.mmap, bool, int, Any]:
@@ -286,10 +292,7 @@ def _write_shared(pool: SharePool, obj: Any, call: int) -> tuple[Any, mmap.mmap 
             view[off : off + n] = b.cast("B")
         del view
     except BaseException:
-        if got is not None:
-            pool.discard(got)
-        if fresh:
-            pool.memory.unlink(name)
+        _drop(pool, got, fresh, name)
         raise
     # pooled segments are sent with their capacity (receivers map exactly that much)
     return (name, fresh, capacity, stream, layout), mm
