@@ -34,6 +34,7 @@ from .plans import Caller, NodeCall, Plan
 from .request import Request
 from .selection.rules import select
 from .transports.base import Call, alloc_frame, describe
+from .transports.capabilities import NODE_MEMORY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -170,7 +171,7 @@ class Collectives:
         def _next_tag(self) -> int: ...
         def _live(self, op: str) -> None: ...
         def _node_memory(self, what: str) -> NodeMemory: ...
-        def _node_split(self, root: int) -> tuple[Any, Any]: ...
+        def _node_split(self, root: int) -> tuple[Any, Any, int]: ...
 
     # ---- running a plan --------------------------------------------------------------------
     def _caller(self, name: str) -> Caller:
@@ -234,12 +235,33 @@ class Collectives:
         comm: Any = self
         if node.kind == "bcast":
             (views,) = node.args
+            if self._nodes is not None:
+                self._bcast_across_nodes(views, what.root, timeout, what)
+                return
             arena_of(comm).bcast(comm, views, what.root, timeout, what)
         elif node.kind == "allreduce":
             inp, out, op = node.args
             reduce_arena_of(comm).allreduce(comm, inp, out, op, timeout, what)
         else:
             raise NotImplementedError(f"node-level {node.kind}")
+
+    def _bcast_across_nodes(
+        self, views: list[memoryview], root: int, timeout: float | None, what: Call
+    ) -> None:
+        """The bytes of a broadcast on a communicator that spans nodes: among the node
+        leaders (the root, and the first rank of each other node: one transfer into each
+        node), then inside each node through its arena (one write, every rank reads)."""
+        node, leaders, local_root = self._node_split(root)
+        if leaders is not None:
+            for view in views:
+                leaders.Bcast(view, root=0, timeout=timeout)
+        if node.size == 1:
+            return
+        if NODE_MEMORY in node._caps:
+            arena_of(node).bcast(node, views, local_root, timeout, what)
+        else:
+            for view in views:
+                node.Bcast(view, root=local_root, timeout=timeout)
 
     def _allgather_small(self, obj: Any, what: Call) -> list[Any]:
         """Every rank's small object, in rank order, on the engine with ``what`` as the
@@ -387,6 +409,8 @@ class Collectives:
         """The out-of-band buffers of a broadcast object that go through node memory: the
         root picks by their size (the others cannot know it) and says so in the message."""
         big = sum(f.nbytes for f in frames[1:])
+        if self._nodes is not None:  # leaders, then each node's arena
+            return frames[1:] if plans.node_stage(self._nodes, big) else None
         algo = select("bcast", self.size, big, capabilities=capabilities)
         return frames[1:] if algo.node_level else None
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _mpi4py_names
+from .algorithms.hierarchical import Layout
 from .collectives import Collectives
 from .constants import (
     ANY_SOURCE,
@@ -608,10 +609,11 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
             )
         return self._t.node_memory(what)
 
-    def _node_split(self, root: int) -> tuple[Comm, Comm | None]:
-        """For a communicator that spans nodes: its ranks on this rank's node, and the
-        leaders of a call rooted at ``root`` (the root, and the first rank of every other
-        node; the root is their rank 0), or None on a rank that is not one. Made once
+    def _node_split(self, root: int) -> tuple[Comm, Comm | None, int]:
+        """For a communicator that spans nodes: its ranks on this rank's node; the leaders
+        of a call rooted at ``root`` (the root, and the first rank of every other node; the
+        root is their rank 0), or None on a rank that is not one; and the rank of this
+        node's leader in the node's communicator. The communicators are made once
         (collectively, inside the first such call) and kept."""
         nodes = self._nodes
         assert nodes is not None
@@ -627,7 +629,9 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
             cache[key] = self.split(
                 0 if lead else UNDEFINED, 0 if self.rank == root else 1 + self.rank
             )
-        return node, cache[key]
+        here = nodes[self.rank] == nodes[root]
+        local_root = sum(1 for q in range(root) if nodes[q] == nodes[root]) if here else 0
+        return node, cache[key], local_root
 
     def free(self) -> None:
         """Release the communicator; later calls on it raise CommunicatorClosedError.
@@ -661,7 +665,7 @@ def node_facts(
     if ids is None:
         return None, transport.capabilities
     number: dict[int, int] = {}
-    nodes = tuple(number.setdefault(ids[w], len(number)) for w in group)
+    nodes = Layout(number.setdefault(ids[w], len(number)) for w in group)
     if len(number) == 1:
         return None, transport.capabilities
     return nodes, transport.capabilities - NODE_LOCAL

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SenderFailedError, SerializationError, TreecastError
+from ..errors import SerializationError, TreecastError
 from ..message import frames as frames_mod
 from .share_pool import Members, SharePool, pool_of
 
@@ -191,57 +191,87 @@ def _share_across_nodes(comm: Members, obj: Any, root: int, timeout: float | Non
     segment, the other nodes' leaders receive the bytes straight into a segment of their
     own node (one transfer per node, over the leaders' communicator), then each node shares
     its segment as on one node. The leader of the root's node is the root."""
-    node, leaders = comm._node_split(root)
+    node, leaders, node_root = comm._node_split(root)
     pool = pool_of(node)
     call = pool.enter()
     desc: Any = None
     mm: mmap.mmap | None = None
     failure: BaseException | None = None
-    if comm.rank == root:
-        desc, mm, failure = _root_write(pool, obj, call, root)
-        assert leaders is not None
-        head = desc if failure is not None else (desc[3], desc[4], _extent(desc[4]))
-        leaders.bcast(head, root=0, timeout=timeout)
-        if failure is None and mm is not None:
-            leaders.Bcast(np.frombuffer(mm, np.uint8, head[2]), root=0, timeout=timeout)
-    elif leaders is not None:
-        desc, mm, failure = _leader_receive(leaders, pool, call, root, timeout)
-    nodes = comm._nodes
-    assert nodes is not None
-    here = nodes[comm.rank] == nodes[root]
-    node_root = sum(1 for q in range(root) if nodes[q] == nodes[root]) if here else 0
+    if leaders is not None:
+        desc, mm, failure = _leaders_stage(
+            leaders, pool, call, obj, comm.rank, root, comm.rank == root, timeout
+        )
     return _distribute(node, pool, node_root, desc, mm, failure, timeout)
+
+
+def _leaders_stage(
+    leaders: Members,
+    pool: SharePool,
+    call: int,
+    obj: Any,
+    me: int,
+    root: int,
+    is_root: bool,
+    timeout: float | None,
+) -> tuple[Any, mmap.mmap | None, BaseException | None]:
+    """A node leader's part of :func:`_share_across_nodes`: the root writes its segment and
+    sends the stream and layout; every other leader makes a segment of its node; the
+    leaders agree that all of them have one, then the bytes go straight into them. Returns
+    this node's description and mapping, or a marker and the error for the whole node (a
+    failing leader, or root, makes every rank of every node raise, naming it)."""
+    got: Any = None
+    if is_root:
+        desc, mm, failure = _root_write(pool, obj, call, root)
+        if failure is not None:
+            leaders.bcast((None, desc.message, 0), root=0, timeout=timeout)
+            return desc, None, failure
+        stream, layout, nbytes = desc[3], desc[4], _extent(desc[4])
+        leaders.bcast((stream, layout, nbytes), root=0, timeout=timeout)
+    else:
+        stream, layout, nbytes = leaders.bcast(None, root=0, timeout=timeout)
+        if stream is None:  # the root could not pickle or write: layout holds why
+            marker = frames_mod.SendFailed(root, layout)
+            return marker, None, marker.error("bcast(copy=False)")
+        desc, mm, failure = (None, True, 0, stream, layout), None, None
+        if nbytes:
+            try:
+                name, mm, fresh, capacity, got = _segment_for(pool, nbytes, call)
+                desc = (name, fresh, capacity, stream, layout)
+            except Exception as exc:  # agreed on below: nobody waits for this node
+                failure = exc
+    why = None if failure is None else f"{type(failure).__name__}: {failure}"
+    problems = [(r, w) for r, w in leaders.allgather((me, why)) if w is not None]
+    try:
+        if problems:
+            rank, first = problems[0]
+            marker = frames_mod.SendFailed(
+                rank, f"that node leader could not make its node's copy: {first}"
+            )
+            return marker, None, failure or marker.error("bcast(copy=False)")
+        if nbytes:
+            assert mm is not None
+            leaders.Bcast(np.frombuffer(mm, np.uint8, nbytes), root=0, timeout=timeout)
+        return desc, mm, None
+    except BaseException:
+        problems = problems or [(me, "raised")]
+        raise
+    finally:
+        if problems and failure is None and desc is not None and desc[0] is not None:
+            _release(pool, got, desc)
+
+
+def _release(pool: SharePool, got: Any, desc: Any) -> None:
+    """Give up the segment ``desc`` names (``got``: a non-root leader's pool entry) when
+    the broadcast fails after it was made: never offer it again, unlink a new one."""
+    name, fresh, capacity = desc[0], desc[1], desc[2]
+    if got is None and capacity:
+        got = pool.segments.get(str(name))
+    _drop(pool, got, fresh, name)
 
 
 def _extent(layout: list[tuple[int, int]]) -> int:
     """Bytes of a segment that holds buffers at ``layout``'s (offset, size)."""
     return max((off + n for off, n in layout), default=0)
-
-
-def _leader_receive(
-    leaders: Members, pool: SharePool, call: int, root: int, timeout: float | None
-) -> tuple[Any, mmap.mmap | None, BaseException | None]:
-    """A non-root leader's part of :func:`_share_across_nodes`: take the stream and the
-    layout, then the buffers' bytes into a segment of this node."""
-    try:
-        head = leaders.bcast(None, root=0, timeout=timeout)
-    except SenderFailedError as exc:  # the root could not pickle or write: tell the node
-        return frames_mod.SendFailed(root, str(exc)), None, exc
-    stream, layout, nbytes = head
-    if not nbytes:
-        return (None, True, 0, stream, layout), None, None
-    try:
-        name, mm, fresh, capacity, got = _segment_for(pool, nbytes, call)
-    except OSError as exc:
-        # still take the bytes (the other leaders wait on this one in the broadcast)
-        leaders.Bcast(np.empty(nbytes, np.uint8), root=0, timeout=timeout)
-        return frames_mod.SendFailed(root, f"{type(exc).__name__}: {exc}"), None, exc
-    try:
-        leaders.Bcast(np.frombuffer(mm, np.uint8, nbytes), root=0, timeout=timeout)
-    except BaseException:
-        _drop(pool, got, fresh, name)
-        raise
-    return (name, fresh, capacity, stream, layout), mm, None
 
 
 def _drop(pool: SharePool, got: Any, fresh: bool, name: str) -> None:

@@ -140,6 +140,8 @@ class MpiTransport(ShmTransport):
         self._closed_peers: set[int] = set()
         self._status = MPI.Status()
         self._active_at = 0.0
+        # the ranks of this node share its cores (the base counts every rank of the world)
+        self._oversubscribed = len(self._members) > (os.cpu_count() or 1)
         self.inter_node_bytes = 0
         """Bytes this rank has sent to other nodes (headers excluded)."""
 
@@ -149,6 +151,8 @@ class MpiTransport(ShmTransport):
             super()._start_send(op)
             return
         if self._closed:
+            if op.ctx == ACK_CTX:  # a synchronous send matched after close: nobody waits
+                return
             raise CommunicatorClosedError(f"rank {self.rank}: the MPI transport is closed")
         frames = op.frames
         n = len(frames)
@@ -288,8 +292,8 @@ class MpiTransport(ShmTransport):
     # ---- closing --------------------------------------------------------------------------
     def _flush_mpi(self) -> None:
         """Before closing: complete the MPI sends still in flight to ranks that have not
-        closed (a synchronous send's acknowledgement as long as it takes, other data for
-        at most :data:`~.shm.FLUSH_SECONDS`), then cancel the receives in flight."""
+        closed (for at most :data:`~.shm.FLUSH_SECONDS`; acknowledgements of synchronous
+        sends are small, copied and complete at once), then cancel the receives in flight."""
         deadline = time.monotonic() + FLUSH_SECONDS
         backoff = Backoff(self._oversubscribed)
         while self._sends:
@@ -297,8 +301,7 @@ class MpiTransport(ShmTransport):
             live = [t for t in self._sends if t.op is None or t.op.dest not in self._closed_peers]
             if not live:
                 break
-            acks = any(t.op is not None and t.op.ctx == ACK_CTX for t in live)
-            if time.monotonic() > deadline and not acks:
+            if time.monotonic() > deadline:
                 print(
                     f"treecast: rank {self.rank} exits with {len(live)} message(s) to other "
                     f"nodes not taken after {FLUSH_SECONDS:g} s; they are dropped",

@@ -46,4 +46,32 @@ if r in (0, other):
         else:
             raise AssertionError("a barrier that met a bcast raised nothing")
 w.barrier()
+
+# bcast(copy=False): the other node's leader cannot make its node's copy; every rank of
+# every node raises (none waits), naming it; the next broadcast works
+import numpy as np  # noqa: E402
+
+from treecast.engine import sharing  # noqa: E402
+
+made = sharing._segment_for
+if r == other:
+
+    def refuse(*args):
+        raise OSError("no room in /dev/shm (injected)")
+
+    sharing._segment_for = refuse
+try:
+    w.bcast({"a": np.arange(1000)} if r == 0 else None, root=0, copy=False)
+except OSError as exc:
+    assert r == other and "injected" in str(exc), (r, exc)
+except treecast.SenderFailedError as exc:
+    assert r != other and f"rank {other} could not send" in str(exc), (r, exc)
+    assert "injected" in str(exc), exc
+else:
+    raise AssertionError(f"rank {r}: a failed node copy raised nothing")
+sharing._segment_for = made
+got = w.bcast({"a": np.arange(1000)} if r == 0 else None, root=0, copy=False)
+assert int(got["a"].sum()) == 499500
+del got
+w.barrier()
 print(f"rank {r}: ok", flush=True)
