@@ -34,6 +34,12 @@ def test_every_collective_every_root(placement: str) -> None:
     _ranks_say(proc, "collectives ok")
 
 
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_large_broadcasts_through_each_nodes_arena(placement: str) -> None:
+    proc = run_job("node_stage_job.py", n=6, nodes=PLACEMENTS[placement], env=OK_TIMEOUT)
+    _ranks_say(proc, "node stage ok", n=6)
+
+
 def test_mpich_cliques_are_nodes() -> None:
     """MPICH's own fake nodes (MPIR_CVAR_NUM_CLIQUES, interleaved): Split_type gives them,
     and treecast takes its nodes from Split_type."""

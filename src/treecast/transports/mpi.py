@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import struct
 import sys
 import time
@@ -113,6 +114,8 @@ class MpiTransport(ShmTransport):
         segment: the node segment's name.
         job: the node's token, which names its node-memory segments.
         pids: the process id of each rank of ``members``.
+        host_ranks: how many ranks of the job run on this machine (fake nodes share it);
+            default: this node's.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class MpiTransport(ShmTransport):
         segment: str,
         job: str,
         pids: Sequence[int],
+        host_ranks: int | None = None,
     ) -> None:
         from mpi4py import MPI
 
@@ -140,8 +144,8 @@ class MpiTransport(ShmTransport):
         self._closed_peers: set[int] = set()
         self._status = MPI.Status()
         self._active_at = 0.0
-        # the ranks of this node share its cores (the base counts every rank of the world)
-        self._oversubscribed = len(self._members) > (os.cpu_count() or 1)
+        # the ranks on this machine share its cores (the base counts every rank of the world)
+        self._oversubscribed = (host_ranks or len(self._members)) > (os.cpu_count() or 1)
         self.inter_node_bytes = 0
         """Bytes this rank has sent to other nodes (headers excluded)."""
 
@@ -434,7 +438,7 @@ def start(why: str, environ: Mapping[str, str]) -> MpiTransport:
         node = world.Split(fake[rank], rank)
     members = tuple(node.allgather(rank))
     pids = node.allgather(os.getpid())
-    first = world.allgather(members[0])
+    first, hosts = zip(*world.allgather((members[0], socket.gethostname())), strict=True)
     number: dict[int, int] = {}
     node_ids = tuple(number.setdefault(f, len(number)) for f in first)
     job, segment, failure = node.bcast(
@@ -443,7 +447,8 @@ def start(why: str, environ: Mapping[str, str]) -> MpiTransport:
     transport = None
     if failure is None:
         try:
-            transport = MpiTransport(world, members, node_ids, segment, job, pids)
+            here = hosts.count(socket.gethostname())
+            transport = MpiTransport(world, members, node_ids, segment, job, pids, here)
         except (OSError, ValueError) as exc:
             failure = (
                 f"rank {rank} could not attach the node segment {segment} that rank "
