@@ -322,13 +322,16 @@ class Collectives:
             self._live("barrier")
         # plans.plan_barrier, inlined: a barrier is all latency
         caps, nodes = self._caps, self._nodes
-        spans = 1 if nodes is None else node_count(nodes)
-        algo = select("barrier", self.size, 0, capabilities=caps, nodes=spans)
+        if nodes is None:  # one node: the call as it was before layouts existed
+            algo = select("barrier", self.size, 0, capabilities=caps)
+            steps = algo.steps(self.rank, self.size, 0, 0)
+        else:
+            algo = select("barrier", self.size, 0, capabilities=caps, nodes=node_count(nodes))
+            steps = algo.steps(self.rank, self.size, 0, 0, True, nodes)
         what = self._begin("barrier", -1)
         if DEBUG:
             self._debug_check(what, -1)
         store = BufferStore([_NOTHING], _WHOLE_EMPTY)
-        steps = algo.steps(self.rank, self.size, 0, 0, True, nodes)
         run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
 
     Barrier = barrier
