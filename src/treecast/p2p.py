@@ -224,11 +224,15 @@ class PointToPoint:
                     return frames_mod.loads_message([memoryview(got[0])], "recv")
         r = t.irecv(self._ctx, wsrc, tag, None)
         if not r.done:
-            t.wait_op(
-                r,
-                timeout,
-                f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} (tag {tag}) on {self.name}",
-            )
+            try:
+                t.wait_op(
+                    r,
+                    timeout,
+                    f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} (tag {tag}) on {self.name}",
+                )
+            except BaseException:  # a retry must not lose its message to this receive
+                t.cancel(r)
+                raise
         if r.error is not None:
             raise r.error
         if status is not None:
@@ -256,7 +260,7 @@ class PointToPoint:
         self._peer(source, "source", "sendrecv", any_ok=True)
         self._tag(recvtag, "recvtag", "sendrecv", any_ok=True)
         sreq = self.isend(sendobj, dest, sendtag)
-        obj = self._irecv_obj(source, recvtag, "sendrecv").wait(status, timeout)
+        obj = self._irecv_obj(source, recvtag, "sendrecv")._wait_blocking(status, timeout)
         sreq.wait(timeout=timeout)
         return obj
 
@@ -487,7 +491,7 @@ class PointToPoint:
             for _ in range(SPIN_INLINE):
                 if t.recv_inline(self._ctx, self._group[source], tag, view) is not None:
                     return
-        self.Irecv(buf, source, tag).wait(status, timeout)
+        self.Irecv(buf, source, tag)._wait_blocking(status, timeout)
 
     def Sendrecv(
         self,
@@ -514,7 +518,7 @@ class PointToPoint:
         self._tag(sendtag, "sendtag", "Sendrecv")
         rreq = self.Irecv(recvbuf, source, recvtag)
         sreq = self.Isend(sendbuf, dest, sendtag)
-        rreq.wait(status, timeout)
+        rreq._wait_blocking(status, timeout)
         sreq.wait(timeout=timeout)
 
     def Sendrecv_replace(
@@ -541,7 +545,7 @@ class PointToPoint:
         outgoing = bytes(view)  # before the receive is posted: it may land at once
         rreq = self.Irecv(view, source, recvtag)
         sreq = self.Isend(outgoing, dest, sendtag)
-        rreq.wait(status, timeout)
+        rreq._wait_blocking(status, timeout)
         sreq.wait(timeout=timeout)
 
     # ---- persistent requests ----------------------------------------------------------------

@@ -167,6 +167,18 @@ class Request:
             else:
                 self._transport.wait(self._ready, timeout, what)
 
+    def _wait_blocking(self, status: Status | None = None, timeout: float | None = None) -> Any:
+        """:meth:`wait`, for a blocking call that made this request: when the wait fails (a
+        timeout, a dead peer), a receive that has not matched yet is withdrawn, so that it
+        cannot take the message a later call (a retry) waits for."""
+        try:
+            return self.wait(status, timeout)
+        except BaseException:
+            op = self._op
+            if isinstance(op, RecvOp) and self._transport is not None:
+                self._transport.cancel(op)
+            raise
+
     def wait(self, status: Status | None = None, timeout: float | None = None) -> Any:
         """Block until complete; return the received object (object receives and object
         collectives) or None. A null request returns None at once.

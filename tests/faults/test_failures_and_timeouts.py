@@ -296,3 +296,58 @@ def test_an_acknowledgement_queued_at_exit_waits_for_a_busy_reader(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "completed"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("form", ["recv", "Recv", "sendrecv", "Sendrecv"])
+def test_a_receive_retried_after_a_timeout_gets_the_message(form):
+    """A blocking receive that timed out is withdrawn: the retry, not the abandoned
+    receive, takes the message that comes later (before, the retry waited forever)."""
+    import threading
+
+    import numpy as np
+
+    from treecast.comm import Comm
+    from treecast.transports.inproc import InprocWorld
+
+    world = InprocWorld(2)
+    out: dict[str, object] = {}
+
+    def receive(c, timeout):
+        if form == "recv":
+            return c.recv(source=1, tag=5, timeout=timeout)
+        if form == "sendrecv":
+            return c.sendrecv(None, dest=1, sendtag=9, source=1, recvtag=5, timeout=timeout)
+        buf = np.zeros(3, np.int64)
+        if form == "Recv":
+            c.Recv(buf, source=1, tag=5, timeout=timeout)
+        else:
+            c.Sendrecv(
+                np.zeros(1), dest=1, sendtag=9, recvbuf=buf, source=1, recvtag=5, timeout=timeout
+            )
+        return buf.tolist()
+
+    def rank0():
+        c = Comm(world[0], range(2), 0, "world")
+        try:
+            receive(c, 0.2)
+        except treecast.TimeoutError:
+            out["timed out"] = True
+        c.send("go", dest=1)
+        out["got"] = receive(c, 10)
+
+    def rank1():
+        c = Comm(world[1], range(2), 0, "world")
+        c.recv(source=0, tag=0)
+        late = [1, 2, 3]
+        if form in ("recv", "sendrecv"):
+            c.send(late, dest=0, tag=5)
+        else:
+            c.Send(np.array(late, np.int64), dest=0, tag=5)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (rank0, rank1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert out == {"timed out": True, "got": [1, 2, 3]}
