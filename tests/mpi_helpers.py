@@ -9,28 +9,16 @@ ones a job made are removed after it.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from treecast.bench import mpiexec_path
+
 JOBS = Path(__file__).with_name("mpi") / "jobs"
 PLACEMENTS = {"contiguous": "2", "interleaved": "2:interleaved"}
 """Placement name -> ``TREECAST_FAKE_NODES``."""
-
-
-def mpiexec_path() -> str:
-    """MPICH's ``mpiexec`` next to this Python (the ``mpich`` wheel), else on ``PATH``.
-
-    Raises:
-        RuntimeError: there is none (install the ``dev`` extra: ``pip install -e .[dev]``).
-    """
-    here = Path(sys.executable).with_name("mpiexec")
-    found = str(here) if here.exists() else shutil.which("mpiexec")
-    if not found:
-        raise RuntimeError("no mpiexec: install the dev extra (pip install -e '.[dev]')")
-    return found
 
 
 def _mpich_segments() -> set[str]:

@@ -198,9 +198,9 @@ def run(args: argparse.Namespace) -> int:
     n = str(args.nprocs)
     cliques = ["env", f"MPIR_CVAR_NUM_CLIQUES={args.nodes}"] if args.nodes else []
     launchers = {"treecast": [sys.executable, "-m", "treecast", "run", "-n", n]}
-    if args.launcher == "mpiexec":
-        launchers["treecast"] = [*cliques, _mpiexec(), "-n", n]
-    if mpiexec:
+    if mpiexec and args.launcher == "mpiexec":
+        launchers["treecast"] = [*cliques, mpiexec, "-n", n]
+    if mpiexec and args.compare:
         launchers["mpi4py"] = [*cliques, mpiexec, "-n", n]
     rows = summarize(sizes, _measure(args, sizes, launchers))
     rooted = args.op.lower() in ("bcast", "gather", "scatter", "reduce")
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         header += f", under mpiexec ({args.nodes or 1} node(s))"
     if args.repeat > 1:
         header += f", median of {args.repeat} alternating runs"
-    print("\n".join(table(header, rows, ranges=args.repeat > 1 and mpiexec is not None)))
+    print("\n".join(table(header, rows, ranges=args.repeat > 1 and args.compare is not None)))
     if args.csv:
         _write_csv(args.csv, rows)
     if args.json:
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _checked(args: argparse.Namespace) -> tuple[list[int], str | None]:
     """``(sizes, mpiexec)`` for ``args``, checked before any measuring; mpiexec is None
-    unless ``--compare`` asks for it.
+    unless ``--compare`` or ``--launcher mpiexec`` needs it.
 
     Raises:
         ValueError: a bad option, or a tool an option needs is missing (the message says which).
@@ -259,13 +259,11 @@ def _checked(args: argparse.Namespace) -> tuple[list[int], str | None]:
         raise ValueError("--nodes needs --launcher mpiexec")
     if args.nodes < 0 or args.nodes > args.nprocs:
         raise ValueError(f"--nodes must be between 1 and -n {args.nprocs}, got {args.nodes}")
-    if args.launcher == "mpiexec":
-        _mpiexec()
-    mpiexec = _mpiexec() if args.compare else None
+    mpiexec = mpiexec_path() if args.compare or args.launcher == "mpiexec" else None
     return sizes, mpiexec
 
 
-def _mpiexec() -> str:
+def mpiexec_path() -> str:
     """The ``mpiexec`` next to this Python (the ``mpich`` wheel), else on ``PATH``.
 
     Raises:

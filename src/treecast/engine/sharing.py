@@ -241,23 +241,22 @@ def _leaders_stage(
                 failure = exc
     why = None if failure is None else f"{type(failure).__name__}: {failure}"
     problems = [(r, w) for r, w in leaders.allgather((me, why)) if w is not None]
-    try:
-        if problems:
-            rank, first = problems[0]
-            marker = frames_mod.SendFailed(
-                rank, f"that node leader could not make its node's copy: {first}"
-            )
-            return marker, None, failure or marker.error("bcast(copy=False)")
-        if nbytes:
-            assert mm is not None
-            leaders.Bcast(np.frombuffer(mm, np.uint8, nbytes), root=0, timeout=timeout)
-        return desc, mm, None
-    except BaseException:
-        problems = problems or [(me, "raised")]
-        raise
-    finally:
-        if problems and failure is None and desc is not None and desc[0] is not None:
+    if problems:
+        if failure is None and desc[0] is not None:  # this leader's segment goes unused
             _release(pool, got, desc)
+        rank, first = problems[0]
+        marker = frames_mod.SendFailed(
+            rank, f"that node leader could not make its node's copy: {first}"
+        )
+        return marker, None, failure or marker.error("bcast(copy=False)")
+    if nbytes:
+        assert mm is not None
+        try:
+            leaders.Bcast(np.frombuffer(mm, np.uint8, nbytes), root=0, timeout=timeout)
+        except BaseException:
+            _release(pool, got, desc)
+            raise
+    return desc, mm, None
 
 
 def _release(pool: SharePool, got: Any, desc: Any) -> None:

@@ -116,9 +116,7 @@ def _start_mpi(why: str) -> Transport:
     if sweeper is not None:
         (directory, stem), pids = sweeper
         reaper.start(directory, stem, pids)
-    from mpi4py import MPI
-
-    mpi.abort_on_uncaught(transport, MPI.COMM_WORLD.Abort)
+    mpi.abort_on_uncaught(transport)
     return transport
 
 

@@ -348,12 +348,9 @@ class MpiTransport(ShmTransport):
             return
         remote = [r for r in range(self.size) if self._remote[r]]
         backoff = Backoff(self._oversubscribed)
-        try:
-            while not self._closed_peers.issuperset(remote):
-                if not self._progress_mpi():
-                    backoff.pause()
-        except CommunicatorClosedError:
-            pass  # a synchronous send that came after close cannot be acknowledged any more
+        while not self._closed_peers.issuperset(remote):
+            if not self._progress_mpi():
+                backoff.pause()
 
 
 def _always() -> bool:
@@ -436,8 +433,7 @@ def start(why: str, environ: Mapping[str, str]) -> MpiTransport:
         node = world.Split_type(MPI.COMM_TYPE_SHARED, rank)
     else:
         node = world.Split(fake[rank], rank)
-    members = tuple(node.allgather(rank))
-    pids = node.allgather(os.getpid())
+    members, pids = zip(*node.allgather((rank, os.getpid())), strict=True)
     first, hosts = zip(*world.allgather((members[0], socket.gethostname())), strict=True)
     number: dict[int, int] = {}
     node_ids = tuple(number.setdefault(f, len(number)) for f in first)
@@ -493,7 +489,7 @@ def _make_node_segment(
         return "", "", f"rank {rank} could not make its node segment: {exc}"
 
 
-def abort_on_uncaught(transport: MpiTransport, mpi_abort: Callable[[int], None]) -> None:
+def abort_on_uncaught(transport: MpiTransport) -> None:
     """Make an uncaught exception end the whole MPI job, as ``python -m mpi4py`` does:
     print its traceback first, mark this rank dead on its node, then ``MPI_Abort``."""
     previous = sys.excepthook
@@ -505,6 +501,6 @@ def abort_on_uncaught(transport: MpiTransport, mpi_abort: Callable[[int], None])
             sys.stdout.flush()
             transport.mark_self_dead()
         finally:
-            mpi_abort(1)
+            transport._MPI.COMM_WORLD.Abort(1)
 
     sys.excepthook = hook
