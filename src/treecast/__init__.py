@@ -14,6 +14,7 @@ from .constants import ANY_SOURCE, ANY_TAG, IN_PLACE, PROC_NULL, TAG_UB, UNDEFIN
 from .errors import (
     CollectiveMismatchError,
     CommunicatorClosedError,
+    DeadlockError,
     DeserializationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -80,6 +81,7 @@ __all__ = [
     "CollectiveMismatchError",
     "Comm",
     "CommunicatorClosedError",
+    "DeadlockError",
     "DeserializationError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",

@@ -221,6 +221,13 @@ class TimeoutError(TreecastError, builtins.TimeoutError):
     """A blocking call did not complete within its timeout."""
 
 
+class DeadlockError(TimeoutError):
+    """Every running rank of the job is blocked in a treecast call and nothing has moved
+    for a settle time: no call can complete, so each blocked rank raises this (no timeout
+    needed). The message is the hang report: each rank's operation, sequence number, root
+    and the peer it waits for."""
+
+
 class MissingCapabilityError(TreecastError):
     """An operation needs a capability (``node_memory``, say) that the communicator's
     transport does not offer; the message names the operation, the capability and the

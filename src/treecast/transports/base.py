@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from ..errors import (
     CommunicatorClosedError,
+    DeadlockError,
     InvalidArgumentError,
     MissingCapabilityError,
     ProcessFailedError,
@@ -48,6 +49,7 @@ from ..errors import (
 )
 from ..message.pool import alloc_frame
 from .capabilities import NODE_MEMORY
+from .deadlock import Watch, settle_from_env
 from .node_memory import NodeMemory
 from .wait import Backoff, oversubscribed
 
@@ -339,6 +341,12 @@ class Transport(ABC):
         self._background: list[Callable[[], bool]] = []
         self._sync_seq = 0
         self._sync_pending: dict[tuple[int, int], SendOp] = {}
+        self.deadlock_settle = settle_from_env()
+        self._watch: Watch | None = None
+        """Deadlock detection (:mod:`.deadlock`), where the transport can see every rank."""
+        self.collectives_failed = 0
+        """Collective waits of this rank that raised (timeout, failure, deadlock): messages
+        of those collectives may be left unreceived without the ranks disagreeing."""
 
     # ---- subclass interface -------------------------------------------------------------
     @abstractmethod
@@ -707,6 +715,8 @@ class Transport(ABC):
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first; the message is a hang report.
+            DeadlockError: every running rank is blocked and nothing moves (see
+                :mod:`.deadlock`); the message is a hang report.
             ProcessFailedError: a peer or the launcher died, or the peer it waits for (or
                 every other rank) finished without completing it; the message names the
                 operation.
@@ -719,6 +729,7 @@ class Transport(ABC):
         deadline = None if timeout is None else time.monotonic() + timeout
         blocked: _Blocked | None = None
         busy = self._busy
+        watch = self._watch
         try:
             while True:
                 moved = self._poll()
@@ -728,16 +739,26 @@ class Transport(ABC):
                     return
                 if moved:
                     backoff = Backoff(self._oversubscribed)
+                    if blocked is not None and watch is not None:
+                        watch.moved()
                     continue
                 if backoff.pause(busy):
                     if blocked is None:
                         blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)
+                        if watch is not None:
+                            watch.block(peer, deadline is not None)
                     if self._still_blocked(blocked):
                         return
+        except BaseException:
+            if not isinstance(what, str):
+                self.collectives_failed += 1
+            raise
         finally:
             if blocked is not None:
                 self.publish_activity(None)
+                if watch is not None:
+                    watch.unblock(deadline is not None)
 
     def _still_blocked(self, b: _Blocked) -> bool:
         """The checks of a wait that has nothing to do (off the hot path): True if it is
@@ -746,6 +767,8 @@ class Transport(ABC):
         Raises:
             TimeoutError, ProcessFailedError: as :meth:`wait`.
         """
+        if self._watch is not None and self._watch.condemned():
+            raise self._deadlock(b.what)
         if b.deadline is not None and time.monotonic() > b.deadline:
             raise TimeoutError(
                 f"rank {self.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
@@ -783,7 +806,22 @@ class Transport(ABC):
                 + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
                 (peer, *dead),
             )
-        return self._check_peers_for(b.what, peer, b.peer_only, done)
+        if self._check_peers_for(b.what, peer, b.peer_only, done):
+            return True
+        if self._watch is not None and self._watch.deadlocked():
+            if self._drained(done):
+                return True
+            raise self._deadlock(b.what)
+        return False
+
+    def _deadlock(self, what: Activity) -> DeadlockError:
+        settle = self._watch.settle if self._watch is not None else 0.0
+        return DeadlockError(
+            f"rank {self.rank}: deadlock in {describe(what)}: every running rank is blocked "
+            f"in a treecast call and nothing has moved for {settle:g} s, so none can "
+            f"complete (found without a timeout; TREECAST_DEADLOCK_SECONDS=0 turns this "
+            f"check off)\n" + self.hang_report(what)
+        )
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""

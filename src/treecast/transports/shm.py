@@ -42,6 +42,7 @@ from .base import (
     describe,
 )
 from .capabilities import CMA, FAILURE_DETECTION, INLINE_SMALL, NODE_MEMORY
+from .deadlock import GONE, NEW, RUNNING, WORDS, Watch
 from .node_memory import ShmNodeMemory
 from .segments import SHM_DIR, attach_segment, job_stem, unlink_job_segments
 from .shm_layout import (
@@ -53,9 +54,11 @@ from .shm_layout import (
     STATE_ATTACHED,
     STATE_DEAD,
     STATE_FINALIZED,
+    STATE_NEW,
     STATE_OFFSET,
     VERSION,
     activity_offset,
+    board_offset,
     create_world_segment,
     mark_rank_dead,
     ring_offset,
@@ -195,6 +198,10 @@ class ShmTransport(Transport):
                 buf[i : i + RING_HEADER].cast("Q"), buf[i + RING_HEADER : i + RING_HEADER + cap]
             )
         self._state = buf[STATE_OFFSET : STATE_OFFSET + 8 * nslots].cast("Q")
+        board = board_offset(nslots)
+        self._board = buf[board : board + 8 * WORDS * nslots].cast("Q")
+        if self.deadlock_settle and nslots == size:  # every rank in sight (one node)
+            self._watch = Watch(self._board, me, self._slot_state, self.deadlock_settle)
         self._state[me] = STATE_ATTACHED
         self._in_peers = [p for p in self._members if p != rank]
         self._in_rings = [r for r in (self._in[p] for p in self._in_peers) if r is not None]
@@ -203,6 +210,13 @@ class ShmTransport(Transport):
     def node_memory(self, what: str = "node memory") -> ShmNodeMemory:
         """The job's POSIX shared-memory segments (``/treecast-<job>-*``)."""
         return self._node_memory
+
+    def _slot_state(self, slot: int) -> int:
+        """The deadlock detector's view of the rank in ``slot``."""
+        word = self._state[slot]
+        if word == STATE_NEW:
+            return NEW
+        return RUNNING if word == STATE_ATTACHED else GONE
 
     # ---- sending --------------------------------------------------------------------------
     def _start_send(self, op: SendOp) -> None:
@@ -487,6 +501,9 @@ class ShmTransport(Transport):
                     desc = "in " + describe(Call(coll, comm, seq, root))
                 else:
                     desc = "in " + name
+                peer = None if self._watch is None else self._watch.peer_of(slot)
+                if peer is not None:
+                    desc += f", waiting for rank {peer}"
             lines.append(f"  rank {r}: {desc}")
             if not isinstance(what, str) and act != mine:
                 missing.append(r)
@@ -552,7 +569,9 @@ class ShmTransport(Transport):
         self._flush()
         super().close()
         self._state[self._slot] = STATE_FINALIZED
+        self._watch = None
         self._state.release()
+        self._board.release()
         for ring in self._out:
             if ring is not None:
                 ring.ctrl.release()

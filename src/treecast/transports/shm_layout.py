@@ -10,6 +10,8 @@
                       activity[size]        per rank, 64 bytes: what the rank is blocked in
                                             (48-byte name, u64 sequence number, i64 root), all
                                             zero when it is not blocked; read for hang reports
+                      board[size]           per rank, 4 x u64: the deadlock detector's words
+                                            (see :mod:`.deadlock`)
     offset PAGE+    ring(src=0, dst=0), ring(0, 1), ..., ring(size-1, size-1)
                       each ring: u64 head @0 (bytes ever written, writer-owned)
                                  u64 tail @64 (bytes ever read, reader-owned)
@@ -24,10 +26,11 @@ from __future__ import annotations
 import mmap
 import struct
 
+from .deadlock import WORDS
 from .segments import create_segment, segment_name
 
 MAGIC = 0x7472656563617374  # "treecast"
-VERSION = 2
+VERSION = 3
 CTRL_FMT = "<QQQQ"
 RING_HEADER = 128
 HEAD_OFFSET = 0
@@ -46,9 +49,14 @@ def activity_offset(size: int) -> int:
     return STATE_OFFSET + 8 * size
 
 
+def board_offset(size: int) -> int:
+    """Offset of the deadlock detector's board (:mod:`.deadlock`) in the control page."""
+    return activity_offset(size) + ACTIVITY_BYTES * size
+
+
 def page_bytes(size: int) -> int:
     """Bytes of the control page for ``size`` ranks, a multiple of the OS page size."""
-    need = activity_offset(size) + ACTIVITY_BYTES * size
+    need = board_offset(size) + 8 * WORDS * size
     page = mmap.PAGESIZE
     return (need + page - 1) // page * page
 

@@ -7,6 +7,7 @@ import os
 from ..errors import InvalidRankError
 from .base import PeerState, SendOp, Transport
 from .capabilities import NODE_MEMORY
+from .deadlock import GONE, RUNNING, WORDS, Watch
 from .node_memory import ShmNodeMemory
 
 
@@ -26,6 +27,11 @@ class SingleRankTransport(Transport):
     def __init__(self, job: str | None = None) -> None:
         super().__init__(0, 1)
         self._node_memory = ShmNodeMemory(job or f"solo{os.getpid()}")
+        if self.deadlock_settle:  # a wait that nothing of this process can end
+            self._watch = Watch([0] * WORDS, 0, self._own_state, self.deadlock_settle)
+
+    def _own_state(self, slot: int) -> int:
+        return GONE if self._closed else RUNNING
 
     def node_memory(self, what: str = "node memory") -> ShmNodeMemory:
         """POSIX shared-memory segments named after the job (or after this process)."""
