@@ -30,8 +30,10 @@ from .constants import (
     TAG_UB,
     UNDEFINED,
 )
+from .engine.signatures import describe_leftovers
 from .errhandler import ERRORS_RETURN
 from .errors import (
+    CollectiveMismatchError,
     CommunicatorClosedError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -94,6 +96,7 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         self._child_seq = 0
         self._freed = False
         self.name = name or f"comm-{ctx:x}"
+        transport.context_names[ctx] = self.name
         self._locks: dict[str, threading.Lock] = {}
         self._lock_owners: dict[str, int] = {}
         self._callers: dict[str, Any] = {}
@@ -650,6 +653,17 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         pool = self.__dict__.get("_share_pool")
         if pool is not None:  # copy=False segments: what nothing views is unmapped now
             pool.close()
+        left = self._t.take_unexpected(self._coll_ctx)
+        if left and not self._t.waits_failed:
+            raise CollectiveMismatchError(
+                f"Free of {self.name}: rank {self.rank} never received these messages of "
+                f"its collectives (the ranks called different collectives, or the same ones "
+                f"in another order or with other roots):\n"
+                + "\n".join(describe_leftovers(left, self._t.context_names, self._sender))
+            )
+
+    def _sender(self, world_rank: int) -> str:
+        return f"rank {self._rank_of.get(world_rank, world_rank)}"
 
     Free = free
 

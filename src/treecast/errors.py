@@ -228,6 +228,11 @@ class DeadlockError(TimeoutError):
     and the peer it waits for."""
 
 
+class UnreceivedMessageWarning(UserWarning):
+    """A rank exits with point-to-point messages that no receive took (MPI allows it, but
+    it is usually a bug), or with collective messages after one of its calls failed."""
+
+
 class MissingCapabilityError(TreecastError):
     """An operation needs a capability (``node_memory``, say) that the communicator's
     transport does not offer; the message names the operation, the capability and the

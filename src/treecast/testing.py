@@ -52,17 +52,29 @@ def _shipped_by_value(fn: Callable[..., Any]) -> Iterator[None]:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def run_ranks(fn: Callable[..., Any], nprocs: int, *args: Any, timeout: float = 120.0) -> list[Any]:
+def run_ranks(
+    fn: Callable[..., Any],
+    nprocs: int,
+    *args: Any,
+    timeout: float = 120.0,
+    keep_going: bool = False,
+) -> list[Any]:
     """Run ``fn(*args)`` on ``nprocs`` ranks and return every rank's result.
 
     Unlike :func:`treecast.launch`, the function's module is shipped by value, so test
     functions defined in modules that the ranks cannot import (pytest test files) work.
+    ``keep_going``: as :func:`treecast.launch`'s (a failing rank's entry is its
+    :class:`~treecast.errors.RemoteError`; a rank that returned and then failed at exit
+    keeps its value).
 
     Raises:
-        RemoteError: a rank raised; the message carries its traceback.
+        RemoteError: a rank raised (without ``keep_going``); the message carries its
+            traceback.
         TimeoutError: the job did not finish within ``timeout`` seconds.
     """
     with _shipped_by_value(fn):
+        if keep_going:
+            return launch(fn, nprocs, *args, timeout=timeout, keep_going=True)
         return launch(fn, nprocs, *args, timeout=timeout)
 
 

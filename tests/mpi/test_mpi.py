@@ -107,7 +107,7 @@ def test_a_node_segment_made_for_another_job_is_refused_on_every_rank() -> None:
     assert proc.returncode != 0 and "started" not in proc.stdout
     assert proc.stderr.count("cannot set up the nodes") == 4, proc.stderr[-3000:]
     assert "could not attach the node segment" in proc.stderr
-    assert "expected 0x7472656563617374 version 2 size 2" in proc.stderr
+    assert "expected 0x7472656563617374 version 3 size 2" in proc.stderr
 
 
 def test_missing_mpi4py_is_an_error_not_a_world_of_one() -> None:

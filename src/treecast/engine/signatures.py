@@ -3,8 +3,10 @@ so that a receiver notices ranks that called different collectives."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+
 from ..errors import CollectiveMismatchError
-from ..transports.base import Activity, describe
+from ..transports.base import ACK_CTX, Activity, Incoming, describe
 
 _NAMES = [
     "barrier",
@@ -79,3 +81,26 @@ def mismatch_error(what: Activity, peer: int, got: int, want: int) -> Collective
         f"is in {describe_signature(want)}; every rank must call the same collectives in the "
         "same order with the same root"
     )
+
+
+def is_collective(ctx: int) -> bool:
+    """Whether context ``ctx`` carries collective messages (a communicator's ``ctx + 1``;
+    point-to-point contexts are even, and acknowledgements use their own)."""
+    return ctx % 2 == 1 and ctx != ACK_CTX
+
+
+def describe_leftovers(
+    messages: Iterable[Incoming], names: Mapping[int, str], sender: Callable[[int], str]
+) -> list[str]:
+    """One line per message that no receive took: the collective (or ``point-to-point``),
+    its sequence number (tag), the communicator and the sender (``sender(world rank)``)."""
+    lines = []
+    for m in messages:
+        comm = names.get(m.ctx - 1 if is_collective(m.ctx) else m.ctx, f"context {m.ctx:#x}")
+        what = (
+            f"{describe_signature(m.sig)} #{m.tag}"
+            if is_collective(m.ctx)
+            else f"point-to-point message (tag {m.tag})"
+        )
+        lines.append(f"  {what} on {comm} from {sender(m.src)} ({m.nbytes} bytes)")
+    return lines

@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
+import warnings
 from collections.abc import Mapping
 
 from ..comm import Comm
-from ..errors import InvalidArgumentError, TreecastError, UnsupportedLauncherError
+from ..engine.signatures import describe_leftovers, is_collective
+from ..errors import (
+    InvalidArgumentError,
+    TreecastError,
+    UnreceivedMessageWarning,
+    UnsupportedLauncherError,
+)
 from ..transports import registry
-from ..transports.base import Transport, launcher_watch
+from ..transports.base import ACK_CTX, Transport, exiting_on_error, launcher_watch
 from ..transports.single import SingleRankTransport
 from .env import (
     ENV_BACKEND,
@@ -111,7 +119,6 @@ def _start_mpi(why: str) -> Transport:
     from ..transports import mpi
 
     transport = mpi.start(why, os.environ)
-    atexit.register(transport.finish)  # after close, which world() registers later
     sweeper = transport.sweeper()
     if sweeper is not None:
         (directory, stem), pids = sweeper
@@ -138,8 +145,50 @@ def world() -> Comm:
                 comm = Comm(transport, range(transport.size), WORLD_CTX, "world")
                 comm._predefined = world
                 _world = comm
-                atexit.register(transport.close)
+                atexit.register(_at_exit, transport)
     return _world
+
+
+def _at_exit(transport: Transport) -> None:
+    """The process's end: finalise the transport (which waits for the other ranks to finish,
+    as ``MPI_Finalize``), then check what no receive took. Messages of collectives mean
+    that the ranks ran different collectives: each is named on stderr and the process
+    exits with status 1 (an ``atexit`` hook cannot change the status otherwise, so the
+    hooks registered before the world was made are skipped). Point-to-point messages left
+    unreceived are allowed by MPI and only warned about."""
+    left = transport.finalize()
+    if not left or exiting_on_error():
+        return
+    names = transport.context_names
+    coll = [m for m in left if is_collective(m.ctx)]
+    p2p = [m for m in left if not is_collective(m.ctx) and m.ctx != ACK_CTX]
+    rank = transport.rank
+    if p2p or (coll and transport.waits_failed):
+        warnings.warn_explicit(
+            f"rank {rank} exits with {len(p2p) + len(coll)} message(s) that no receive took"
+            + (" (after a call of this rank failed)" if coll else "")
+            + ":\n"
+            + "\n".join(describe_leftovers(p2p + coll, names, _world_rank)),
+            UnreceivedMessageWarning,
+            "treecast",  # no source line to show: the process is exiting
+            0,
+        )
+        return
+    if coll:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"treecast: rank {rank}: CollectiveMismatchError at exit: messages of "
+            f"collectives that this rank never received (the ranks called different "
+            f"collectives, or the same ones in another order or with other roots):\n"
+            + "\n".join(describe_leftovers(coll, names, _world_rank))
+            + "\n"
+        )
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _world_rank(rank: int) -> str:
+    return f"world rank {rank}"
 
 
 def world_transport() -> Transport:

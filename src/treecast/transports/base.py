@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -344,9 +345,11 @@ class Transport(ABC):
         self.deadlock_settle = settle_from_env()
         self._watch: Watch | None = None
         """Deadlock detection (:mod:`.deadlock`), where the transport can see every rank."""
-        self.collectives_failed = 0
-        """Collective waits of this rank that raised (timeout, failure, deadlock): messages
-        of those collectives may be left unreceived without the ranks disagreeing."""
+        self.context_names: dict[int, str] = {}
+        """Name of the communicator of each point-to-point context (for reports)."""
+        self.waits_failed = 0
+        """Waits of this rank that raised (a timeout, a dead peer, a deadlock): after one,
+        messages may be left unreceived without the ranks having disagreed."""
 
     # ---- subclass interface -------------------------------------------------------------
     @abstractmethod
@@ -381,6 +384,22 @@ class Transport(ABC):
         # an instance attribute shadows the method: the open path's _poll stays as fast as
         # it was, and a wait on a closed transport raises instead of polling freed memory
         self._poll = self._poll_closed  # type: ignore[method-assign]
+
+    def finalize(self) -> list[Incoming]:
+        """End of the process (``atexit``): say this rank has finished, take what the other
+        ranks still send until each has finished or died (as ``MPI_Finalize`` waits for
+        the others), close, and return the messages that no receive ever took. Nothing
+        is waited for when the process is exiting on an uncaught exception."""
+        if not self._closed:
+            if not exiting_on_error():
+                self._announce_finished()
+                _linger(self)
+            self.close()
+        return list(self._unexpected)
+
+    def _announce_finished(self) -> None:  # noqa: B027 - optional hook
+        """Push out what is still queued, then let peers see this rank FINISHED while its
+        polls still take what they send (see :meth:`finalize`)."""
 
     def _poll_closed(self) -> bool:
         raise CommunicatorClosedError(
@@ -638,6 +657,16 @@ class Transport(ABC):
             return True
         return False
 
+    def take_unexpected(self, ctx: int) -> list[Incoming]:
+        """Remove and return the whole messages of context ``ctx`` that no receive took
+        (after one poll, so that what has arrived counts): a freed communicator's."""
+        if not self._closed:
+            self._poll()
+        taken = [m for m in self._unexpected if m.ctx == ctx and m.complete]
+        if taken:
+            self._unexpected = deque(m for m in self._unexpected if m.ctx != ctx or not m.complete)
+        return taken
+
     def iprobe(self, ctx: int, source: int, tag: int) -> Incoming | None:
         """Return the first unexpected message that matches, without receiving it."""
         self._poll()
@@ -751,8 +780,7 @@ class Transport(ABC):
                     if self._still_blocked(blocked):
                         return
         except BaseException:
-            if not isinstance(what, str):
-                self.collectives_failed += 1
+            self.waits_failed += 1
             raise
         finally:
             if blocked is not None:
@@ -891,6 +919,29 @@ class Transport(ABC):
         self.wait(lambda: all(op.done for op in ops), timeout, what)
 
 
+def _linger(t: Transport) -> None:
+    """Take incoming messages until no other rank runs (or the launcher has gone): the end
+    of :meth:`Transport.finalize`."""
+    others = [r for r in range(t.size) if r != t.rank]
+    pause = 1e-4
+    while True:
+        others = [r for r in others if t.peer_state(r) is PeerState.RUNNING]
+        if not others:  # what they sent before they finished is all there now
+            while t._poll():
+                pass
+            return
+        if t._poll():
+            pause = 1e-4
+            continue
+        try:
+            if t.liveness_check is not None:
+                t.liveness_check()
+        except ProcessFailedError:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, LINGER_SLEEP)
+
+
 class _Blocked:
     """A wait that found nothing to do: what it waits for and since when its peer is gone."""
 
@@ -908,6 +959,17 @@ class _Blocked:
         self.done, self.timeout, self.deadline, self.what = done, timeout, deadline, what
         self.peer, self.peer_only = peer, peer_only
         self.peer_gone_at = 0.0
+
+
+LINGER_SLEEP = 0.01
+"""Longest sleep between polls of a rank that has finished and waits for the others: it
+only collects leftovers, so it gives the CPU to ranks still at work."""
+
+
+def exiting_on_error() -> bool:
+    """True while the process exits on an uncaught exception (the job is failing: nothing
+    is flushed or waited for at exit)."""
+    return getattr(sys, "last_value", None) is not None or bool(getattr(sys, "last_exc", None))
 
 
 FINISHED_GRACE = 0.5

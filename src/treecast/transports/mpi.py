@@ -41,7 +41,7 @@ from ..errors import (
     UnsupportedLauncherError,
 )
 from ..runtime.env import bytes_from_env
-from .base import ACK_CTX, PeerState, SendOp
+from .base import ACK_CTX, Incoming, PeerState, SendOp, exiting_on_error
 from .segments import SHM_DIR, job_stem, unlink_segment
 from .shm import FLUSH_SECONDS, HEADER, SYNC_FLAG, ShmTransport
 from .shm_layout import STATE_DEAD, create_world_segment, default_ring_capacity, world_bytes
@@ -142,6 +142,7 @@ class MpiTransport(ShmTransport):
         self._sends: list[_Transfer] = []
         self._recvs: list[_Transfer] = []
         self._closed_peers: set[int] = set()
+        self._said_closed = False
         self._status = MPI.Status()
         self._active_at = 0.0
         # the ranks on this machine share its cores (the base counts every rank of the world)
@@ -320,23 +321,37 @@ class MpiTransport(ShmTransport):
             self._MPI.Request.Waitall(t.requests)
         self._recvs = []
 
+    def _say_closed(self) -> None:
+        """Flush, then tell every rank of the other nodes that this one has closed (once)."""
+        if self._said_closed:
+            return
+        self._said_closed = True
+        if not exiting_on_error():
+            self._flush_mpi()
+        byte, isend = self._byte, self._comm.Isend
+        empty = bytearray(1)
+        closing = [isend([empty, 0, byte], r, TAG_MSG) for r in range(self.size) if self._remote[r]]
+        self._MPI.Request.Waitall(closing)
+
+    def _announce_finished(self) -> None:
+        self._say_closed()
+        super()._announce_finished()
+
     def close(self) -> None:
         """Flush, tell every rank of the other nodes that this one has closed, then close
         the node's rings. See :meth:`finish` for the end of the process."""
         if self._closed:
             return
-        failing = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None)
         try:
-            if not failing:
-                self._flush_mpi()
-            byte, isend = self._byte, self._comm.Isend
-            empty = bytearray(1)
-            closing = [
-                isend([empty, 0, byte], r, TAG_MSG) for r in range(self.size) if self._remote[r]
-            ]
-            self._MPI.Request.Waitall(closing)
+            self._say_closed()
         finally:
             super().close()
+
+    def finalize(self) -> list[Incoming]:
+        """As :meth:`Transport.finalize`, then :meth:`finish`: the process's end."""
+        super().finalize()
+        self.finish()
+        return list(self._unexpected)
 
     def finish(self) -> None:
         """At the end of the process, after :meth:`close`, before MPI is finalised: take
@@ -344,7 +359,7 @@ class MpiTransport(ShmTransport):
         unreceived (MPI libraries warn about those at finalisation, or worse). Waits as
         long as a rank of another node runs, as ``MPI_Finalize`` may; nothing is waited
         for when this process is failing."""
-        if getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None):
+        if exiting_on_error():
             return
         remote = [r for r in range(self.size) if self._remote[r]]
         backoff = Backoff(self._oversubscribed)

@@ -40,6 +40,7 @@ from .base import (
     Transport,
     TransportJob,
     describe,
+    exiting_on_error,
 )
 from .capabilities import CMA, FAILURE_DETECTION, INLINE_SMALL, NODE_MEMORY
 from .deadlock import GONE, NEW, RUNNING, WORDS, Watch
@@ -524,7 +525,7 @@ class ShmTransport(Transport):
         lives (the reader's program is correct and waits for it); other data for at most
         :data:`FLUSH_SECONDS`, then dropped with a warning on stderr. Nothing is flushed
         when the process is exiting on an uncaught exception (the job is failing)."""
-        if getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None):
+        if exiting_on_error():
             return
         deadline = time.monotonic() + FLUSH_SECONDS
         backoff = Backoff(self._oversubscribed)
@@ -562,6 +563,10 @@ class ShmTransport(Transport):
         if word == STATE_FINALIZED:
             return PeerState.FINISHED
         return PeerState.RUNNING
+
+    def _announce_finished(self) -> None:
+        self._flush()
+        self._state[self._slot] = STATE_FINALIZED
 
     def close(self) -> None:
         if self._closed:
