@@ -108,7 +108,7 @@ class Watch:
         self._waiting = 0  # this process's threads blocked in a wait
         self._timed = 0  # ... of which with a timeout: those end by themselves
         self._next = 0.0
-        self._seen: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self._seen: tuple[tuple[int, ...], ...] | None = None
         self._seen_at = 0.0
 
     def _eligible(self) -> int:
@@ -168,28 +168,30 @@ class Watch:
             return True
         snap = self._snapshot()
         seen = self._seen
-        if snap is None or seen is None or snap[0] != seen[0]:
+        if snap is None or seen is None or snap[:2] != seen[:2]:
             self._seen, self._seen_at = snap, now
             return False
         if now - self._seen_at < self.settle or any(
-            b - a < BEATS for a, b in zip(seen[1], snap[1], strict=True)
+            b - a < BEATS for a, b in zip(seen[2], snap[2], strict=True)
         ):
             return False
-        for i in range(len(w) // WORDS):
-            if self._state(i) == RUNNING:
-                w[i * WORDS + VERDICT] = w[i * WORDS + GEN]
+        for slot, gen in zip(snap[0], snap[1], strict=True):
+            w[slot * WORDS + VERDICT] = gen
         return True
 
-    def _snapshot(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-        """Every running rank's ``gen`` and ``beat`` if all of them are blocked, else None."""
+    def _snapshot(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+        """The running ranks' slots, ``gen`` and ``beat`` words if all of them are blocked,
+        else None."""
         w = self.words
-        gens, beats = [], []
-        for i in range(0, len(w), WORDS):
-            state = self._state(i // WORDS)
+        slots, gens, beats = [], [], []
+        for slot in range(len(w) // WORDS):
+            state = self._state(slot)
             if state == GONE:
                 continue
+            i = slot * WORDS
             if state == NEW or not w[i + BLOCKED]:
                 return None
+            slots.append(slot)
             gens.append(w[i + GEN])
             beats.append(w[i + BEAT])
-        return tuple(gens), tuple(beats)
+        return tuple(slots), tuple(gens), tuple(beats)
