@@ -4,6 +4,9 @@ end or inform every rank, and clear errors for set-ups that cannot work."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from mpi_helpers import PLACEMENTS, run_job
@@ -127,3 +130,25 @@ def test_local_backend_opts_out() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["size", "1", "size", "1"]
+
+
+ZOO = Path(__file__).parents[1] / "faults" / "programs" / "zoo.py"
+RESULT = re.compile(r"RESULT rank=(\d+) outcome=(\w+) elapsed=([\d.]+)")
+
+
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+@pytest.mark.parametrize("case", ["gather_vs_bcast", "recv_ring"])
+def test_a_deadlock_across_nodes_raises_on_every_rank(case: str, placement: str) -> None:
+    """Each node's board shows its own ranks; the nodes' speakers agree over MPI."""
+    proc = run_job(ZOO, case, nodes=PLACEMENTS[placement], timeout=60)
+    got = {int(m[1]): (m[2], float(m[3])) for m in RESULT.finditer(proc.stdout)}
+    assert sorted(got) == [0, 1, 2, 3], proc.stdout + proc.stderr[-3000:]
+    for rank, (outcome, elapsed) in got.items():
+        assert outcome == "DeadlockError" and elapsed < 2.0, (rank, outcome, elapsed)
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("case", ["compute", "thread"])
+def test_a_node_waiting_for_another_that_works_is_not_a_deadlock(case: str) -> None:
+    proc = run_job(ZOO, case, nodes=PLACEMENTS["interleaved"], timeout=60)
+    _ranks_say(proc, "outcome=returned")

@@ -25,6 +25,12 @@ rank's ``gen`` into its ``verdict`` and raises :class:`~treecast.errors.Deadlock
 every other rank finds its verdict equal to its own ``gen`` at its next look and raises
 too, so each rank reports the deadlock, not only the first to notice.
 
+Across nodes (the MPI transport) a board holds one node's ranks: a rank with MPI
+transfers in flight does not count as blocked, and the node's *speaker* (its lowest running
+rank) asks the other nodes' speakers through an :class:`Exchange` whether their boards
+stand still too; when every node says so twice with the same snapshot, each node's ranks
+are condemned (see ``transports/mpi.py``).
+
 Costs: nothing on the path of a call that completes without sleeping; a few stores when a
 wait starts and ends sleeping; one look at the board every ~0.17 s while asleep.
 """
@@ -35,6 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from ..errors import InvalidArgumentError
 
@@ -69,6 +76,21 @@ def settle_from_env() -> float:
     return value
 
 
+class Exchange(Protocol):
+    """How the ranks of a board learn whether the ranks they cannot see (other nodes) are
+    stuck too; without one, the board holds every rank of the job."""
+
+    def service(self, watch: Watch) -> None:
+        """Answer the other nodes' questions, apply their verdicts and, while this board
+        stands still (``watch.stable``), find out whether all of them do too; called
+        about every :data:`EXCHANGE_SECONDS` by a blocked rank."""
+
+
+EXCHANGE_SECONDS = 0.02
+"""How often a blocked rank serves its :class:`Exchange` (a verdict from another node must
+be applied before this node's ranks notice that the condemning node's ranks have gone)."""
+
+
 class Watch:
     """This rank's side of the board.
 
@@ -78,9 +100,14 @@ class Watch:
         slot: this rank's index on the board.
         state: what a slot's rank is doing (:data:`NEW`, :data:`RUNNING` or :data:`GONE`).
         settle: seconds without progress that make a deadlock (> 0).
+        busy: True while this rank has transfers in flight that the board cannot see (MPI):
+            it then does not count as blocked.
+        exchange: how to reach the ranks that are not on the board (other nodes).
     """
 
     __slots__ = (
+        "_busy",
+        "_exchange_at",
         "_lock",
         "_me",
         "_next",
@@ -89,7 +116,10 @@ class Watch:
         "_state",
         "_timed",
         "_waiting",
+        "exchange",
         "settle",
+        "slot",
+        "stable",
         "words",
     )
 
@@ -99,11 +129,20 @@ class Watch:
         slot: int,
         state: Callable[[int], int],
         settle: float,
+        busy: Callable[[], bool] | None = None,
+        exchange: Exchange | None = None,
     ) -> None:
         self.words = words
+        self.slot = slot
         self._me = slot * WORDS
         self._state = state
         self.settle = settle
+        self._busy = busy
+        self.exchange = exchange
+        self._exchange_at = 0.0
+        self.stable: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        """The running ranks' slots and ``gen`` words while the board has stood still (every
+        running rank blocked) for the settle time, as of this rank's last look; else None."""
         self._lock = threading.Lock()
         self._waiting = 0  # this process's threads blocked in a wait
         self._timed = 0  # ... of which with a timeout: those end by themselves
@@ -115,6 +154,8 @@ class Watch:
         # a thread of this rank that is not waiting (a manager thread, user code) may still
         # send something, and a wait with a timeout ends by itself (the rank then goes on):
         # the rank counts as blocked only if all of its threads wait without a timeout
+        if self._busy is not None and self._busy():
+            return 0
         return int(self._waiting >= threading.active_count() and not self._timed)
 
     def block(self, peer: int | None, timed: bool) -> None:
@@ -150,7 +191,12 @@ class Watch:
     def condemned(self) -> bool:
         """True if another rank found this one's current wait deadlocked (a cheap test,
         made at every pause before anything else: the rank that found it may already have
-        exited, and its death must not hide the deadlock)."""
+        exited, and its death must not hide the deadlock). Serves the exchange, if any."""
+        if self.exchange is not None:
+            now = time.monotonic()
+            if now >= self._exchange_at:
+                self._exchange_at = now + EXCHANGE_SECONDS
+                self.exchange.service(self)
         w, me = self.words, self._me
         return bool(w[me + VERDICT] == w[me + GEN])
 
@@ -168,16 +214,39 @@ class Watch:
             return True
         snap = self._snapshot()
         seen = self._seen
+        self.stable = None
         if snap is None or seen is None or snap[:2] != seen[:2]:
             self._seen, self._seen_at = snap, now
-            return False
-        if now - self._seen_at < self.settle or any(
-            b - a < BEATS for a, b in zip(seen[2], snap[2], strict=True)
+        elif now - self._seen_at >= self.settle and all(
+            b - a >= BEATS for a, b in zip(seen[2], snap[2], strict=True)
         ):
-            return False
-        for slot, gen in zip(snap[0], snap[1], strict=True):
-            w[slot * WORDS + VERDICT] = gen
+            self.stable = (snap[0], snap[1])
+        if self.stable is None or self.exchange is not None:
+            return False  # with an exchange, the verdict comes through it (condemned)
+        self.condemn(self.stable)
         return True
+
+    def token(self) -> int:
+        """A number naming :attr:`stable` (0 when the board is not standing still)."""
+        return 0 if self.stable is None else (hash(self.stable) & ((1 << 63) - 1)) or 1
+
+    def still(self) -> bool:
+        """True if the board is still exactly as :attr:`stable` says (read again now)."""
+        snap = self._snapshot()
+        return self.stable is not None and snap is not None and snap[:2] == self.stable
+
+    def condemn(self, snapshot: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+        """Write the verdict for the ranks and generations of ``snapshot``; a rank that has
+        left that wait since is not affected."""
+        for slot, gen in zip(*snapshot, strict=True):
+            self.words[slot * WORDS + VERDICT] = gen
+
+    def speaker(self) -> int | None:
+        """The lowest running slot: the one that speaks for the board to other nodes."""
+        for slot in range(len(self.words) // WORDS):
+            if self._state(slot) == RUNNING:
+                return slot
+        return None
 
     def _snapshot(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
         """The running ranks' slots, ``gen`` and ``beat`` words if all of them are blocked,

@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..runtime.env import bytes_from_env
 from .base import ACK_CTX, Incoming, PeerState, SendOp, exiting_on_error
+from .deadlock import Watch
 from .segments import SHM_DIR, job_stem, unlink_segment
 from .shm import FLUSH_SECONDS, HEADER, SYNC_FLAG, ShmTransport
 from .shm_layout import STATE_DEAD, create_world_segment, default_ring_capacity, world_bytes
@@ -55,6 +56,13 @@ EAGER = 64 * 1024
 """Messages up to this many bytes travel in one MPI message with their header."""
 PIECE = 1 << 30
 """Largest MPI message of frame bytes (counts stay far below 2**31)."""
+TAG_WATCH = 3
+"""MPI tag of the deadlock detector's messages between nodes (:class:`_NodeExchange`)."""
+_WATCH = struct.Struct("<BQQ")  # kind, round, token
+PROBE, ANSWER, VERDICT = 1, 2, 3
+MAX_PROBE_SECONDS = 5.0
+"""Longest interval between probes of a node whose speaker does not answer (it computes:
+the probes wait in its MPI queue, so they are sent ever more rarely)."""
 
 ACTIVE_SECONDS = 0.05
 """After moving data, a rank's waits yield the CPU instead of sleeping for this long (MPI
@@ -149,6 +157,20 @@ class MpiTransport(ShmTransport):
         self._oversubscribed = (host_ranks or len(self._members)) > (os.cpu_count() or 1)
         self.inter_node_bytes = 0
         """Bytes this rank has sent to other nodes (headers excluded)."""
+        self._exchange: _NodeExchange | None = None
+        if self.deadlock_settle and self._watch is None:  # the board holds this node only
+            self._exchange = _NodeExchange(self)
+            self._watch = Watch(
+                self._board,
+                self._slot,
+                self._slot_state,
+                self.deadlock_settle,
+                busy=self._mpi_in_flight,
+                exchange=self._exchange,
+            )
+
+    def _mpi_in_flight(self) -> bool:
+        return bool(self._sends or self._recvs)
 
     # ---- sending --------------------------------------------------------------------------
     def _start_send(self, op: SendOp) -> None:
@@ -180,13 +202,15 @@ class MpiTransport(ShmTransport):
         self._sends.append(_Transfer(requests, op, None, head))
 
     # ---- receiving ------------------------------------------------------------------------
-    def _take(self, message: Any, src: int, n: int) -> None:
-        """Receive the header message ``message`` of ``n`` bytes from world rank ``src``."""
+    def _take(self, message: Any, src: int, n: int) -> bool:
+        """Receive the header message ``message`` of ``n`` bytes from world rank ``src``;
+        False if it was the sender's word that it has closed (no data: a deadlock
+        detector's verdict must still find this rank in the same state)."""
         buf = bytearray(max(n, 1))
         message.Recv([buf, n, self._byte])
         if n == 0:
             self._closed_peers.add(src)
-            return
+            return False
         view = memoryview(buf)[:n]
         ctx, tag, total, nframes, sig = HEADER.unpack_from(view)
         sync = bool(nframes & SYNC_FLAG)
@@ -199,14 +223,14 @@ class MpiTransport(ShmTransport):
         if total <= EAGER:
             if nframes <= 1 and not sync:
                 self._on_small(src, ctx, tag, view[pos : pos + total], sig)
-                return
+                return True
             msg, targets = self._on_header(src, ctx, tag, lengths, sig, sync)
             for target in targets:
                 k = target.nbytes
                 target[:] = view[pos : pos + k]
                 pos += k
             self._on_complete(msg)
-            return
+            return True
         msg, targets = self._on_header(src, ctx, tag, lengths, sig, sync)
         irecv, byte = self._comm.Irecv, self._byte
         requests = [
@@ -215,6 +239,7 @@ class MpiTransport(ShmTransport):
             for off in range(0, t.nbytes, PIECE)
         ]
         self._recvs.append(_Transfer(requests, None, msg, None))
+        return True
 
     def _progress_mpi(self) -> bool:
         """Complete what MPI has finished and take every header that has arrived; return
@@ -243,8 +268,8 @@ class MpiTransport(ShmTransport):
         improbe, status = self._comm.Improbe, self._status
         any_source = self._MPI.ANY_SOURCE
         while (message := improbe(any_source, TAG_MSG, status)) is not None:
-            self._take(message, status.Get_source(), status.Get_count(self._byte))
-            moved = True
+            if self._take(message, status.Get_source(), status.Get_count(self._byte)):
+                moved = True
         return moved
 
     def _poll(self) -> bool:
@@ -366,6 +391,107 @@ class MpiTransport(ShmTransport):
         while not self._closed_peers.issuperset(remote):
             if not self._progress_mpi():
                 backoff.pause()
+        if self._exchange is not None:  # no detector message left unreceived at finalize
+            self._exchange.drain()
+
+
+class _NodeExchange:
+    """The deadlock detector across nodes (:class:`~.deadlock.Exchange`): each node's board
+    shows its own ranks only, so the node's *speaker* (its lowest running rank) asks the
+    speaker of every other node, over MPI, whether that node is stuck too.
+
+    While its node stands still, a speaker probes each other node's speaker (a round
+    number); a speaker answers with its node's token (0: not standing still) and keeps the
+    snapshot it answered for. Two consecutive rounds in which every node answers with the
+    same nonzero tokens, while this node stays the same, make a deadlock: the speaker
+    condemns its node and sends each other speaker a verdict naming the token it answered;
+    that speaker condemns the snapshot it answered for (a rank that has left that wait
+    since is spared). A node that does not answer (its speaker computes) is probed ever
+    more rarely, up to every :data:`MAX_PROBE_SECONDS`, so that probes do not pile up in its
+    MPI queue.
+    """
+
+    def __init__(self, transport: MpiTransport) -> None:
+        self.t = transport
+        self.round = 0
+        self.sent_at = 0.0
+        self.interval = transport.deadlock_settle / 3
+        self.answers: dict[int, tuple[int, int]] = {}  # speaker -> (round, token)
+        self.agreed: tuple[int, ...] | None = None  # the tokens of the last full round
+        self.answered: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self.pending: list[tuple[Any, bytes]] = []  # sends in flight, with their bytes
+
+    def _send(self, dest: int, kind: int, rnd: int, token: int) -> None:
+        packet = _WATCH.pack(kind, rnd, token)
+        self.pending.append((self.t._comm.Isend([packet, self.t._byte], dest, TAG_WATCH), packet))
+
+    def _speakers(self) -> list[int]:
+        """The lowest running rank of each other node that has one."""
+        t, first = self.t, {}
+        ids = t.node_ids or (0,) * t.size
+        for r in range(t.size):
+            if ids[r] != ids[t.rank] and ids[r] not in first and r not in t._closed_peers:
+                first[ids[r]] = r
+        return list(first.values())
+
+    def service(self, watch: Watch) -> None:
+        t = self.t
+        self.pending = [(req, pkt) for req, pkt in self.pending if not req.Test()]
+        status, buf = t._status, bytearray(_WATCH.size)
+        speaks = watch.speaker() == watch.slot
+        while (msg := t._comm.Improbe(t._MPI.ANY_SOURCE, TAG_WATCH, status)) is not None:
+            src = status.Get_source()
+            msg.Recv([buf, t._byte])
+            kind, rnd, token = _WATCH.unpack(buf)
+            if kind == PROBE:
+                token = watch.token() if speaks and watch.still() else 0
+                if token and watch.stable is not None:
+                    if len(self.answered) > 8:
+                        self.answered.clear()
+                    self.answered[token] = watch.stable
+                self._send(src, ANSWER, rnd, token)
+            elif kind == ANSWER:
+                self.answers[src] = (rnd, token)
+            elif kind == VERDICT and token in self.answered:
+                watch.condemn(self.answered[token])
+        if speaks and watch.stable is not None:
+            self._ask(watch)
+
+    def _ask(self, watch: Watch) -> None:
+        """This node stands still: run the rounds of probes; condemn when they agree."""
+        stable = watch.stable
+        assert stable is not None
+        speakers = self._speakers()
+        now = time.monotonic()
+        got = [self.answers.get(s, (-1, 0)) for s in speakers]
+        if self.round and all(rnd == self.round for rnd, _ in got):
+            tokens = (watch.token(), *(token for _, token in got))
+            if all(tokens) and tokens == self.agreed and watch.still():
+                for s, (_, token) in zip(speakers, got, strict=True):
+                    self._send(s, VERDICT, self.round, token)
+                watch.condemn(stable)
+                return
+            self.agreed = tokens if all(tokens) else None
+            self.interval = watch.settle / 3
+        elif self.round and now - self.sent_at < self.interval:
+            return  # answers may still come
+        else:
+            self.agreed = None
+            if self.round:  # somebody did not answer: it is busy, ask it less often
+                self.interval = min(self.interval * 2, MAX_PROBE_SECONDS)
+        self.round += 1
+        self.sent_at = now
+        for s in speakers:
+            self._send(s, PROBE, self.round, 0)
+
+    def drain(self) -> None:
+        """At the end: complete our sends, and take (and drop) what other nodes sent."""
+        t = self.t
+        t._MPI.Request.Waitall([req for req, _ in self.pending])
+        self.pending = []
+        buf = bytearray(_WATCH.size)
+        while (msg := t._comm.Improbe(t._MPI.ANY_SOURCE, TAG_WATCH, t._status)) is not None:
+            msg.Recv([buf, t._byte])
 
 
 def _always() -> bool:
