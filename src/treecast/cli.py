@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .launcher import FdSink, mpi4py_env, resolve_command, run_job
+from .launcher import FdSink, missing_program, mpi4py_env, resolve_command, run_job
+from .launcher.supervisor import GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Subcommand:
 # ---------------------------------------------------------------------------- treecast run
 
 _RUN_FLAGS = frozenset({"--tag-output", "--keep-going", "--mpi4py", "-h", "--help"})
-_RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes"})
+_RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes", "--grace"})
 _ATTACHED_COUNT = re.compile(r"-np?\d+")
 
 
@@ -64,6 +65,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -107,7 +118,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-going",
         action="store_true",
-        help="when a rank fails, let the others finish (default: end them at once)",
+        help="when a rank fails, let the others finish (default: end them after --grace)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_nonnegative_float,
+        default=GRACE_SECONDS,
+        metavar="SECONDS",
+        help="when a rank fails, the others' calls with it raise ProcessFailedError; they "
+        f"get SECONDS to handle it and exit before they are terminated (default {GRACE_SECONDS:g})",
     )
 
 
@@ -135,6 +154,11 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"treecast run: error: {exc}", file=sys.stderr)
         return 2
+    env = mpi4py_env() if args.mpi4py else None
+    missing = missing_program(command, env)
+    if missing is not None:  # said once, before any rank starts
+        print(f"treecast run: error: {missing[0]}", file=sys.stderr)
+        return missing[1]
     try:
         result = run_job(
             command,
@@ -144,7 +168,8 @@ def _run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             ring_bytes=args.ring_bytes,
             keep_going=args.keep_going,
-            env=mpi4py_env() if args.mpi4py else None,
+            grace=args.grace,
+            env=env,
             handle_signals=True,
             die_with_launcher=True,
         )

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar, overload
 from .errors import InvalidArgumentError, RemoteError, SerializationError, TimeoutError
 from .launcher import TextSink, describe_exit, run_job
 from .launcher.payload import PAYLOAD_FILE, dumps, result_file
+from .launcher.supervisor import GRACE_SECONDS
 
 T = TypeVar("T")
 
@@ -95,6 +96,7 @@ def launch(
     *args: Any,
     timeout: float | None = None,
     keep_going: Literal[False] = False,
+    grace: float = GRACE_SECONDS,
 ) -> list[T]: ...
 
 
@@ -105,6 +107,7 @@ def launch(
     *args: Any,
     timeout: float | None = None,
     keep_going: Literal[True],
+    grace: float = GRACE_SECONDS,
 ) -> list[T | RemoteError]: ...
 
 
@@ -114,6 +117,7 @@ def launch(
     *args: Any,
     timeout: float | None = None,
     keep_going: bool = False,
+    grace: float = GRACE_SECONDS,
 ) -> list[T] | list[T | RemoteError]:
     """Run ``fn(*args)`` on ``nprocs`` new processes (ranks) and return their results.
 
@@ -121,8 +125,9 @@ def launch(
     ``treecast run`` job, so ``fn`` can call :func:`treecast.world` and communicate. The
     caller's ``sys.path`` and current directory are reproduced in the ranks. Their output
     goes to this process's ``sys.stdout``/``sys.stderr`` in whole lines; their stdin is
-    /dev/null. If a rank fails, the others are ended and the error is raised here (unless
-    ``keep_going``).
+    /dev/null. If a rank fails, the others' calls with it raise ``ProcessFailedError``; they
+    get ``grace`` seconds to handle it and return or exit, then are ended, and the first
+    failure is raised here (unless ``keep_going``).
 
     Args:
         fn: the function to run on every rank.
@@ -131,6 +136,7 @@ def launch(
         timeout: seconds after which the job is ended (None: no limit).
         keep_going: a rank that fails does not end the others (its peers see it dead), and
             its entry in the result is the :class:`RemoteError` that would have been raised.
+        grace: seconds the other ranks get after a rank failed before they are ended (>= 0).
 
     Returns:
         ``fn``'s return values, indexed by rank.
@@ -138,7 +144,8 @@ def launch(
     Raises:
         TypeError: ``fn`` is not callable.
         SerializationError: ``fn`` or ``args`` cannot be pickled (a ``TypeError`` too).
-        InvalidArgumentError: ``nprocs`` < 1 or ``timeout`` <= 0 (a ``ValueError`` too).
+        InvalidArgumentError: ``nprocs`` < 1, ``timeout`` <= 0 or ``grace`` < 0 (a
+            ``ValueError`` too).
         RemoteError: a rank raised (the message holds its traceback, also in
             ``remote_traceback``), or died or exited without returning.
         TimeoutError: the job ran longer than ``timeout``.
@@ -150,6 +157,8 @@ def launch(
         raise InvalidArgumentError(f"launch: nprocs must be an int >= 1, got {nprocs!r}")
     if timeout is not None and not timeout > 0:
         raise InvalidArgumentError(f"launch: timeout must be > 0 seconds, got {timeout!r}")
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace >= 0:
+        raise InvalidArgumentError(f"launch: grace must be a number >= 0 seconds, got {grace!r}")
     payload = _payload(fn, args)
     workdir = tempfile.mkdtemp(prefix="treecast-launch-")  # mode 0700
     try:
@@ -164,6 +173,7 @@ def launch(
             env=_worker_env(),
             timeout=timeout,
             keep_going=keep_going,
+            grace=grace,
         )
         return _results(fn, nprocs, result, workdir, timeout, keep_going=keep_going)
     finally:
@@ -221,4 +231,11 @@ def _rank_error(
         )
     status = statuses[rank]
     how = describe_exit(status) if status is not None else "ended"
+    if outcome is not None:  # it returned, then failed at exit (the reason is on its stderr)
+        return RemoteError(
+            f"launch: rank {rank} returned from {_name(fn)} but then {how} at exit (see its "
+            "stderr above: a CollectiveMismatchError there means collective messages that "
+            "no call received)",
+            rank,
+        )
     return RemoteError(f"launch: rank {rank} {how} before returning from {_name(fn)}", rank)

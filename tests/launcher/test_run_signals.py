@@ -164,7 +164,7 @@ def test_a_sink_that_raises_still_leaves_no_segment_and_no_reaper(tmp_path: Path
         "time.sleep(30)\n"
     )
     with pytest.raises(BrokenPipeError):
-        run_job([sys.executable, "-c", prog], 2, sink=_BrokenSink(), grace=1.0)
+        run_job([sys.executable, "-c", prog], 2, sink=_BrokenSink(), kill_after=1.0)
     job = (tmp_path / "job").read_text()
     try:
         assert job_segments(job) == []

@@ -6,7 +6,7 @@ Used by ``treecast run`` (:mod:`treecast.cli`) and :func:`treecast.launch`.
 from __future__ import annotations
 
 from .output import STDERR, STDOUT, FdSink, LineForwarder, Sink, TextSink
-from .program import MPI4PY_SHIM, mpi4py_env, resolve_command
+from .program import MPI4PY_SHIM, missing_program, mpi4py_env, resolve_command
 from .supervisor import EXIT_TIMEOUT, JobResult, describe_exit, exit_status, run_job
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "TextSink",
     "describe_exit",
     "exit_status",
+    "missing_program",
     "mpi4py_env",
     "resolve_command",
     "run_job",

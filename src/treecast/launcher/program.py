@@ -14,10 +14,12 @@ environment (virtualenv, conda), which is what ``treecast run`` users mean.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 _PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
 
@@ -54,6 +56,63 @@ def resolve_command(program: Sequence[str]) -> list[str]:
     if first.endswith(".py"):
         return [sys.executable, *program]
     return list(program)
+
+
+# interpreter options that take no argument / one argument (as separate word or attached)
+_PY_FLAGS = frozenset(
+    {"-u", "-O", "-OO", "-B", "-E", "-s", "-S", "-I", "-b", "-bb", "-q", "-v", "-vv", "-d", "-P"}
+)
+_PY_VALUED = frozenset({"-W", "-X"})
+
+
+def missing_program(
+    command: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[str, int] | None:
+    """What is missing for a Python ``command`` (of :func:`resolve_command`) to start, so
+    that the launcher reports it once instead of every rank failing the same way.
+
+    Checks the script of ``python script.py`` and the top-level package of ``python -m
+    mod``, looked up as a rank would (the current directory, ``PYTHONPATH``, this
+    interpreter's path and finders). Anything it cannot judge (``-c``, stdin, options it
+    does not know, other executables) passes: the rank reports it.
+
+    Args:
+        command: the rank's argv.
+        env: extra environment of the ranks (its ``PYTHONPATH`` is searched too).
+
+    Returns:
+        None, or (the message, the exit status Python itself would give: 2 for a missing
+        script, 1 for a missing module).
+    """
+    if not command or not sys.executable or command[0] != sys.executable:
+        return None
+    words = list(command[1:])
+    while words and words[0].startswith("-") and words[0] != "-":
+        word = words.pop(0)
+        if word == "-m":
+            return _missing_module(words[0], env) if words else None
+        if word in _PY_VALUED:
+            del words[:1]
+        elif word not in _PY_FLAGS and not (word[:2] in _PY_VALUED and len(word) > 2):
+            return None  # -c CODE, or an option this check does not know
+    if not words or words[0] == "-" or os.path.exists(words[0]):
+        return None
+    path = os.path.abspath(words[0])
+    return f"can't open file {path!r}: [Errno 2] No such file or directory", 2
+
+
+def _missing_module(name: str, env: Mapping[str, str] | None) -> tuple[str, int] | None:
+    top = name.partition(".")[0]
+    extra = (env or {}).get("PYTHONPATH", "") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    path = [os.getcwd(), *(p for p in extra.split(os.pathsep) if p)]
+    try:
+        if importlib.machinery.PathFinder.find_spec(top, path) is not None:
+            return None
+        if importlib.util.find_spec(top) is not None:
+            return None
+    except (ImportError, ValueError):  # a broken finder or name: the rank will say
+        return None
+    return f"No module named {top!r} (for -m {name})", 1
 
 
 MPI4PY_SHIM = os.path.join(

@@ -6,15 +6,23 @@
                                                            |                |
       read pipes (selectors), forward whole lines  <-------+                +-> end live ranks
       reap exits: a failed rank is marked dead (job.mark_dead),                 close pipes
-        and the first failure ends the others                                   job.unlink()
+        and the first failure ends the others after a grace                    job.unlink()
       timeout / SIGINT / SIGTERM -> end the job
 
 The transport's half of the job (:class:`~treecast.transports.base.TransportJob`, chosen by
 ``TREECAST_TRANSPORT``; for ``shm`` the world segment) owns whatever the ranks share: the
 launcher never sees its layout.
 
-Ending ranks is always SIGTERM first, then SIGKILL after a grace period, sent by pid to
-the processes this launcher started and to nothing else. The job's shared-memory segments
+When a rank fails, the others are not ended at once: marked dead, the failed rank makes
+their blocking calls raise ``ProcessFailedError``, and they get a grace period (``grace``,
+2 s) to run their handlers (``except``/``finally``: save a checkpoint, close a file) and
+exit. Ranks still running after it are ended. Ending ranks is always SIGTERM first, then
+SIGKILL after ``kill_after`` seconds, sent by pid to the processes this launcher started
+and to nothing else.
+
+A rank's traceback reaches the launcher's stderr as one block (see
+:class:`~.output.LineForwarder`); a survivor's traceback that ends in the
+``ProcessFailedError`` caused by the first failure is shown as one line. The job's shared-memory segments
 are unlinked however the job ends, including when ranks were SIGKILLed; if the launcher
 itself is killed, its reaper (:mod:`.reaper`, started first) unlinks them.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -42,7 +51,9 @@ from . import reaper as _reaper
 from .lifeline import die_with_parent
 from .output import STDERR, STDOUT, LineForwarder, Sink
 
-GRACE_SECONDS = 1.0
+GRACE_SECONDS = 2.0
+"""Time the other ranks get to handle a rank's failure and exit before they are ended."""
+KILL_AFTER_SECONDS = 1.0
 """Time between SIGTERM and SIGKILL when the launcher ends ranks."""
 POLL_SECONDS = 0.05
 """Longest wait between two checks of the ranks' exit status."""
@@ -53,6 +64,8 @@ _READ_BYTES = 1 << 16
 _DRAIN_READS = 64  # bound on reads from an exited rank's pipe that a child of it keeps filling
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+# the last line of a traceback that ends in ProcessFailedError (module path optional)
+_PROCESS_FAILED = re.compile(rb"(?:[\w.]+\.)?ProcessFailedError: (.*)")
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,7 @@ def run_job(
     handle_signals: bool = False,
     die_with_launcher: bool = False,
     grace: float = GRACE_SECONDS,
+    kill_after: float = KILL_AFTER_SECONDS,
 ) -> JobResult:
     """Run ``command`` as ranks ``0..nprocs-1`` of one job and wait until the job ends.
 
@@ -131,7 +145,8 @@ def run_job(
         tag_output: prefix each line with ``[rank] ``.
         timeout: end the job after this many seconds (None: no limit).
         ring_bytes: ring capacity per pair of ranks in the world segment (None: default).
-        keep_going: when a rank fails, let the others run on instead of ending them.
+        keep_going: when a rank fails, let the others run on instead of ending them after
+            the grace.
         stdin_to_rank0: give rank 0 the launcher's stdin rather than /dev/null.
         env: extra environment variables for every rank.
         handle_signals: end the job cleanly on SIGINT, SIGTERM and SIGHUP (main thread only;
@@ -139,13 +154,16 @@ def run_job(
             such as KeyboardInterrupt still ends every rank before it propagates.
         die_with_launcher: have the kernel SIGKILL the ranks if the launcher dies (Linux;
             set between fork and exec, so only safe in a single-threaded launcher).
-        grace: seconds between SIGTERM and SIGKILL when ending ranks.
+        grace: seconds the other ranks get, after a rank failed, to handle its death (their
+            calls with it raise ``ProcessFailedError``) and exit before they are ended.
+        kill_after: seconds between SIGTERM and SIGKILL when ending ranks.
 
     Returns:
         How the job ended; the ranks have all exited and the job's segments are gone.
 
     Raises:
-        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, or ``ring_bytes`` too small; or
+        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, ``grace`` or ``kill_after`` < 0, or
+            ``ring_bytes`` too small; or
             ``TREECAST_TRANSPORT`` (in ``env`` or the launcher's environment) names no
             transport that a launcher can start (an ``InvalidArgumentError``).
         OSError: the transport's shared state could not be created (nothing was started).
@@ -154,6 +172,9 @@ def run_job(
         raise ValueError(f"the number of ranks must be >= 1, got {nprocs}")
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    for name, value in (("grace", grace), ("kill_after", kill_after)):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0 seconds, got {value}")
     job = _Job(
         list(command),
         nprocs,
@@ -164,6 +185,7 @@ def run_job(
         env=dict(env or {}),
         die_with_launcher=die_with_launcher,
         grace=grace,
+        kill_after=kill_after,
     )
     return job.run(timeout=timeout, ring_bytes=ring_bytes, handle_signals=handle_signals)
 
@@ -193,6 +215,7 @@ class _Job:
         env: dict[str, str],
         die_with_launcher: bool,
         grace: float,
+        kill_after: float,
     ) -> None:
         self.command = command
         self.nprocs = nprocs
@@ -203,6 +226,7 @@ class _Job:
         self.env = env
         self.die_with_launcher = die_with_launcher
         self.grace = grace
+        self.kill_after = kill_after
         self.job = new_job_token()
         self.transport_name = (
             env.get(registry.ENV_TRANSPORT) or os.environ.get(registry.ENV_TRANSPORT, "")
@@ -218,7 +242,9 @@ class _Job:
         self.received: list[int] = []  # signals delivered to the launcher, in order
         self.handled = 0  # how many of self.received were acted upon
         self.stopping = False  # the launcher is ending the ranks; later exits are not failures
+        self.term_at: float | None = None  # the grace after a failure ends then
         self.kill_at: float | None = None
+        self.collapsed: set[int] = set()  # ranks whose ProcessFailedError was one line
         self.failed_rank: int | None = None
         self.start_error: OSError | None = None
         self.timed_out = False
@@ -318,9 +344,11 @@ class _Job:
             self._tell_reaper(str(proc.pid))
             prefix = f"[{rank}] ".encode() if self.tag_output else b""
             self.pipes[rank] = []
+            rewrite = functools.partial(self._rewrite_block, rank)
             for file, stream in ((proc.stdout, STDOUT), (proc.stderr, STDERR)):
                 assert file is not None
-                pipe = _Pipe(file, LineForwarder(self.sink, stream, prefix))
+                forwarder = LineForwarder(self.sink, stream, prefix, rewrite)
+                pipe = _Pipe(file, forwarder)
                 self.selector.register(file, selectors.EVENT_READ, pipe)
                 self.pipes[rank].append(pipe)
 
@@ -373,11 +401,13 @@ class _Job:
         while True:
             now = time.monotonic()
             wait = POLL_SECONDS
-            for limit in (deadline, self.kill_at):
+            for limit in (deadline, self.term_at, self.kill_at):
                 if limit is not None:
                     wait = min(wait, max(0.0, limit - now))
             for key, _ in self.selector.select(wait):
                 self._read(key.data)
+            for key in list(self.selector.get_map().values()):
+                key.data.forwarder.forward_idle()
             if self.handled < len(self.received):  # before reaping: Ctrl-C also hits the ranks
                 self._on_stop_request()
             self._reap()
@@ -386,6 +416,11 @@ class _Job:
                 self.timed_out = True
                 self._note(f"timeout: the job ran longer than {timeout:g} s")
                 self._terminate(others=False)
+            if self.term_at is not None and now >= self.term_at and not self.stopping:
+                self._terminate(
+                    others=True,
+                    why=f"still running {self.grace:g} s after rank {self.failed_rank} failed",
+                )
             if self.kill_at is not None and now >= self.kill_at:
                 self._kill_live()
             if not self._live():
@@ -448,26 +483,53 @@ class _Job:
             self.transport.mark_dead(rank)  # peers waiting on it raise instead of hanging
             if self.stopping:
                 continue
-            self._note(f"rank {rank} {describe_exit(status)}")
+            if rank not in self.collapsed or status != 1:
+                self._note(f"rank {rank} {describe_exit(status)}")
             if self.failed_rank is None:
                 self.failed_rank = rank
-            if not self.keep_going:
-                self._terminate(others=True)
+                if not self.keep_going:
+                    self._give_grace()
 
-    def _terminate(self, *, others: bool) -> None:
-        """Start ending the job: SIGTERM to every live rank now, SIGKILL after the grace.
+    def _give_grace(self) -> None:
+        """After the first failure: the others' calls with the failed rank raise (it is
+        marked dead); they have ``grace`` seconds to handle it and exit, then are ended."""
+        if self.grace <= 0:
+            self._terminate(others=True)
+        else:
+            self.term_at = time.monotonic() + self.grace
+
+    def _rewrite_block(self, rank: int, block: bytes) -> bytes | None:
+        """One line for a traceback of ``rank`` that ends in a ``ProcessFailedError`` after
+        another rank failed (the root cause, already shown); None for any other block."""
+        if self.failed_rank is None or self.failed_rank == rank:
+            return None
+        lines = [line for line in block.splitlines() if line.strip()]
+        match = _PROCESS_FAILED.fullmatch(lines[-1]) if lines else None
+        if match is None:
+            return None
+        message = match.group(1).removeprefix(f"rank {rank}: ".encode())
+        self.collapsed.add(rank)
+        return b"treecast: rank %d: ProcessFailedError: %s\n" % (rank, message)
+
+    def _terminate(self, *, others: bool, why: str = "") -> None:
+        """Start ending the job: SIGTERM to every live rank now, SIGKILL after kill_after.
 
         Args:
             others: the job ends because of a rank (say "the other N ranks"), not from outside.
+            why: words for the note, in parentheses.
         """
         self.stopping = True
+        self.term_at = None
         live = self._live()
         if live:
-            which = f"other {_ranks(len(live))}" if others else f"{_ranks(len(live))} still running"
-            self._note(f"terminating the {which}")
+            if others:
+                which = "other rank" if len(live) == 1 else f"other {_ranks(len(live))}"
+            else:
+                which = f"{_ranks(len(live))} still running"
+            self._note(f"terminating the {which}" + (f" ({why})" if why else ""))
         for proc in live:
             proc.terminate()
-        self.kill_at = time.monotonic() + self.grace
+        self.kill_at = time.monotonic() + self.kill_after
 
     def _kill_live(self) -> None:
         for proc in self._live():
@@ -480,7 +542,7 @@ class _Job:
             live = self._live()
             for proc in live:
                 proc.terminate()
-            end = time.monotonic() + self.grace
+            end = time.monotonic() + self.kill_after
             for proc in live:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(max(0.0, end - time.monotonic()))
