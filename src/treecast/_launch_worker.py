@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from .launcher.lifeline import die_with_parent
 from .launcher.payload import PAYLOAD_FILE, dumps, result_file
 from .runtime.env import ENV_LAUNCHER_PID, ENV_RANK
+from .transports.base import note_failure
 
 
 def _write_atomically(path: str, data: bytes) -> None:
@@ -53,12 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             fn, args = pickle.load(f)
         value = fn(*args)
     except BaseException as exc:  # the caller gets every failure, SystemExit included
+        note_failure()  # exit at once: do not wait for the other ranks at exit
         _write_atomically(result_file(workdir, rank), _error(exc, f"{type(exc).__name__}: {exc}"))
         return 1
     try:
         outcome = dumps(("ok", value))
     except Exception as exc:
         summary = f"an unpicklable return value ({type(value).__name__}): {exc}"
+        note_failure()
         _write_atomically(result_file(workdir, rank), _error(exc, summary))
         return 1
     _write_atomically(result_file(workdir, rank), outcome)

@@ -250,3 +250,35 @@ def test_the_forwarder_rewrites_a_block_or_leaves_it() -> None:
         b"  Traceback (most recent call last): not at a line's start\n",
         b"Traceback (most recent call last):\nOther: y\n",
     ]
+
+
+class _Streams:
+    def __init__(self) -> None:
+        self.writes: list[tuple[int, bytes]] = []
+
+    def write(self, stream: int, data: bytes) -> None:
+        self.writes.append((stream, data))
+
+
+def test_a_held_traceback_goes_out_before_the_ranks_next_stdout_line() -> None:
+    import sys
+
+    from treecast.launcher.supervisor import run_job
+
+    prog = (
+        "import sys, time, traceback\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    traceback.print_exc()\n"
+        "sys.stderr.flush()\n"
+        "time.sleep(0.05)\n"
+        "print('after the traceback', flush=True)\n"
+    )
+    sink = _Streams()
+    result = run_job([sys.executable, "-c", prog], 1, sink=sink, timeout=60)
+    assert result.returncode == 0
+    order = [(stream, data.decode()) for stream, data in sink.writes]
+    tb = next(i for i, (s, d) in enumerate(order) if s == 2 and "ZeroDivisionError" in d)
+    out = next(i for i, (s, d) in enumerate(order) if s == 1 and "after the traceback" in d)
+    assert tb < out, order

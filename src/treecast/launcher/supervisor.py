@@ -193,11 +193,12 @@ def run_job(
 class _Pipe:
     """One rank's stdout or stderr pipe and the forwarder of its lines."""
 
-    __slots__ = ("file", "forwarder")
+    __slots__ = ("file", "forwarder", "siblings")
 
     def __init__(self, file: IO[bytes], forwarder: LineForwarder) -> None:
         self.file = file
         self.forwarder = forwarder
+        self.siblings: list[_Pipe] = []  # the rank's other pipe
 
 
 class _Job:
@@ -351,6 +352,9 @@ class _Job:
                 pipe = _Pipe(file, forwarder)
                 self.selector.register(file, selectors.EVENT_READ, pipe)
                 self.pipes[rank].append(pipe)
+            out, err = self.pipes[rank]
+            out.siblings.append(err)
+            err.siblings.append(out)
 
     def _start_reaper(self) -> None:
         """Start the process that unlinks the job's segments if this one is killed (see
@@ -413,9 +417,16 @@ class _Job:
             self._reap()
             now = time.monotonic()
             if deadline is not None and now >= deadline and not self.stopping:
-                self.timed_out = True
-                self._note(f"timeout: the job ran longer than {timeout:g} s")
-                self._terminate(others=False)
+                if self.term_at is not None:  # a rank failed first: that is the story
+                    self._terminate(
+                        others=True,
+                        why=f"the job's timeout of {timeout:g} s ran out during the grace "
+                        f"after rank {self.failed_rank} failed",
+                    )
+                else:
+                    self.timed_out = True
+                    self._note(f"timeout: the job ran longer than {timeout:g} s")
+                    self._terminate(others=False)
             if self.term_at is not None and now >= self.term_at and not self.stopping:
                 self._terminate(
                     others=True,
@@ -439,9 +450,12 @@ class _Job:
             self._kill_live()
 
     def _read(self, pipe: _Pipe) -> None:
-        """Read what one pipe holds now; at EOF, forward the last line and close the pipe."""
+        """Read what one pipe holds now; at EOF, forward the last line and close the pipe.
+        A traceback held on the rank's other stream goes first (their order is kept)."""
         chunk = os.read(pipe.file.fileno(), _READ_BYTES)
         if chunk:
+            for other in pipe.siblings:
+                other.forwarder.forward_held()
             pipe.forwarder.feed(chunk)
         else:
             self._close(pipe)
@@ -478,7 +492,8 @@ class _Job:
             self.statuses[rank] = status
             self._tell_reaper(f"-{proc.pid}")
             self._drain(self.pipes[rank])  # so the rank's last words precede our note
-            if status == 0:
+            if status == 0:  # also for a rank that ended without finalising
+                self.transport.mark_exited(rank)
                 continue
             self.transport.mark_dead(rank)  # peers waiting on it raise instead of hanging
             if self.stopping:
@@ -504,8 +519,11 @@ class _Job:
         if self.failed_rank is None or self.failed_rank == rank:
             return None
         lines = [line for line in block.splitlines() if line.strip()]
-        match = _PROCESS_FAILED.fullmatch(lines[-1]) if lines else None
-        if match is None:
+        # only a plain traceback: its first line, frames (indented), the error's line; a
+        # chained one (the survivor's own error first) or one with other output in between
+        # is shown as it is
+        match = _PROCESS_FAILED.fullmatch(lines[-1]) if len(lines) >= 2 else None
+        if match is None or not all(line[:1].isspace() for line in lines[1:-1]):
             return None
         message = match.group(1).removeprefix(f"rank {rank}: ".encode())
         self.collapsed.add(rank)

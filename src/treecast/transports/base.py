@@ -286,8 +286,9 @@ class TransportJob(ABC):
     """The launcher's half of a transport: what one job needs outside its ranks.
 
     The launcher knows nothing of how a transport lays out its shared state; it calls
-    :meth:`start` before it starts the ranks, :meth:`mark_dead` when one fails and
-    :meth:`unlink` when the job ends, however it ends.
+    :meth:`start` before it starts the ranks, :meth:`mark_dead` when one fails,
+    :meth:`mark_exited` when one exits with status 0 and :meth:`unlink` when the job ends,
+    however it ends.
     """
 
     @abstractmethod
@@ -303,6 +304,10 @@ class TransportJob(ABC):
     @abstractmethod
     def mark_dead(self, rank: int) -> None:
         """Tell the ranks that ``rank`` failed: their waits on it raise instead of hanging."""
+
+    def mark_exited(self, rank: int) -> None:  # noqa: B027 - optional hook
+        """Tell the ranks that ``rank`` exited with status 0 (it may have ended without
+        finalising): nobody waits for it as for a running rank."""
 
     @abstractmethod
     def unlink(self) -> list[str]:
@@ -346,6 +351,9 @@ class Transport(ABC):
         self._watch: Watch | None = None
         """Deadlock detection (:mod:`.deadlock`), where the transport can see every rank."""
         self.context_names: dict[int, str] = {}
+        self.awaited_at_exit: tuple[int, ...] = ()
+        """Ranks that waited for this one when it finished (:meth:`finalize`): their calls
+        cannot complete, and they report it."""
         """Name of the communicator of each point-to-point context (for reports)."""
         self.waits_failed = 0
         """Waits of this rank that raised (a timeout, a dead peer, a deadlock): after one,
@@ -389,11 +397,12 @@ class Transport(ABC):
         """End of the process (``atexit``): say this rank has finished, take what the other
         ranks still send until each has finished or died (as ``MPI_Finalize`` waits for
         the others), close, and return the messages that no receive ever took. Nothing
-        is waited for when the process is exiting on an uncaught exception."""
+        is waited for when the process is exiting on an uncaught exception.
+        :attr:`awaited_at_exit` says which ranks were found waiting for this one."""
         if not self._closed:
             if not exiting_on_error():
                 self._announce_finished()
-                _linger(self)
+                self.awaited_at_exit = _linger(self)
             self.close()
         return list(self._unexpected)
 
@@ -919,25 +928,42 @@ class Transport(ABC):
         self.wait(lambda: all(op.done for op in ops), timeout, what)
 
 
-def _linger(t: Transport) -> None:
-    """Take incoming messages until no other rank runs (or the launcher has gone): the end
-    of :meth:`Transport.finalize`."""
+LINGER_AWAITED_SECONDS = 0.05
+"""A finished rank stops lingering once a rank has waited this long for it: that wait can
+never complete, and exiting now lets the launcher see this rank's own exit status first."""
+
+
+def _linger(t: Transport) -> tuple[int, ...]:
+    """Take incoming messages until no other rank runs (or the launcher has gone), or until
+    another rank waits for this one (its wait can never complete: this rank has finished,
+    with what it sent already delivered): the end of :meth:`Transport.finalize`. Returns
+    the slots of the ranks found waiting, if that is why it stopped."""
     others = [r for r in range(t.size) if r != t.rank]
     pause = 1e-4
+    awaited: tuple[tuple[int, int], ...] = ()
+    awaited_at = 0.0
     while True:
         others = [r for r in others if t.peer_state(r) is PeerState.RUNNING]
         if not others:  # what they sent before they finished is all there now
             while t._poll():
                 pass
-            return
+            return ()
         if t._poll():
             pause = 1e-4
             continue
+        if t._watch is not None:
+            now, waits = time.monotonic(), t._watch.awaiting(t.rank)
+            if not waits or waits != awaited:
+                awaited, awaited_at = waits, now
+            elif now - awaited_at >= LINGER_AWAITED_SECONDS:
+                while t._poll():
+                    pass
+                return tuple(slot for slot, _ in waits)
         try:
             if t.liveness_check is not None:
                 t.liveness_check()
         except ProcessFailedError:
-            return
+            return ()
         time.sleep(pause)
         pause = min(pause * 2, LINGER_SLEEP)
 
@@ -966,10 +992,24 @@ LINGER_SLEEP = 0.01
 only collects leftovers, so it gives the CPU to ranks still at work."""
 
 
+_failing = False
+
+
+def note_failure() -> None:
+    """Say that this process is ending on an error that it caught itself (as
+    :func:`treecast.launch`'s worker does): at exit nothing is flushed or waited for."""
+    global _failing
+    _failing = True
+
+
 def exiting_on_error() -> bool:
-    """True while the process exits on an uncaught exception (the job is failing: nothing
-    is flushed or waited for at exit)."""
-    return getattr(sys, "last_value", None) is not None or bool(getattr(sys, "last_exc", None))
+    """True while the process exits on an uncaught exception, or after
+    :func:`note_failure` (the job is failing: nothing is flushed or waited for at exit)."""
+    return (
+        _failing
+        or getattr(sys, "last_value", None) is not None
+        or bool(getattr(sys, "last_exc", None))
+    )
 
 
 FINISHED_GRACE = 0.5

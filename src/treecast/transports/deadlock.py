@@ -37,6 +37,7 @@ wait starts and ends sleeping; one look at the board every ~0.17 s while asleep.
 
 from __future__ import annotations
 
+import _thread
 import os
 import threading
 import time
@@ -53,6 +54,12 @@ BEATS = 2
 the settle time before a deadlock is declared."""
 NEW, RUNNING, GONE = range(3)
 """A rank as :class:`Watch` sees it: not yet started, running, finished or dead."""
+
+
+def _thread_count() -> int:
+    """This process's threads, also those not started through :mod:`threading` (a C
+    extension's, ``_thread.start_new_thread``'s): each may still send."""
+    return max(threading.active_count(), _thread._count() + 1)
 
 
 def settle_from_env() -> float:
@@ -156,7 +163,7 @@ class Watch:
         # the rank counts as blocked only if all of its threads wait without a timeout
         if self._busy is not None and self._busy():
             return 0
-        return int(self._waiting >= threading.active_count() and not self._timed)
+        return int(self._waiting >= _thread_count() and not self._timed)
 
     def block(self, peer: int | None, timed: bool) -> None:
         """A wait of this process starts sleeping; ``peer``: the rank it depends on;
@@ -182,6 +189,17 @@ class Watch:
             self._timed -= timed
             w[me + BLOCKED] = self._eligible() if self._waiting else 0
             w[me + GEN] += 1
+
+    def awaiting(self, rank: int) -> tuple[tuple[int, int], ...]:
+        """The running slots blocked in a wait on ``rank``, with their ``gen`` words."""
+        w = self.words
+        found = []
+        for slot in range(len(w) // WORDS):
+            i = slot * WORDS
+            blocked_on_rank = w[i + BLOCKED] and w[i + PEER] == rank + 1
+            if slot != self.slot and blocked_on_rank and self._state(slot) == RUNNING:
+                found.append((slot, w[i + GEN]))
+        return tuple(found)
 
     def peer_of(self, slot: int) -> int | None:
         """The rank that ``slot``'s wait depends on, if it said."""

@@ -62,6 +62,7 @@ from .shm_layout import (
     board_offset,
     create_world_segment,
     mark_rank_dead,
+    mark_rank_exited,
     ring_offset,
 )
 from .wait import Backoff
@@ -617,6 +618,12 @@ class ShmJob(TransportJob):
         """Write ``dead`` into the rank's state word (nothing once the segment is gone)."""
         if self.segment:
             mark_rank_dead(self.segment, rank)
+
+    def mark_exited(self, rank: int) -> None:
+        """Write ``finalized`` into the state word of a rank that exited with status 0
+        without saying so itself."""
+        if self.segment:
+            mark_rank_exited(self.segment, rank)
 
     def unlink(self) -> list[str]:
         """Unlink every segment of the job: the world's and those its ranks made."""

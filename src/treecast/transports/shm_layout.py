@@ -99,6 +99,25 @@ def create_world_segment(job: str, size: int, ring_capacity: int | None = None) 
     return name
 
 
+def mark_rank_exited(segment: str, rank: int) -> None:
+    """Record that ``rank`` exited with status 0: ``finalized`` unless it said so itself
+    (or is dead), so that a rank that ended without finalising (``os._exit(0)``, or no
+    ``world()`` at all) is not waited for as a running one. Called by the launcher."""
+    from .segments import attach_segment
+
+    try:
+        mm = attach_segment(segment)
+    except FileNotFoundError:
+        return
+    try:
+        offset = STATE_OFFSET + 8 * rank
+        (state,) = struct.unpack_from("<Q", mm, offset)
+        if state in (STATE_NEW, STATE_ATTACHED):  # the rank has exited: nothing races this
+            struct.pack_into("<Q", mm, offset, STATE_FINALIZED)
+    finally:
+        mm.close()
+
+
 def mark_rank_dead(segment: str, rank: int) -> None:
     """Record in the world segment that ``rank`` died, so that peers waiting on it raise
     :class:`~treecast.errors.ProcessFailedError` instead of waiting forever. Called by the
