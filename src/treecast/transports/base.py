@@ -818,6 +818,8 @@ class Transport(ABC):
             # launcher time to mark it dead (check_peers then names the death, and the
             # launcher the root cause) before saying that it finished
             now = time.monotonic()
+            if gone and not b.all_gone:  # the last of them has just gone: it may be dying
+                b.all_gone, b.peer_gone_at = True, now
             b.peer_gone_at = b.peer_gone_at or now
             if now - b.peer_gone_at < FINISHED_GRACE:
                 return self._check_peers_for(b.what, peer, b.peer_only, done)
@@ -971,7 +973,16 @@ def _linger(t: Transport) -> tuple[int, ...]:
 class _Blocked:
     """A wait that found nothing to do: what it waits for and since when its peer is gone."""
 
-    __slots__ = ("deadline", "done", "peer", "peer_gone_at", "peer_only", "timeout", "what")
+    __slots__ = (
+        "all_gone",
+        "deadline",
+        "done",
+        "peer",
+        "peer_gone_at",
+        "peer_only",
+        "timeout",
+        "what",
+    )
 
     def __init__(
         self,
@@ -985,6 +996,7 @@ class _Blocked:
         self.done, self.timeout, self.deadline, self.what = done, timeout, deadline, what
         self.peer, self.peer_only = peer, peer_only
         self.peer_gone_at = 0.0
+        self.all_gone = False
 
 
 LINGER_SLEEP = 0.01
