@@ -309,6 +309,41 @@ def _shared_array():
     return ok
 
 
+def _a_rank_dies_before_mapping_a_shared_array():
+    from treecast.transports import node_memory
+
+    comm = treecast.world()
+    r = comm.rank
+    real_open = node_memory.ShmNodeMemory._open
+
+    def _open(self, name, writable):
+        if r == 2:
+            os._exit(3)  # dies with the segment's name, before the barrier
+        # rank 1 maps it only after rank 0 has given the call up and removed it
+        deadline = time.monotonic() + 60
+        while os.path.exists("/dev/shm" + name) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real_open(self, name, writable)
+
+    node_memory.ShmNodeMemory._open = _open
+    try:
+        treecast.shared_array(comm, 1000, np.int64)
+    except treecast.ProcessFailedError as exc:
+        return "ProcessFailedError", list(exc.ranks)
+    except OSError as exc:
+        return type(exc).__name__, str(exc)
+    return "returned", []
+
+
+def test_a_rank_that_finds_a_shared_array_gone_raises_the_death_not_an_os_error():
+    # found by the chaos test at 16 ranks: a rank that got the name of a node arena after
+    # rank 0 had given up (a rank died) raised FileNotFoundError
+    res = run_ranks(_a_rank_dies_before_mapping_a_shared_array, 3, keep_going=True)
+    assert isinstance(res[2], treecast.RemoteError)
+    for r in (0, 1):
+        assert res[r][0] == "ProcessFailedError" and 2 in res[r][1], res
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_shared_array_is_seen_by_every_rank(n):
     assert all(run_ranks(_shared_array, n))
