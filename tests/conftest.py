@@ -84,9 +84,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=int(os.environ.get("TREECAST_CHAOS_RUNS", "30")),
         help="runs of the SIGKILL chaos test (default 30, or TREECAST_CHAOS_RUNS)",
     )
+    parser.addoption(
+        "--chaos-runs-oversubscribed",
+        type=int,
+        default=int(os.environ.get("TREECAST_CHAOS_RUNS_OVERSUBSCRIBED", "3")),
+        help="runs of the SIGKILL chaos test at 16 ranks (default 3, or "
+        "TREECAST_CHAOS_RUNS_OVERSUBSCRIBED)",
+    )
 
 
 @pytest.fixture
 def chaos_runs(request: pytest.FixtureRequest) -> int:
     """How many times the chaos test starts a job and kills a random rank."""
     return int(request.config.getoption("--chaos-runs"))
+
+
+@pytest.fixture
+def chaos_runs_oversubscribed(request: pytest.FixtureRequest) -> int:
+    """How many times the chaos test at 16 ranks (more than this machine's cores) starts a
+    job and kills a random rank."""
+    return int(request.config.getoption("--chaos-runs-oversubscribed"))

@@ -156,8 +156,6 @@ def test_zero_copy_bcast_pool_stays_within_its_budget(monkeypatch):
 
 
 def _zero_copy_edge_cases():
-    import time
-
     from treecast.engine import share_pool
 
     comm = treecast.world()
@@ -169,40 +167,62 @@ def _zero_copy_edge_cases():
     n = 1 << 20
     got = comm.bcast(np.full(n, 1, np.uint8) if r == 0 else None, copy=False)
     rd, wr = os.pipe()
+    go_rd, go_wr = os.pipe()
     pid = os.fork() if r == 1 else -1
-    if pid == 0:
-        time.sleep(0.5)
+    if pid == 0:  # reads its view once the four broadcasts below are over
+        os.close(go_wr)  # (so that the read ends if its parent dies)
+        os.read(go_rd, 1)
         os.write(wr, bytes([int(got[0]), int(got[-1])]))
         os._exit(0)
     del got
-    # the barriers keep the root from running calls ahead of rank 1 (it clears its word of a
-    # segment at its next call): the pool's size below is then exact, not a matter of timing
+
+    # A rank gives its word of a segment back at the start of its next copy=False call, so
+    # the root reuses a segment only once every rank has entered a later call. An empty
+    # call (bcast(None): no segment) then a barrier makes that so before the root's next
+    # broadcast, whichever rank the scheduler runs first: the pool is then exact.
+    def sweep():
+        comm.bcast(None, copy=False)
+        comm.barrier()
+
+    pool = share_pool.pool_of(comm)
     for i in range(2, 6):
         comm.bcast(np.full(n, i, np.uint8) if r == 0 else None, copy=False)
-        comm.barrier()
+        sweep()
+    # the forked-from segment is retired, one segment serves every later call
+    out["after forks"] = len(pool.segments)
     if pid > 0:
+        os.write(go_wr, b"x")
         out["child saw"] = list(os.read(rd, 2))
         os.waitpid(pid, 0)
-    os.close(rd)
-    os.close(wr)
-    # a rank that timed out does not hold the segment the root reused meanwhile
-    pool = share_pool.pool_of(comm)
-    comm.barrier()
+    for fd in (rd, wr, go_rd, go_wr):
+        os.close(fd)
+    # a rank that timed out does not hold the segment the root reused meanwhile: rank 1's
+    # wait expires before the root sends (it says so first), the root's call sets rank 1's
+    # word all the same, and rank 1's next call gives it back
     if r == 1:
         try:
             comm.bcast(None, copy=False, timeout=0.3)
         except treecast.TimeoutError:
             out["timed out"] = True
+        comm.send(True, dest=0)
     else:
-        time.sleep(1.5)
+        comm.recv(source=1)
         comm.bcast(np.full(n, 7, np.uint8), copy=False)
     comm.barrier()
+    sweep()
+    for i in range(6):
+        comm.bcast(np.full(n, i, np.uint8) if r == 0 else None, copy=False)
+        sweep()
+    out["after timeout"] = len(pool.segments)
+    # without the sweep the root may enter call k before rank 1 has given back the segment
+    # of call k - 1 (rank 1 gave back that of call k - 2 when it entered call k - 1, before
+    # the barrier): a second segment, never a third
     for i in range(6):
         comm.bcast(np.full(n, i, np.uint8) if r == 0 else None, copy=False)
         comm.barrier()
-    comm.bcast(None, copy=False)  # a last sweep
-    comm.barrier()
+    sweep()
     out["segments"] = len(pool.segments)
+    out["world owned"] = share_pool._owned_bytes
     # communicators dropped without free() give their pools' bytes back
     for _ in range(5):
         d = comm.dup()
@@ -217,10 +237,14 @@ def test_zero_copy_bcast_empty_arrays_forks_timeouts_and_dropped_communicators()
     assert all(o["empty"] for o in res)
     assert res[1]["child saw"] == [1, 1]  # not overwritten by the four broadcasts after it
     assert res[1]["timed out"]
-    # the world's pool at the root: two segments of 1 MiB are enough for a loop that drops
-    # each result (one viewed, one being filled), plus the empty-array call's none
-    assert res[0]["segments"] <= 3, res
-    assert res[0]["owned"] <= 3 << 20, res  # the dups' 3 MiB segments were given back
+    # the world's pool at the root: the segment the child views is retired; a loop whose
+    # ranks have all let go of each result before the next broadcast reuses one segment
+    assert res[0]["after forks"] == 1, res
+    assert res[0]["after timeout"] == 1, res
+    # a loop that drops each result: one segment viewed, one being filled at most
+    assert res[0]["segments"] in (1, 2), res
+    assert res[0]["world owned"] == res[0]["segments"] << 20, res
+    assert res[0]["owned"] == res[0]["world owned"], res  # the dups' segments were given back
 
 
 def _fork_child_drops_a_communicator():
@@ -283,6 +307,41 @@ def _shared_array():
     with pytest.raises(ValueError, match="shape"):
         treecast.shared_array(comm, (-1, 2))
     return ok
+
+
+def _a_rank_dies_before_mapping_a_shared_array():
+    from treecast.transports import node_memory
+
+    comm = treecast.world()
+    r = comm.rank
+    real_open = node_memory.ShmNodeMemory._open
+
+    def _open(self, name, writable):
+        if r == 2:
+            os._exit(3)  # dies with the segment's name, before the barrier
+        # rank 1 maps it only after rank 0 has given the call up and removed it
+        deadline = time.monotonic() + 60
+        while os.path.exists("/dev/shm" + name) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real_open(self, name, writable)
+
+    node_memory.ShmNodeMemory._open = _open
+    try:
+        treecast.shared_array(comm, 1000, np.int64)
+    except treecast.ProcessFailedError as exc:
+        return "ProcessFailedError", list(exc.ranks)
+    except OSError as exc:
+        return type(exc).__name__, str(exc)
+    return "returned", []
+
+
+def test_a_rank_that_finds_a_shared_array_gone_raises_the_death_not_an_os_error():
+    # found by the chaos test at 16 ranks: a rank that got the name of a node arena after
+    # rank 0 had given up (a rank died) raised FileNotFoundError
+    res = run_ranks(_a_rank_dies_before_mapping_a_shared_array, 3, keep_going=True)
+    assert isinstance(res[2], treecast.RemoteError)
+    for r in (0, 1):
+        assert res[r][0] == "ProcessFailedError" and 2 in res[r][1], res
 
 
 @pytest.mark.parametrize("n", [1, 3])

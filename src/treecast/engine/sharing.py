@@ -368,7 +368,10 @@ def node_array(
     Raises:
         MissingCapabilityError: the communicator's transport has no node memory (on every
             rank, nothing sent).
-        OSError: at rank 0, the segment could not be created.
+        OSError: at rank 0, the segment could not be created; at another rank, it could
+            not be mapped.
+        ProcessFailedError: a rank died during the call (also on a rank that got the
+            segment's name after rank 0 gave up and removed it).
     """
     memory = comm._node_memory(what)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -378,12 +381,20 @@ def node_array(
         name, mm = memory.create("array", nbytes)
         if fill is not None:
             np.frombuffer(mm, dtype, count=count)[...] = fill
+    failure: OSError | None = None
     try:
         name = comm.bcast(name, root=0)
         if comm.rank != 0:
-            mm = memory.attach(name)
+            try:
+                mm = memory.attach(name)
+            except OSError as exc:
+                # still join the barrier: when rank 0 gave up the call (a rank died) and
+                # removed the name before this rank mapped it, the barrier names the death
+                failure = exc
         comm.barrier()
     finally:
         if comm.rank == 0 and name is not None:
             memory.unlink(name)
+    if failure is not None:
+        raise failure
     return np.frombuffer(mm, dtype, count=count).reshape(shape)
