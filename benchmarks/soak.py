@@ -43,6 +43,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from treecast.cli import number_type
+
 WRONG_STATUS = 3
 """Exit status of a rank that found a wrong value."""
 SHM_DIR = "/dev/shm"
@@ -256,34 +258,9 @@ class Job:
             return fh.read()
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _ranks(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"at least 2 ranks (a kill needs a survivor), got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"a share from 0 to 1, got {text}")
-    return value
+_positive = number_type(float, above=0)
+_ranks = number_type(int, at_least=2)  # a kill needs a survivor
+_share = number_type(float, at_least=0, at_most=1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

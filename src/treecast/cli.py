@@ -48,34 +48,38 @@ _RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes", "--gr
 _ATTACHED_COUNT = re.compile(r"-np?\d+")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def number_type(
+    convert: Callable[[str], Any],
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` (``int`` or ``float``) the word, and refuse a value
+    outside the bounds (NaN included) with a message naming the value and the bounds."""
+    noun = "a whole number" if convert is int else "a number"
+    limits = [f"> {above:g}"] if above is not None else []
+    limits += [f">= {at_least:g}"] if at_least is not None else []
+    limits += [f"<= {at_most:g}"] if at_most is not None else []
+    expected = f"{noun} {' and '.join(limits)}".strip()
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        ok = value == value  # not NaN
+        ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
+        if not (ok and (at_most is None or value <= at_most)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_positive_int = number_type(int, at_least=1)
+_positive_float = number_type(float, above=0)
+_nonnegative_float = number_type(float, at_least=0)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:

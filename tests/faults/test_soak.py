@@ -39,7 +39,7 @@ def test_a_negative_duration_is_refused_with_status_2():
         [sys.executable, str(SOAK), "--minutes", "-1"], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2
-    assert "--minutes: must be more than 0, got -1" in proc.stderr, proc.stderr
+    assert "--minutes: expected a number > 0, got -1" in proc.stderr, proc.stderr
     assert proc.stdout == ""
 
 

@@ -153,7 +153,7 @@ def test_usage_errors_give_2(run_treecast: RunTreecast, args: tuple[str, ...]) -
         (["-n", "2", "--bogus", "python", "x.py"], "unknown option '--bogus'; the launcher's"),
         (["-n", "2", "-x"], "unknown option '-x'"),
         (["-n", "two", "python", "x.py"], "-n/-np/--np: expected a whole number >= 1, got 'two'"),
-        (["-n", "0", "python", "x.py"], "must be >= 1, got 0"),
+        (["-n", "0", "python", "x.py"], "expected a whole number >= 1, got 0"),
         (["--timeout", "soon", "-n", "2", "python", "x.py"], "expected a number > 0, got 'soon'"),
         (["-n", "2"], "no PROGRAM given"),
     ],
