@@ -272,7 +272,7 @@ def test_a_held_traceback_goes_out_before_the_ranks_next_stdout_line() -> None:
         "except ZeroDivisionError:\n"
         "    traceback.print_exc()\n"
         "sys.stderr.flush()\n"
-        "time.sleep(0.05)\n"
+        "time.sleep(0.5)\n"
         "print('after the traceback', flush=True)\n"
     )
     sink = _Streams()

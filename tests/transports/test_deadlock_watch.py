@@ -24,7 +24,10 @@ def _look_until(watches, seconds, *, skip=()):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for i, w in enumerate(watches):
-            if i not in skip and w.deadlocked():
+            if i in skip:
+                continue
+            w.beat()  # as a blocked wait does at each pause, before it looks
+            if w.deadlocked():
                 return i
         time.sleep(SETTLE / 10)
     return None

@@ -451,7 +451,8 @@ class _Job:
 
     def _read(self, pipe: _Pipe) -> None:
         """Read what one pipe holds now; at EOF, forward the last line and close the pipe.
-        A traceback held on the rank's other stream goes first (their order is kept)."""
+        A traceback held on the rank's other stream goes first (their order is kept as far
+        as two pipes can tell: what the rank wrote to both between two reads may cross)."""
         chunk = os.read(pipe.file.fileno(), _READ_BYTES)
         if chunk:
             for other in pipe.siblings:
@@ -479,6 +480,8 @@ class _Job:
                 if not chunk:
                     self._close(pipe)
                     break
+                for other in pipe.siblings:
+                    other.forwarder.forward_held()
                 pipe.forwarder.feed(chunk)
 
     def _reap(self) -> None:

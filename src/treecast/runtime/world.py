@@ -160,16 +160,22 @@ def _at_exit(transport: Transport) -> None:
     if not left or exiting_on_error():
         return
     names = transport.context_names
-    # ranks found waiting for this one: it ended before calls that they made (they report
-    # it), so the messages of those calls are not a mismatch of this rank's own
-    coll = [] if transport.awaited_at_exit else [m for m in left if is_collective(m.ctx)]
+    coll = [m for m in left if is_collective(m.ctx)]
     p2p = [m for m in left if not is_collective(m.ctx) and m.ctx != ACK_CTX]
     rank = transport.rank
-    excused = coll if transport.waits_failed else []  # after a failed call: expected
+    # after a failed call, or when others were found waiting for this rank (it ended
+    # before calls that they made, and they report it): expected, not a mismatch
+    excused = coll if transport.waits_failed or transport.awaited_at_exit else []
     if p2p or excused:
         _warn(
             f"rank {rank} exits with {len(p2p) + len(excused)} message(s) that no receive took"
-            + (" (after a call of this rank failed)" if excused else "")
+            + (
+                " (after a call of this rank failed)"
+                if excused and transport.waits_failed
+                else " (it finished while other ranks waited for it)"
+                if excused
+                else ""
+            )
             + ":\n"
             + "\n".join(describe_leftovers(p2p + excused, names, _world_rank))
         )

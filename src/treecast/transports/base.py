@@ -351,10 +351,10 @@ class Transport(ABC):
         self._watch: Watch | None = None
         """Deadlock detection (:mod:`.deadlock`), where the transport can see every rank."""
         self.context_names: dict[int, str] = {}
-        self.awaited_at_exit: tuple[int, ...] = ()
-        """Ranks that waited for this one when it finished (:meth:`finalize`): their calls
-        cannot complete, and they report it."""
         """Name of the communicator of each point-to-point context (for reports)."""
+        self.awaited_at_exit: tuple[int, ...] = ()
+        """Board slots of the ranks that waited to receive from this one when it finished
+        (:meth:`finalize`): their calls cannot complete, and they report it."""
         self.waits_failed = 0
         """Waits of this rank that raised (a timeout, a dead peer, a deadlock): after one,
         messages may be left unreceived without the ranks having disagreed."""
@@ -739,6 +739,7 @@ class Transport(ABC):
         what: Activity = "operation",
         peer: int | None = None,
         peer_only: bool = False,
+        sending: bool = False,
     ) -> None:
         """Make progress until ``done()`` is true.
 
@@ -750,6 +751,8 @@ class Transport(ABC):
                 send), if there is one: once it has finished, nothing more can come.
             peer_only: only ``peer``'s death concerns the operation (point-to-point: the
                 others may go on without a dead rank); otherwise any dead rank raises.
+            sending: the operation sends to ``peer`` (a rank that has finished still
+                takes it) rather than receiving from it.
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first; the message is a hang report.
@@ -785,7 +788,7 @@ class Transport(ABC):
                         blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)
                         if watch is not None:
-                            watch.block(peer, deadline is not None)
+                            watch.block(peer, deadline is not None, sending)
                     if self._still_blocked(blocked):
                         return
         except BaseException:
@@ -804,8 +807,10 @@ class Transport(ABC):
         Raises:
             TimeoutError, ProcessFailedError: as :meth:`wait`.
         """
-        if self._watch is not None and self._watch.condemned():
-            raise self._deadlock(b.what)
+        if self._watch is not None:
+            if self._watch.condemned():
+                raise _deadlock(self, b.what)
+            self._watch.beat()
         if b.deadline is not None and time.monotonic() > b.deadline:
             raise TimeoutError(
                 f"rank {self.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
@@ -850,17 +855,8 @@ class Transport(ABC):
         if self._watch is not None and self._watch.deadlocked():
             if self._drained(done):
                 return True
-            raise self._deadlock(b.what)
+            raise _deadlock(self, b.what)
         return False
-
-    def _deadlock(self, what: Activity) -> DeadlockError:
-        settle = self._watch.settle if self._watch is not None else 0.0
-        return DeadlockError(
-            f"rank {self.rank}: deadlock in {describe(what)}: every running rank is blocked "
-            f"in a treecast call and nothing has moved for {settle:g} s, so none can "
-            f"complete (found without a timeout; TREECAST_DEADLOCK_SECONDS=0 turns this "
-            f"check off)\n" + self.hang_report(what)
-        )
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""
@@ -915,13 +911,15 @@ class Transport(ABC):
             if op.done:
                 return
             poll()
-        if isinstance(op, SendOp):
-            peer: int | None = op.dest
-        else:
-            peer = op.source if op.source >= 0 else None
+        sending, peer = (
+            (True, op.dest)
+            if isinstance(op, SendOp)
+            else (False, op.source if op.source >= 0 else None)
+        )
         # point-to-point contexts are even (a communicator's collectives use ctx + 1): a
         # dead third rank does not stop a send or receive between live ones
-        self.wait(lambda: op.done, timeout, what, peer, peer is not None and op.ctx % 2 == 0)
+        p2p = peer is not None and op.ctx % 2 == 0
+        self.wait(lambda: op.done, timeout, what, peer, p2p, sending)
 
     def waitall(
         self, ops: Sequence[Any], timeout: float | None = None, what: Activity = "operation"
@@ -930,20 +928,32 @@ class Transport(ABC):
         self.wait(lambda: all(op.done for op in ops), timeout, what)
 
 
-LINGER_AWAITED_SECONDS = 0.05
-"""A finished rank stops lingering once a rank has waited this long for it: that wait can
-never complete, and exiting now lets the launcher see this rank's own exit status first."""
+LINGER_AWAITED_BEATS = 2
+"""A finished rank stops lingering once a rank that receives from it has polled this many
+times more (its board beat) and found nothing (its gen unchanged): that wait can never
+complete, what this rank sent is all taken, and exiting now lets the launcher see this
+rank's own exit status first."""
+
+
+def _deadlock(t: Transport, what: Activity) -> DeadlockError:
+    """The error of a wait of ``t`` found deadlocked, with the hang report."""
+    settle = t._watch.settle if t._watch is not None else 0.0
+    return DeadlockError(
+        f"rank {t.rank}: deadlock in {describe(what)}: every running rank is blocked "
+        f"in a treecast call and nothing has moved for {settle:g} s, so none can "
+        f"complete (found without a timeout; TREECAST_DEADLOCK_SECONDS=0 turns this "
+        f"check off)\n" + t.hang_report(what)
+    )
 
 
 def _linger(t: Transport) -> tuple[int, ...]:
     """Take incoming messages until no other rank runs (or the launcher has gone), or until
     another rank waits for this one (its wait can never complete: this rank has finished,
-    with what it sent already delivered): the end of :meth:`Transport.finalize`. Returns
-    the slots of the ranks found waiting, if that is why it stopped."""
+    with what it sent already taken): the end of :meth:`Transport.finalize`. Returns the
+    board slots of the ranks found waiting, if that is why it stopped."""
     others = [r for r in range(t.size) if r != t.rank]
     pause = 1e-4
-    awaited: tuple[tuple[int, int], ...] = ()
-    awaited_at = 0.0
+    awaited: tuple[tuple[int, int, int], ...] = ()
     while True:
         others = [r for r in others if t.peer_state(r) is PeerState.RUNNING]
         if not others:  # what they sent before they finished is all there now
@@ -954,13 +964,16 @@ def _linger(t: Transport) -> tuple[int, ...]:
             pause = 1e-4
             continue
         if t._watch is not None:
-            now, waits = time.monotonic(), t._watch.awaiting(t.rank)
-            if not waits or waits != awaited:
-                awaited, awaited_at = waits, now
-            elif now - awaited_at >= LINGER_AWAITED_SECONDS:
+            waits = t._watch.awaiting(t.rank)
+            if [w[:2] for w in waits] != [w[:2] for w in awaited]:
+                awaited = waits
+            elif waits and all(
+                now[2] - then[2] >= LINGER_AWAITED_BEATS
+                for now, then in zip(waits, awaited, strict=True)
+            ):
                 while t._poll():
                     pass
-                return tuple(slot for slot, _ in waits)
+                return tuple(slot for slot, _, _ in waits)
         try:
             if t.liveness_check is not None:
                 t.liveness_check()

@@ -49,6 +49,9 @@ from ..errors import InvalidArgumentError
 WORDS = 5
 """Words (u64) per rank on the board."""
 GEN, BLOCKED, VERDICT, PEER, BEAT = range(WORDS)
+SENDING = 1 << 62
+"""Flag in a ``PEER`` word: the wait is a send to that peer (which a finished rank that
+still takes messages can complete), not a receive from it."""
 BEATS = 2
 """Looks at the board (each after a fruitless poll) that every rank must have made within
 the settle time before a deadlock is declared."""
@@ -56,9 +59,13 @@ NEW, RUNNING, GONE = range(3)
 """A rank as :class:`Watch` sees it: not yet started, running, finished or dead."""
 
 
+BEAT_SECONDS = 0.05
+"""A blocked rank's ``beat`` word counts its polls at most this often."""
+
+
 def _thread_count() -> int:
-    """This process's threads, also those not started through :mod:`threading` (a C
-    extension's, ``_thread.start_new_thread``'s): each may still send."""
+    """This process's threads, also those started with ``_thread.start_new_thread`` rather
+    than :mod:`threading`: each may still send."""
     return max(threading.active_count(), _thread._count() + 1)
 
 
@@ -101,18 +108,22 @@ be applied before this node's ranks notice that the condemning node's ranks have
 class Watch:
     """This rank's side of the board.
 
+    With ``settle`` 0 (detection off) the board is still kept: a finished rank reads it to
+    see whether another waits for it (see ``_linger`` in :mod:`.base`).
+
     Args:
         words: the board, ``WORDS`` u64 per rank (a ``memoryview`` cast to ``"Q"``, or a
             list for a world of one).
         slot: this rank's index on the board.
         state: what a slot's rank is doing (:data:`NEW`, :data:`RUNNING` or :data:`GONE`).
-        settle: seconds without progress that make a deadlock (> 0).
+        settle: seconds without progress that make a deadlock (0: never condemn).
         busy: True while this rank has transfers in flight that the board cannot see (MPI):
             it then does not count as blocked.
         exchange: how to reach the ranks that are not on the board (other nodes).
     """
 
     __slots__ = (
+        "_beat_at",
         "_busy",
         "_exchange_at",
         "_lock",
@@ -154,6 +165,7 @@ class Watch:
         self._waiting = 0  # this process's threads blocked in a wait
         self._timed = 0  # ... of which with a timeout: those end by themselves
         self._next = 0.0
+        self._beat_at = 0.0
         self._seen: tuple[tuple[int, ...], ...] | None = None
         self._seen_at = 0.0
 
@@ -165,14 +177,14 @@ class Watch:
             return 0
         return int(self._waiting >= _thread_count() and not self._timed)
 
-    def block(self, peer: int | None, timed: bool) -> None:
+    def block(self, peer: int | None, timed: bool, sending: bool = False) -> None:
         """A wait of this process starts sleeping; ``peer``: the rank it depends on;
-        ``timed``: it has a timeout."""
+        ``timed``: it has a timeout; ``sending``: it sends to ``peer``."""
         w, me = self.words, self._me
         with self._lock:
             self._waiting += 1
             self._timed += timed
-            w[me + PEER] = 0 if peer is None or peer < 0 else peer + 1
+            w[me + PEER] = 0 if peer is None or peer < 0 else (peer + 1) | (sending and SENDING)
             w[me + BLOCKED] = self._eligible()
             w[me + GEN] += 1
         self._seen = None
@@ -188,22 +200,25 @@ class Watch:
             self._waiting -= 1
             self._timed -= timed
             w[me + BLOCKED] = self._eligible() if self._waiting else 0
+            if not self._waiting:
+                w[me + PEER] = 0  # PEER names the peer of a wait in progress only
             w[me + GEN] += 1
 
-    def awaiting(self, rank: int) -> tuple[tuple[int, int], ...]:
-        """The running slots blocked in a wait on ``rank``, with their ``gen`` words."""
+    def awaiting(self, rank: int) -> tuple[tuple[int, int, int], ...]:
+        """The running slots sleeping in a receive from ``rank`` (timed or not), with their
+        ``gen`` and ``beat`` words: a beat that moves while gen stands still shows a rank
+        that polls and finds nothing (not one that is descheduled)."""
         w = self.words
         found = []
         for slot in range(len(w) // WORDS):
             i = slot * WORDS
-            blocked_on_rank = w[i + BLOCKED] and w[i + PEER] == rank + 1
-            if slot != self.slot and blocked_on_rank and self._state(slot) == RUNNING:
-                found.append((slot, w[i + GEN]))
+            if slot != self.slot and w[i + PEER] == rank + 1 and self._state(slot) == RUNNING:
+                found.append((slot, w[i + GEN], w[i + BEAT]))
         return tuple(found)
 
     def peer_of(self, slot: int) -> int | None:
         """The rank that ``slot``'s wait depends on, if it said."""
-        p = self.words[slot * WORDS + PEER]
+        p = self.words[slot * WORDS + PEER] & ~SENDING
         return p - 1 if p else None
 
     def condemned(self) -> bool:
@@ -218,16 +233,25 @@ class Watch:
         w, me = self.words, self._me
         return bool(w[me + VERDICT] == w[me + GEN])
 
+    def beat(self) -> None:
+        """A blocked wait of this rank has polled and found nothing (call at each pause):
+        counted at most every :data:`BEAT_SECONDS` in the ``beat`` word, which shows the
+        rank alive and polling, not descheduled."""
+        now = time.monotonic()
+        if now >= self._beat_at:
+            self._beat_at = now + BEAT_SECONDS
+            self.words[self._me + BEAT] += 1
+
     def deadlocked(self) -> bool:
         """Look at the board (at most every ``settle / 3`` seconds; call while blocked):
-        True once this rank is part of a deadlock, found here or by another rank."""
+        True once this rank is part of a deadlock, found here or by another rank. Always
+        False with ``settle`` 0 (detection off)."""
         now = time.monotonic()
-        if now < self._next:
+        if now < self._next or not self.settle:
             return False
         self._next = now + self.settle / 3
         w, me = self.words, self._me
         w[me + BLOCKED] = self._eligible()  # threads may have ended since the wait began
-        w[me + BEAT] += 1
         if w[me + VERDICT] == w[me + GEN]:
             return True
         snap = self._snapshot()

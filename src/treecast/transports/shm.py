@@ -202,7 +202,7 @@ class ShmTransport(Transport):
         self._state = buf[STATE_OFFSET : STATE_OFFSET + 8 * nslots].cast("Q")
         board = board_offset(nslots)
         self._board = buf[board : board + 8 * WORDS * nslots].cast("Q")
-        if self.deadlock_settle and nslots == size:  # every rank in sight (one node)
+        if nslots == size:  # every rank in sight (one node); settle 0: board kept, no verdicts
             self._watch = Watch(self._board, me, self._slot_state, self.deadlock_settle)
         self._state[me] = STATE_ATTACHED
         self._in_peers = [p for p in self._members if p != rank]
