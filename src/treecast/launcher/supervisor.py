@@ -22,9 +22,11 @@ and to nothing else.
 
 A rank's traceback reaches the launcher's stderr as one block (see
 :class:`~.output.LineForwarder`); a survivor's traceback that ends in the
-``ProcessFailedError`` caused by the first failure is shown as one line. The job's shared-memory segments
-are unlinked however the job ends, including when ranks were SIGKILLed; if the launcher
-itself is killed, its reaper (:mod:`.reaper`, started first) unlinks them.
+``ProcessFailedError`` caused by the first failure is shown as one line.
+
+The job's shared-memory segments are unlinked however the job ends, including when ranks
+were SIGKILLed; if the launcher itself is killed, its reaper (:mod:`.reaper`, started
+first) unlinks them.
 """
 
 from __future__ import annotations
@@ -193,12 +195,12 @@ def run_job(
 class _Pipe:
     """One rank's stdout or stderr pipe and the forwarder of its lines."""
 
-    __slots__ = ("file", "forwarder", "siblings")
+    __slots__ = ("file", "forwarder", "other")
 
     def __init__(self, file: IO[bytes], forwarder: LineForwarder) -> None:
         self.file = file
         self.forwarder = forwarder
-        self.siblings: list[_Pipe] = []  # the rank's other pipe
+        self.other: _Pipe | None = None  # the rank's other stream
 
 
 class _Job:
@@ -353,8 +355,7 @@ class _Job:
                 self.selector.register(file, selectors.EVENT_READ, pipe)
                 self.pipes[rank].append(pipe)
             out, err = self.pipes[rank]
-            out.siblings.append(err)
-            err.siblings.append(out)
+            out.other, err.other = err, out
 
     def _start_reaper(self) -> None:
         """Start the process that unlinks the job's segments if this one is killed (see
@@ -455,11 +456,15 @@ class _Job:
         as two pipes can tell: what the rank wrote to both between two reads may cross)."""
         chunk = os.read(pipe.file.fileno(), _READ_BYTES)
         if chunk:
-            for other in pipe.siblings:
-                other.forwarder.forward_held()
-            pipe.forwarder.feed(chunk)
+            self._feed(pipe, chunk)
         else:
             self._close(pipe)
+
+    @staticmethod
+    def _feed(pipe: _Pipe, chunk: bytes) -> None:
+        if pipe.other is not None:  # a traceback held on the other stream was written first
+            pipe.other.forwarder.forward_held()
+        pipe.forwarder.feed(chunk)
 
     def _close(self, pipe: _Pipe) -> None:
         self.selector.unregister(pipe.file)
@@ -480,9 +485,7 @@ class _Job:
                 if not chunk:
                     self._close(pipe)
                     break
-                for other in pipe.siblings:
-                    other.forwarder.forward_held()
-                pipe.forwarder.feed(chunk)
+                self._feed(pipe, chunk)
 
     def _reap(self) -> None:
         """Record ranks that exited; the first failure ends the others unless keep_going."""

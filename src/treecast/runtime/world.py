@@ -165,17 +165,18 @@ def _at_exit(transport: Transport) -> None:
     rank = transport.rank
     # after a failed call, or when others were found waiting for this rank (it ended
     # before calls that they made, and they report it): expected, not a mismatch
-    excused = coll if transport.waits_failed or transport.awaited_at_exit else []
+    why = (
+        " (after a call of this rank failed)"
+        if transport.waits_failed
+        else " (it finished while other ranks waited for it)"
+        if transport.awaited_at_exit
+        else ""
+    )
+    excused = coll if why else []
     if p2p or excused:
         _warn(
             f"rank {rank} exits with {len(p2p) + len(excused)} message(s) that no receive took"
-            + (
-                " (after a call of this rank failed)"
-                if excused and transport.waits_failed
-                else " (it finished while other ranks waited for it)"
-                if excused
-                else ""
-            )
+            + (why if excused else "")
             + ":\n"
             + "\n".join(describe_leftovers(p2p + excused, names, _world_rank))
         )
