@@ -97,8 +97,11 @@ def _wait_on_one_finished_rank():
         return "finished"
     start = time.monotonic()
     if comm.rank == 0:  # more than its ring holds: a finished rank still takes it (and
-        comm.Send(np.ones(1 << 21), dest=2)  # warns at exit that nothing received it)
+        req = comm.Isend(np.ones(1 << 21), dest=2)  # warns at exit that nothing received it)
+        comm.send("sending", dest=1)  # rank 2 now has part of it: it lingers for the rest
+        req.Wait()
     else:
+        assert comm.recv(source=0) == "sending"
         with pytest.raises(treecast.ProcessFailedError, match="rank 2 has finished"):
             comm.recv(source=2)
     # the two live ranks still talk to each other

@@ -372,6 +372,10 @@ class Transport(ABC):
     def _poll(self) -> bool:
         """Move bytes both ways; return True if anything moved."""
 
+    def _receiving(self) -> bool:
+        """True while a message is partly received (its sender is in the middle of it)."""
+        return False
+
     def _busy(self) -> bool:
         """True while transfers are in flight that advance only when this process polls
         (a wait then yields the CPU instead of sleeping); False by default."""
@@ -780,8 +784,11 @@ class Transport(ABC):
                     return
                 if moved:
                     backoff = Backoff(self._oversubscribed)
-                    if blocked is not None and watch is not None:
-                        watch.moved()
+                    if blocked is not None:
+                        # a finished peer that still takes or gives bytes is not gone yet
+                        blocked.peer_gone_at = 0.0
+                        if watch is not None:
+                            watch.moved()
                     continue
                 if backoff.pause(busy):
                     if blocked is None:
@@ -960,16 +967,21 @@ def _linger(t: Transport) -> tuple[int, ...]:
             while t._poll():
                 pass
             return ()
-        if t._poll():
-            pause = 1e-4
+        if t._poll():  # the waiting ranks' two polls count from the last bytes taken
+            pause, awaited = 1e-4, ()
             continue
         if t._watch is not None:
             waits = t._watch.awaiting(t.rank)
             if [w[:2] for w in waits] != [w[:2] for w in awaited]:
                 awaited = waits
-            elif waits and all(
-                now[2] - then[2] >= LINGER_AWAITED_BEATS
-                for now, then in zip(waits, awaited, strict=True)
+            elif (
+                waits
+                and not t._receiving()
+                and not t._watch.sending_to(t.rank)
+                and all(
+                    now[2] - then[2] >= LINGER_AWAITED_BEATS
+                    for now, then in zip(waits, awaited, strict=True)
+                )
             ):
                 while t._poll():
                     pass

@@ -216,6 +216,15 @@ class Watch:
                 found.append((slot, w[i + GEN], w[i + BEAT]))
         return tuple(found)
 
+    def sending_to(self, rank: int) -> bool:
+        """True if a running slot sleeps in a send to ``rank`` (it waits for ``rank`` to
+        take what it sends)."""
+        w, want = self.words, (rank + 1) | SENDING
+        return any(
+            slot != self.slot and w[slot * WORDS + PEER] == want and self._state(slot) == RUNNING
+            for slot in range(len(w) // WORDS)
+        )
+
     def peer_of(self, slot: int) -> int | None:
         """The rank that ``slot``'s wait depends on, if it said."""
         p = self.words[slot * WORDS + PEER] & ~SENDING

@@ -462,6 +462,9 @@ class ShmTransport(Transport):
                 moved = True
         return moved
 
+    def _receiving(self) -> bool:
+        return any(r.stage or r.piece or r.offset for r in self._in_rings)
+
     def publish_activity(self, what: Activity | None) -> None:
         off = activity_offset(len(self._members)) + ACTIVITY_BYTES * self._slot
         if what is None:
