@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .launcher import FdSink, missing_program, mpi4py_env, resolve_command, run_job
+from .launcher import (
+    REAL_MPI4PY_WARNING,
+    FdSink,
+    missing_program,
+    mpi4py_env,
+    resolve_command,
+    run_job,
+    wants_real_mpi4py,
+)
 from .launcher.supervisor import GRACE_SECONDS
 
 
@@ -43,7 +51,9 @@ class Subcommand:
 
 # ---------------------------------------------------------------------------- treecast run
 
-_RUN_FLAGS = frozenset({"--tag-output", "--keep-going", "--mpi4py", "-h", "--help"})
+_RUN_FLAGS = frozenset(
+    {"--tag-output", "--keep-going", "--mpi4py", "--real-mpi4py", "-h", "--help"}
+)
 _RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes", "--grace"})
 _ATTACHED_COUNT = re.compile(r"-np?\d+")
 
@@ -114,10 +124,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="capacity of each pairwise shared-memory ring (default: 1 MiB up to 8 ranks)",
     )
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--mpi4py",
         action="store_true",
-        help="run an unmodified mpi4py program: 'from mpi4py import MPI' gives treecast.MPI",
+        help="'from mpi4py import MPI' in the ranks gives treecast.MPI, so unmodified mpi4py "
+        "programs run (the default; the flag is kept for scripts that pass it)",
+    )
+    which.add_argument(
+        "--real-mpi4py",
+        action="store_true",
+        help="the ranks import the installed mpi4py instead (also TREECAST_MPI4PY=real); "
+        "it sees a world of 1 in every rank here",
     )
     parser.add_argument(
         "--keep-going",
@@ -158,7 +176,14 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"treecast run: error: {exc}", file=sys.stderr)
         return 2
-    env = mpi4py_env() if args.mpi4py else None
+    try:
+        real = args.real_mpi4py or (not args.mpi4py and wants_real_mpi4py())
+    except ValueError as exc:
+        print(f"treecast run: error: {exc}", file=sys.stderr)
+        return 2
+    if real:
+        print(f"treecast run: warning: {REAL_MPI4PY_WARNING}", file=sys.stderr, flush=True)
+    env = None if real else mpi4py_env()
     missing = missing_program(command, env)
     if missing is not None:  # said once, before any rank starts
         print(f"treecast run: error: {missing[0]}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """``treecast.launch``: run a Python function on N fresh processes and collect its results.
 
-The function and its arguments are pickled (with cloudpickle when it is installed, so that
+The function and its arguments are pickled with cloudpickle (so that
 lambdas, closures and functions defined in a notebook or ``__main__`` work) into a private
 temporary directory. Each rank is a new interpreter (``sys.executable -m
 treecast._launch_worker``, never a fork of the caller), started and supervised by the same
@@ -16,11 +16,20 @@ import shutil
 import site
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, overload
 
 from .errors import InvalidArgumentError, RemoteError, SerializationError, TimeoutError
-from .launcher import TextSink, describe_exit, run_job
+from .launcher import (
+    MPI4PY_SHIM,
+    REAL_MPI4PY_WARNING,
+    TextSink,
+    describe_exit,
+    mpi4py_env,
+    run_job,
+    wants_real_mpi4py,
+)
 from .launcher.payload import PAYLOAD_FILE, dumps, result_file
 from .launcher.supervisor import GRACE_SECONDS
 
@@ -33,51 +42,71 @@ def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def _has_cloudpickle() -> bool:
-    try:
-        import cloudpickle  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _payload(fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
-    """Pickle ``(fn, args)`` for the ranks.
+    """Pickle ``(fn, args)`` for the ranks (cloudpickle: a function defined in a notebook,
+    ``__main__``, a lambda or a closure goes by value).
 
     Raises:
-        SerializationError: they cannot be pickled, or ``fn`` lives in ``__main__`` and
-            cloudpickle (which sends it by value) is not installed.
+        SerializationError: naming what cannot be pickled (the function, or which argument)
+            and why, with advice for that cause.
     """
-    hint = (
-        "define it in an importable module, or install cloudpickle "
-        "(pip install cloudpickle) to send lambdas, closures and notebook functions"
-    )
-    if getattr(fn, "__module__", None) == "__main__" and not _has_cloudpickle():
-        raise SerializationError(
-            f"launch: cannot send {_name(fn)} to the ranks: it is defined in __main__, which "
-            f"the ranks do not run; {hint}"
-        )
     try:
         return dumps((fn, args))
     except Exception as exc:
-        raise SerializationError(
-            f"launch: cannot pickle {_name(fn)} or its arguments for the ranks: {exc}; {hint}"
-        ) from exc
+        raise _unpicklable(fn, args, exc) from exc
 
 
-def _worker_env() -> dict[str, str]:
-    """Make the workers able to import treecast even if the caller put it on sys.path itself."""
+def _unpicklable(fn: Callable[..., Any], args: tuple[Any, ...], exc: Exception) -> Exception:
+    """The error for a payload that does not pickle: find which part fails."""
+    for i, arg in enumerate(args):
+        try:
+            dumps(arg)
+        except Exception as part_exc:
+            return SerializationError(
+                f"launch: cannot send argument {i} of {_name(fn)} ({type(arg).__name__} "
+                f"object) to the ranks: {part_exc}. Each rank is a new process: pass what it "
+                f"can rebuild the object from (a path, a configuration) and create the "
+                f"{type(arg).__name__} inside the function"
+            )
+    return SerializationError(
+        f"launch: cannot send {_name(fn)} to the ranks: {exc}. It is pickled by value with "
+        f"the globals and closure variables it uses; one of those cannot be pickled (a lock, "
+        f"an open file or connection, a live communicator): create it inside the function"
+    )
+
+
+def _real_mpi4py() -> bool:
+    """Whether the ranks import the installed mpi4py (``TREECAST_MPI4PY=real``; warned:
+    the real one sees a world of 1 in every rank) rather than treecast's stand-in.
+
+    Raises:
+        InvalidArgumentError: ``TREECAST_MPI4PY`` holds a value it does not take.
+    """
+    try:
+        real = wants_real_mpi4py()
+    except ValueError as exc:
+        raise InvalidArgumentError(f"launch: {exc}") from None
+    if real:
+        warnings.warn(f"launch: {REAL_MPI4PY_WARNING}", RuntimeWarning, stacklevel=3)
+    return real
+
+
+def _worker_env(real_mpi4py: bool) -> dict[str, str]:
+    """Make the workers able to import treecast even if the caller put it on sys.path
+    itself, and give them treecast's stand-in as ``mpi4py`` unless ``real_mpi4py``."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     standard = [*site.getsitepackages(), site.getusersitepackages()]
-    if root in standard:
-        return {}
     existing = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": root + (os.pathsep + existing if existing else "")}
+    path = existing if root in standard else root + (os.pathsep + existing if existing else "")
+    env = {"PYTHONPATH": path} if path else {}
+    return env if real_mpi4py else mpi4py_env(env)
 
 
-def _caller_path() -> list[str]:
-    """The caller's sys.path, with '' (the current directory) made absolute."""
-    return [entry or os.getcwd() for entry in sys.path]
+def _caller_path(real_mpi4py: bool) -> list[str]:
+    """The caller's sys.path, with '' (the current directory) made absolute, for the ranks
+    (after the stand-in ``mpi4py``'s directory unless ``real_mpi4py``)."""
+    path = [entry or os.getcwd() for entry in sys.path]
+    return path if real_mpi4py else [MPI4PY_SHIM, *path]
 
 
 def _load(path: str) -> tuple[Any, ...] | None:
@@ -160,17 +189,18 @@ def launch(
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace >= 0:
         raise InvalidArgumentError(f"launch: grace must be a number >= 0 seconds, got {grace!r}")
     payload = _payload(fn, args)
+    real_mpi4py = _real_mpi4py()
     workdir = tempfile.mkdtemp(prefix="treecast-launch-")  # mode 0700
     try:
         with open(os.path.join(workdir, PAYLOAD_FILE), "wb") as f:
-            pickle.dump(_caller_path(), f)
+            pickle.dump(_caller_path(real_mpi4py), f)
             f.write(payload)
         result = run_job(
             [sys.executable, "-m", WORKER_MODULE, workdir],
             nprocs,
             sink=TextSink(),
             stdin_to_rank0=False,
-            env=_worker_env(),
+            env=_worker_env(real_mpi4py),
             timeout=timeout,
             keep_going=keep_going,
             grace=grace,

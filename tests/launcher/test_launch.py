@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from launcher_helpers import process_gone, wait_for_files
 
+import treecast
 from treecast.errors import InvalidArgumentError, RemoteError, SerializationError, TimeoutError
 from treecast.launch import launch
 
@@ -108,17 +109,52 @@ def test_timeout() -> None:
     assert time.monotonic() - start < 10
 
 
-def test_unpicklable_argument() -> None:
-    with pytest.raises(SerializationError, match="cloudpickle") as info:
-        launch(rank_times, 2, threading.Lock())
+def test_unpicklable_argument_is_named_with_advice_for_that_cause() -> None:
+    with pytest.raises(SerializationError) as info:
+        launch(rank_times, 2, 3, threading.Lock())
     assert isinstance(info.value, TypeError)
+    msg = str(info.value)
+    assert "argument 1 of rank_times (lock object)" in msg
+    assert "create the lock inside the function" in msg
+    assert "install cloudpickle" not in msg and "importable module" not in msg
 
 
-def test_without_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # makes `import cloudpickle` fail
-    with pytest.raises(TypeError, match="pip install cloudpickle"):
-        launch(lambda: 1, 2)
-    assert launch(rank_times, 2, 3) == [0, 3]
+def test_unpicklable_closure_variable_is_explained() -> None:
+    lock = threading.Lock()
+
+    def uses_lock() -> bool:
+        with lock:
+            return True
+
+    with pytest.raises(SerializationError, match=r"cannot send .*uses_lock to the ranks") as info:
+        launch(uses_lock, 2)
+    assert "globals and closure variables" in str(info.value)
+
+
+def test_lambdas_closures_and_main_functions_go_by_value() -> None:
+    base = 10
+    assert launch(lambda k: treecast.world().rank + k + base, 2, 1) == [11, 12]
+    code = "def main_fn():\n    import treecast\n    return treecast.world().size\n"
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    exec(code, namespace)  # a function whose module is __main__, as in a notebook
+    assert launch(namespace["main_fn"], 2) == [2, 2]  # type: ignore[arg-type]
+
+
+def _mpi4py_world() -> tuple[int, int, str]:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    return comm.Get_rank(), comm.Get_size(), MPI.__name__
+
+
+def test_mpi4py_in_launched_ranks_is_treecasts_stand_in() -> None:
+    assert launch(_mpi4py_world, 2) == [(0, 2, "treecast.MPI"), (1, 2, "treecast.MPI")]
+
+
+def test_bad_mpi4py_choice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREECAST_MPI4PY", "mpich")
+    with pytest.raises(InvalidArgumentError, match=r"TREECAST_MPI4PY='mpich': expected"):
+        launch(rank_times, 2, 1)
 
 
 @pytest.mark.parametrize("nprocs", [0, -1, True, 2.0])

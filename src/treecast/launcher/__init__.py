@@ -6,12 +6,20 @@ Used by ``treecast run`` (:mod:`treecast.cli`) and :func:`treecast.launch`.
 from __future__ import annotations
 
 from .output import STDERR, STDOUT, FdSink, LineForwarder, Sink, TextSink
-from .program import MPI4PY_SHIM, missing_program, mpi4py_env, resolve_command
+from .program import (
+    MPI4PY_SHIM,
+    REAL_MPI4PY_WARNING,
+    missing_program,
+    mpi4py_env,
+    resolve_command,
+    wants_real_mpi4py,
+)
 from .supervisor import EXIT_TIMEOUT, JobResult, describe_exit, exit_status, run_job
 
 __all__ = [
     "EXIT_TIMEOUT",
     "MPI4PY_SHIM",
+    "REAL_MPI4PY_WARNING",
     "STDERR",
     "STDOUT",
     "FdSink",
@@ -25,4 +33,5 @@ __all__ = [
     "mpi4py_env",
     "resolve_command",
     "run_job",
+    "wants_real_mpi4py",
 ]

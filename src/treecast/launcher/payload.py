@@ -6,6 +6,8 @@ import os
 import pickle
 from typing import Any
 
+import cloudpickle
+
 PAYLOAD_FILE = "payload.pkl"
 """Name of the payload file inside the work directory."""
 
@@ -16,13 +18,10 @@ def result_file(workdir: str, rank: int) -> str:
 
 
 def dumps(obj: Any) -> bytes:
-    """Pickle ``obj`` with cloudpickle if it is installed (functions by value), else pickle.
+    """Pickle ``obj`` with cloudpickle (functions of ``__main__`` or a notebook, lambdas and
+    closures by value).
 
     Raises:
         Exception: whatever the pickler raises for an object it cannot serialize.
     """
-    try:
-        import cloudpickle
-    except ImportError:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))

@@ -121,8 +121,36 @@ MPI4PY_SHIM = os.path.join(
 """The directory holding treecast's stand-in ``mpi4py`` package."""
 
 
-def mpi4py_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for ``treecast run --mpi4py``: :data:`MPI4PY_SHIM` first on
-    ``PYTHONPATH``, so that ``import mpi4py`` in the ranks gives treecast's stand-in."""
+ENV_MPI4PY = "TREECAST_MPI4PY"
+"""Which ``mpi4py`` the ranks of ``treecast run`` and :func:`treecast.launch` import:
+``treecast`` (the default: treecast's stand-in) or ``real`` (the installed one)."""
+
+REAL_MPI4PY_WARNING = (
+    "the ranks import the installed mpi4py, which cannot see the other ranks of a treecast "
+    "job: every rank's MPI.COMM_WORLD has size 1. Run such a program under mpiexec, or "
+    "without --real-mpi4py / TREECAST_MPI4PY=real to get treecast's stand-in"
+)
+"""What is said once when a job's ranks are to import the real mpi4py."""
+
+
+def wants_real_mpi4py(environ: Mapping[str, str] | None = None) -> bool:
+    """True if ``TREECAST_MPI4PY=real`` asks for the installed mpi4py in the ranks.
+
+    Raises:
+        ValueError: the variable holds something other than ``treecast`` or ``real``.
+    """
+    value = (os.environ if environ is None else environ).get(ENV_MPI4PY, "").strip().lower()
+    if value not in ("", "treecast", "real"):
+        raise ValueError(
+            f"{ENV_MPI4PY}={value!r}: expected 'treecast' (the default: 'import mpi4py' "
+            f"gives treecast's stand-in) or 'real' (the installed mpi4py)"
+        )
+    return value == "real"
+
+
+def mpi4py_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for ranks that import treecast's stand-in as ``mpi4py`` (the default
+    of ``treecast run`` and :func:`treecast.launch`): :data:`MPI4PY_SHIM` first on
+    ``PYTHONPATH``."""
     current = (os.environ if environ is None else environ).get("PYTHONPATH", "")
     return {"PYTHONPATH": MPI4PY_SHIM + (os.pathsep + current if current else "")}
