@@ -6,10 +6,10 @@ treecast run -n 2 --tag-output python examples/tutorial/04_deadlock_fixed.py
 import treecast
 
 comm = treecast.world()
-partner = 1 - comm.rank  # run with 2 ranks: 0 <-> 1
+partner = comm.rank ^ 1  # pairs of ranks: 0 <-> 1 (and 2 <-> 3, ...)
 
 # Fix 1: order the calls so that one rank sends while the other receives.
-if comm.rank == 0:
+if comm.rank % 2 == 0:  # the even rank of each pair sends first
     comm.send(f"hello from {comm.rank}", dest=partner)
     message = comm.recv(source=partner)
 else:
