@@ -796,7 +796,7 @@ class Transport(ABC):
                         self.publish_activity(what)
                         if watch is not None:
                             watch.block(peer, deadline is not None, sending)
-                    if self._still_blocked(blocked):
+                    if _still_blocked(self, blocked):
                         return
         except BaseException:
             self.waits_failed += 1
@@ -806,64 +806,6 @@ class Transport(ABC):
                 self.publish_activity(None)
                 if watch is not None:
                     watch.unblock(deadline is not None)
-
-    def _still_blocked(self, b: _Blocked) -> bool:
-        """The checks of a wait that has nothing to do (off the hot path): True if it is
-        done after all.
-
-        Raises:
-            TimeoutError, ProcessFailedError: as :meth:`wait`.
-        """
-        if self._watch is not None:
-            if self._watch.condemned():
-                raise _deadlock(self, b.what)
-            self._watch.beat()
-        if b.deadline is not None and time.monotonic() > b.deadline:
-            raise TimeoutError(
-                f"rank {self.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
-                + self.hang_report(b.what)
-            )
-        peer, done = b.peer, b.done
-        gone = self.peers_finished()
-        if gone or (peer is not None and self.peer_finished(peer)):
-            # a rank that failed also closes its transport on the way out: leave its
-            # launcher time to mark it dead (check_peers then names the death, and the
-            # launcher the root cause) before saying that it finished
-            now = time.monotonic()
-            if gone and not b.all_gone:  # the last of them has just gone: it may be dying
-                b.all_gone, b.peer_gone_at = True, now
-            b.peer_gone_at = b.peer_gone_at or now
-            if now - b.peer_gone_at < FINISHED_GRACE:
-                return self._check_peers_for(b.what, peer, b.peer_only, done)
-        if gone:
-            # nothing can arrive any more: take what they sent, then decide
-            if self._drained(done):
-                return True
-            others = tuple(r for r in range(self.size) if r != self.rank)
-            self._forget_sync_sends(others)
-            raise ProcessFailedError(
-                f"rank {self.rank}: {describe(b.what)} cannot complete: every other "
-                f"rank has finished (exited) without sending what it waits for",
-                others,
-            )
-        if peer is not None and self.peer_finished(peer):
-            if self._drained(done):  # what it sent before it finished
-                return True
-            self._forget_sync_sends((peer,))
-            dead = self.dead_peers()  # the root cause, if the peer gave up on one
-            raise ProcessFailedError(
-                f"rank {self.rank}: {describe(b.what)} cannot complete: rank {peer} "
-                f"has finished (exited) without completing it"
-                + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
-                (peer, *dead),
-            )
-        if self._check_peers_for(b.what, peer, b.peer_only, done):
-            return True
-        if self._watch is not None and self._watch.deadlocked():
-            if self._drained(done):
-                return True
-            raise _deadlock(self, b.what)
-        return False
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""
@@ -951,6 +893,74 @@ def _deadlock(t: Transport, what: Activity) -> DeadlockError:
         f"complete (found without a timeout; TREECAST_DEADLOCK_SECONDS=0 turns this "
         f"check off)\n" + t.hang_report(what)
     )
+
+
+def _still_blocked(t: Transport, b: _Blocked) -> bool:
+    """The checks of :meth:`Transport.wait` when it has nothing to do (off the hot path):
+    True if it is done after all.
+
+    Raises:
+        TimeoutError, ProcessFailedError: as :meth:`wait`.
+    """
+    if t._watch is not None:
+        if t._watch.condemned():
+            raise _reported(t, b.what)
+        t._watch.beat()
+    if b.deadline is not None and time.monotonic() > b.deadline:
+        raise TimeoutError(
+            f"rank {t.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
+            + t.hang_report(b.what)
+        )
+    peer, done = b.peer, b.done
+    gone = t.peers_finished()
+    if gone or (peer is not None and t.peer_finished(peer)):
+        # a rank that failed also closes its transport on the way out: leave its
+        # launcher time to mark it dead (check_peers then names the death, and the
+        # launcher the root cause) before saying that it finished
+        now = time.monotonic()
+        if gone and not b.all_gone:  # the last of them has just gone: it may be dying
+            b.all_gone, b.peer_gone_at = True, now
+        b.peer_gone_at = b.peer_gone_at or now
+        if now - b.peer_gone_at < FINISHED_GRACE:
+            return t._check_peers_for(b.what, peer, b.peer_only, done)
+    if gone:
+        # nothing can arrive any more: take what they sent, then decide
+        if t._drained(done):
+            return True
+        others = tuple(r for r in range(t.size) if r != t.rank)
+        t._forget_sync_sends(others)
+        raise ProcessFailedError(
+            f"rank {t.rank}: {describe(b.what)} cannot complete: every other "
+            f"rank has finished (exited) without sending what it waits for",
+            others,
+        )
+    if peer is not None and t.peer_finished(peer):
+        if t._drained(done):  # what it sent before it finished
+            return True
+        t._forget_sync_sends((peer,))
+        dead = t.dead_peers()  # the root cause, if the peer gave up on one
+        raise ProcessFailedError(
+            f"rank {t.rank}: {describe(b.what)} cannot complete: rank {peer} "
+            f"has finished (exited) without completing it"
+            + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
+            (peer, *dead),
+        )
+    if t._check_peers_for(b.what, peer, b.peer_only, done):
+        return True
+    if t._watch is not None and t._watch.deadlocked():
+        if t._drained(done):
+            return True
+        raise _reported(t, b.what)
+    return False
+
+
+def _reported(t: Transport, what: Activity) -> DeadlockError:
+    """The deadlock error of a condemned wait, its report written while the other ranks of
+    the deadlock are still in their calls (:meth:`.Watch.reported`)."""
+    error = _deadlock(t, what)
+    if t._watch is not None:
+        t._watch.reported()
+    return error
 
 
 def _linger(t: Transport) -> tuple[int, ...]:

@@ -50,6 +50,12 @@ WORDS = 5
 """Words (u64) per rank on the board."""
 GEN, BLOCKED, VERDICT, PEER, BEAT = range(WORDS)
 SENDING = 1 << 62
+REPORTED = 1 << 62
+"""Set in a rank's ``verdict`` once it has written its hang report: no longer equal to its
+``gen``, so the others stop waiting for it (see :meth:`Watch.reported`)."""
+REPORT_WAIT = 1.0
+"""Seconds a condemned rank waits, at most, for the others of its deadlock to write their
+reports before it leaves its call."""
 """Flag in a ``PEER`` word: the wait is a send to that peer (which a finished rank that
 still takes messages can complete), not a receive from it."""
 BEATS = 2
@@ -291,6 +297,22 @@ class Watch:
         left that wait since is not affected."""
         for slot, gen in zip(*snapshot, strict=True):
             self.words[slot * WORDS + VERDICT] = gen
+
+    def reported(self, limit: float = REPORT_WAIT) -> None:
+        """This rank has written its deadlock report: say so, then wait (at most ``limit``
+        seconds) until every other running rank condemned with it has written its own, so
+        that each report shows the others still in their calls, not already gone."""
+        w, me = self.words, self._me
+        w[me + VERDICT] = w[me + GEN] | REPORTED
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and any(
+            slot != self.slot
+            and self._state(slot) == RUNNING
+            and w[slot * WORDS + BLOCKED]
+            and w[slot * WORDS + VERDICT] == w[slot * WORDS + GEN]
+            for slot in range(len(w) // WORDS)
+        ):
+            time.sleep(0.001)
 
     def speaker(self) -> int | None:
         """The lowest running slot: the one that speaks for the board to other nodes."""
