@@ -220,42 +220,10 @@ def _bench_module() -> Any:
     return bench
 
 
-SHAPES = ("binomial", "knomial", "kary", "chain", "inorder", "two-tree")
+def _tree_module() -> Any:
+    from . import tree_pictures
 
-
-def _add_tree_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--size", type=int, default=8, help="number of ranks (default 8)")
-    parser.add_argument("--root", type=int, default=0, help="root rank (default 0)")
-    parser.add_argument("--shape", choices=SHAPES, default="binomial", help="tree shape")
-    parser.add_argument("-k", type=int, default=None, help="radix of knomial (4) or kary (2)")
-
-
-def _tree(args: argparse.Namespace) -> int:
-    from .topology import trees
-
-    try:
-        if args.shape == "knomial":
-            shapes = [trees.knomial_tree(args.size, args.root, args.k or 4)]
-        elif args.shape == "kary":
-            shapes = [trees.kary_tree(args.size, args.root, args.k or 2)]
-        elif args.shape == "chain":
-            shapes = [trees.chain_tree(args.size, args.root)]
-        elif args.shape == "inorder":
-            shapes = [trees.inorder_binary_tree(args.size, args.root)]
-        elif args.shape == "two-tree":
-            shapes = list(trees.two_trees(args.size, args.root))
-        else:
-            shapes = [trees.binomial_tree(args.size, args.root)]
-    except ValueError as exc:
-        print(f"treecast tree: {exc}", file=sys.stderr)
-        return 2
-    for i, tree in enumerate(shapes):
-        label = f" (tree {i + 1} of {len(shapes)})" if len(shapes) > 1 else ""
-        print(
-            f"{args.shape} tree, {args.size} ranks, root {args.root}, depth {tree.depth()}{label}:"
-        )
-        print(tree.render())
-    return 0
+    return tree_pictures
 
 
 def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
@@ -329,9 +297,10 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand(
         name="tree",
-        help="draw a communication tree (binomial, knomial, kary, chain, inorder, two-tree)",
-        add_arguments=_add_tree_arguments,
-        run=_tree,
+        help="draw a communication tree (binomial, knomial, kary, chain, inorder, two-tree) "
+        "as text, SVG or PNG",
+        add_arguments=lambda parser: _tree_module().add_arguments(parser),
+        run=lambda args: _tree_module().run(args),
     ),
     Subcommand(
         name="algorithms",
