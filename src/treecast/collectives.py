@@ -225,7 +225,7 @@ class Collectives:
             result = partial(_object_result, objects, result, what)
         if nonblocking:
             gen = execute(steps, self._t, self._group, self._coll_ctx, tag, store, what)
-            return CollectiveRequest(self._t, gen, result)
+            return CollectiveRequest(self._t, gen, result, what)
         run(steps, self._t, self._group, self._coll_ctx, tag, store, what, timeout)
         return result()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _mpi4py_names
+from .aio import AsyncComm
 from .algorithms.hierarchical import Layout
 from .collectives import Collectives
 from .constants import (
@@ -312,6 +313,16 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
     @property
     def group(self) -> Group:
         return self.Get_group()
+
+    @property
+    def aio(self) -> AsyncComm:
+        """The asyncio view of this communicator: its blocking collective and
+        point-to-point methods, same names and arguments, as coroutines
+        (``await comm.aio.bcast(x, root=0)``) that never block the event loop. A collective
+        through ``aio`` is the ``I*`` form (every rank must call it so); a cancelled
+        receive takes nothing, a cancelled send or collective still completes. See
+        :mod:`treecast.aio`."""
+        return AsyncComm(self)
 
     def Create(self, group: Group) -> Comm:
         """A communicator of ``group``'s processes, in the group's order; ``COMM_NULL`` on

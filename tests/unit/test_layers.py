@@ -8,7 +8,8 @@ inside a function. The layers, low to high (a module may import its own layer an
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
    of segments), plans (pure planning of collective calls), request, launcher/ (the supervisor: transports' segments, never a comm)
-4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world
+4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, aio (the
+   asyncio view that ``Comm.aio`` returns)
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
 7. cli, bench/, tree_pictures, __main__
@@ -48,6 +49,7 @@ LAYERS: dict[str, int] = {
     "treecast.request": 3,
     "treecast.launcher.*": 3,
     "treecast.group": 4,
+    "treecast.aio": 4,
     "treecast.matched": 4,
     "treecast.comm": 4,
     "treecast.p2p": 4,

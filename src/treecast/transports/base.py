@@ -683,6 +683,10 @@ class Transport(ABC):
     def iprobe(self, ctx: int, source: int, tag: int) -> Incoming | None:
         """Return the first unexpected message that matches, without receiving it."""
         self._poll()
+        return self.first_unexpected(ctx, source, tag)
+
+    def first_unexpected(self, ctx: int, source: int, tag: int) -> Incoming | None:
+        """:meth:`iprobe` without polling: what has already arrived (maybe in part)."""
         probe = RecvOp(ctx, source, tag, None)
         for msg in self._unexpected:
             if probe.matches(msg.ctx, msg.src, msg.tag):
@@ -772,7 +776,7 @@ class Transport(ABC):
             timeout = self.default_timeout
         backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
-        blocked: _Blocked | None = None
+        blocked: BlockedWait | None = None
         busy = self._busy
         watch = self._watch
         try:
@@ -792,11 +796,11 @@ class Transport(ABC):
                     continue
                 if backoff.pause(busy):
                     if blocked is None:
-                        blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
+                        blocked = BlockedWait(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)
                         if watch is not None:
                             watch.block(peer, deadline is not None, sending)
-                    if _still_blocked(self, blocked):
+                    if blocked.check(self, watch):
                         return
         except BaseException:
             self.waits_failed += 1
@@ -895,65 +899,6 @@ def _deadlock(t: Transport, what: Activity) -> DeadlockError:
     )
 
 
-def _still_blocked(t: Transport, b: _Blocked) -> bool:
-    """The checks of :meth:`Transport.wait` when it has nothing to do (off the hot path):
-    True if it is done after all.
-
-    Raises:
-        TimeoutError, ProcessFailedError: as :meth:`wait`.
-    """
-    if t._watch is not None:
-        if t._watch.condemned():
-            raise _reported(t, b.what)
-        t._watch.beat()
-    if b.deadline is not None and time.monotonic() > b.deadline:
-        raise TimeoutError(
-            f"rank {t.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
-            + t.hang_report(b.what)
-        )
-    peer, done = b.peer, b.done
-    gone = t.peers_finished()
-    if gone or (peer is not None and t.peer_finished(peer)):
-        # a rank that failed also closes its transport on the way out: leave its
-        # launcher time to mark it dead (check_peers then names the death, and the
-        # launcher the root cause) before saying that it finished
-        now = time.monotonic()
-        if gone and not b.all_gone:  # the last of them has just gone: it may be dying
-            b.all_gone, b.peer_gone_at = True, now
-        b.peer_gone_at = b.peer_gone_at or now
-        if now - b.peer_gone_at < FINISHED_GRACE:
-            return t._check_peers_for(b.what, peer, b.peer_only, done)
-    if gone:
-        # nothing can arrive any more: take what they sent, then decide
-        if t._drained(done):
-            return True
-        others = tuple(r for r in range(t.size) if r != t.rank)
-        t._forget_sync_sends(others)
-        raise ProcessFailedError(
-            f"rank {t.rank}: {describe(b.what)} cannot complete: every other "
-            f"rank has finished (exited) without sending what it waits for",
-            others,
-        )
-    if peer is not None and t.peer_finished(peer):
-        if t._drained(done):  # what it sent before it finished
-            return True
-        t._forget_sync_sends((peer,))
-        dead = t.dead_peers()  # the root cause, if the peer gave up on one
-        raise ProcessFailedError(
-            f"rank {t.rank}: {describe(b.what)} cannot complete: rank {peer} "
-            f"has finished (exited) without completing it"
-            + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
-            (peer, *dead),
-        )
-    if t._check_peers_for(b.what, peer, b.peer_only, done):
-        return True
-    if t._watch is not None and t._watch.deadlocked():
-        if t._drained(done):
-            return True
-        raise _reported(t, b.what)
-    return False
-
-
 def _reported(t: Transport, what: Activity) -> DeadlockError:
     """The deadlock error of a condemned wait, its report written while the other ranks of
     the deadlock are still in their calls (:meth:`.Watch.reported`)."""
@@ -1005,8 +950,20 @@ def _linger(t: Transport) -> tuple[int, ...]:
         pause = min(pause * 2, LINGER_SLEEP)
 
 
-class _Blocked:
-    """A wait that found nothing to do: what it waits for and since when its peer is gone."""
+class BlockedWait:
+    """A wait that found nothing to do: what it waits for, since when its peer is gone,
+    and the checks made while it sleeps (:meth:`check`). :meth:`Transport.wait` makes one
+    when it first sleeps; a wait driven from elsewhere (the asyncio driver of
+    :mod:`treecast.aio`) makes one per operation and calls :meth:`check` between polls.
+
+    Args:
+        done: the completion test (makes no progress).
+        timeout: the seconds it was given (for the message), or None.
+        deadline: ``time.monotonic()`` value at which it times out, or None.
+        what: the operation, for reports.
+        peer: the one rank it waits for, if there is one.
+        peer_only: only ``peer``'s death concerns it (point-to-point).
+    """
 
     __slots__ = (
         "all_gone",
@@ -1031,7 +988,68 @@ class _Blocked:
         self.done, self.timeout, self.deadline, self.what = done, timeout, deadline, what
         self.peer, self.peer_only = peer, peer_only
         self.peer_gone_at = 0.0
+        """When its peer (or the last other rank) was first seen finished; 0 while bytes
+        move (a finished peer that still takes or gives bytes is not gone yet)."""
         self.all_gone = False
+
+    def check(self, t: Transport, watch: Watch | None) -> bool:
+        """The checks of a wait that has nothing to do (off the hot path), made once: True
+        if it is done after all. ``watch``: the deadlock board of a wait that declared itself
+        blocked on it (None: no deadlock checks).
+
+        Raises:
+            TimeoutError, DeadlockError, ProcessFailedError: as :meth:`Transport.wait`.
+        """
+        if watch is not None:
+            if watch.condemned():
+                raise _reported(t, self.what)
+            watch.beat()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeoutError(
+                f"rank {t.rank}: {describe(self.what)} did not complete within {self.timeout:g} s\n"
+                + t.hang_report(self.what)
+            )
+        peer, done = self.peer, self.done
+        gone = t.peers_finished()
+        if gone or (peer is not None and t.peer_finished(peer)):
+            # a rank that failed also closes its transport on the way out: leave its
+            # launcher time to mark it dead (check_peers then names the death, and the
+            # launcher the root cause) before saying that it finished
+            now = time.monotonic()
+            if gone and not self.all_gone:  # the last of them has just gone: it may be dying
+                self.all_gone, self.peer_gone_at = True, now
+            self.peer_gone_at = self.peer_gone_at or now
+            if now - self.peer_gone_at < FINISHED_GRACE:
+                return t._check_peers_for(self.what, peer, self.peer_only, done)
+        if gone:
+            # nothing can arrive any more: take what they sent, then decide
+            if t._drained(done):
+                return True
+            others = tuple(r for r in range(t.size) if r != t.rank)
+            t._forget_sync_sends(others)
+            raise ProcessFailedError(
+                f"rank {t.rank}: {describe(self.what)} cannot complete: every other "
+                f"rank has finished (exited) without sending what it waits for",
+                others,
+            )
+        if peer is not None and t.peer_finished(peer):
+            if t._drained(done):  # what it sent before it finished
+                return True
+            t._forget_sync_sends((peer,))
+            dead = t.dead_peers()  # the root cause, if the peer gave up on one
+            raise ProcessFailedError(
+                f"rank {t.rank}: {describe(self.what)} cannot complete: rank {peer} "
+                f"has finished (exited) without completing it"
+                + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
+                (peer, *dead),
+            )
+        if t._check_peers_for(self.what, peer, self.peer_only, done):
+            return True
+        if watch is not None and watch.deadlocked():
+            if t._drained(done):
+                return True
+            raise _reported(t, self.what)
+        return False
 
 
 LINGER_SLEEP = 0.01
