@@ -17,6 +17,8 @@ from typing import Any
 
 from .launcher import FdSink, missing_program, mpi4py_env, resolve_command, run_job
 from .launcher.supervisor import GRACE_SECONDS
+from .transports.shm_layout import MIN_RING_CAPACITY
+from .units import size_arg
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ring-bytes",
-        type=_positive_int,
-        metavar="BYTES",
-        help="capacity of each pairwise shared-memory ring (default: 1 MiB up to 8 ranks)",
+        type=size_arg(at_least=MIN_RING_CAPACITY),
+        metavar="SIZE",
+        help="capacity of each pairwise shared-memory ring, e.g. 4M (default: 1 MiB up to 8 "
+        f"ranks; at least {MIN_RING_CAPACITY})",
     )
     parser.add_argument(
         "--mpi4py",
@@ -239,7 +242,11 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
         "-n", "--size", type=int, default=None, help="also show the default choice for N ranks"
     )
     parser.add_argument(
-        "--bytes", type=int, default=1024, help="message size for the default choice (1024)"
+        "--bytes",
+        type=size_arg(),
+        default=1024,
+        metavar="SIZE",
+        help="message size for the default choice, e.g. 64K or 1MiB (default 1024)",
     )
     parser.add_argument(
         "--nodes",

@@ -3,7 +3,8 @@
 Every module of ``src/treecast`` is parsed with :mod:`ast`; every ``import`` counts, also one
 inside a function. The layers, low to high (a module may import its own layer and below):
 
-0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names
+0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names,
+   units (sizes)
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
@@ -36,6 +37,7 @@ LAYERS: dict[str, int] = {
     "treecast.errhandler": 0,
     "treecast.runtime": 0,
     "treecast.runtime.env": 0,
+    "treecast.units": 0,
     "treecast.message.*": 1,
     "treecast.status": 1,
     "treecast.ops": 1,
