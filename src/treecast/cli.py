@@ -2,7 +2,7 @@
 
 Each subcommand is one :class:`Subcommand` entry in :data:`SUBCOMMANDS`: a name, a help
 line, a function that adds its arguments to its parser and a function that runs it and
-returns the exit status. To add one (``bench``, ``algorithms``, ``tree``), write those two
+returns the exit status. To add one (``bench``, ``algorithms``, ``tree``, ``compat``), write those two
 functions and append an entry.
 """
 
@@ -198,6 +198,12 @@ def _bench_module() -> Any:
     return bench
 
 
+def _compat_module() -> Any:
+    from . import compat
+
+    return compat
+
+
 SHAPES = ("binomial", "knomial", "kary", "chain", "inorder", "two-tree")
 
 
@@ -320,6 +326,12 @@ SUBCOMMANDS: list[Subcommand] = [
         help="list every collective's algorithms, their restrictions and the default choice",
         add_arguments=_add_algorithms_arguments,
         run=_algorithms,
+    ),
+    Subcommand(
+        name="compat",
+        help="what treecast.MPI has of mpi4py's API; 'compat NAME' says whether it has NAME",
+        add_arguments=lambda parser: _compat_module().add_arguments(parser),
+        run=lambda args: _compat_module().run(args),
     ),
 ]
 """Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""

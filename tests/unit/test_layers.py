@@ -12,7 +12,7 @@ inside a function. The layers, low to high (a module may import its own layer an
 4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
-7. cli, bench/, __main__
+7. cli, bench/, compat, __main__
 
 Imports under ``if TYPE_CHECKING:`` count too: a module that needs a higher one's type
 declares a Protocol of what it uses instead (``engine/node.py``, ``matched.py``).
@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     "treecast._mpi4py_shim.*": 6,
     "treecast.cli": 7,
     "treecast.bench.*": 7,
+    "treecast.compat": 7,
     "treecast.__main__": 7,
 }
 """Module -> layer; ``pkg.*`` places the package ``pkg`` and every module under it."""
