@@ -8,7 +8,7 @@ inside a function. The layers, low to high (a module may import its own layer an
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
-   of segments), plans (pure planning of collective calls), request, launcher/ (the supervisor: transports' segments, never a comm)
+   of segments), plans (pure planning of collective calls), routes (what a call would run), request, launcher/ (the supervisor: transports' segments, never a comm)
 4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "treecast.selection.*": 3,
     "treecast.engine.*": 3,
     "treecast.plans": 3,
+    "treecast.routes": 3,
     "treecast.request": 3,
     "treecast.launcher.*": 3,
     "treecast.group": 4,
