@@ -113,7 +113,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ring-bytes",
         type=size_arg(at_least=MIN_RING_CAPACITY),
-        metavar="SIZE",
+        metavar="BYTES",
         help="capacity of each pairwise shared-memory ring, e.g. 4M (default: 1 MiB up to 8 "
         f"ranks; at least {MIN_RING_CAPACITY})",
     )
@@ -251,7 +251,7 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
         "--bytes",
         type=size_arg(),
         default=1024,
-        metavar="SIZE",
+        metavar="BYTES",
         help="message size for the default choice, e.g. 64K or 1MiB (default 1024)",
     )
     parser.add_argument(
