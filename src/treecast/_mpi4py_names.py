@@ -6,6 +6,10 @@ instead of a bare ``AttributeError``; see :func:`treecast.MPI.__getattr__`.
 
 from __future__ import annotations
 
+COMPAT_POINTER = "see 'python -m treecast compat {name}'"
+"""The end of the message of every ``NotImplementedName``: a command that works wherever
+treecast is installed (:mod:`treecast.compat`), unlike a path into the source repository."""
+
 MODULE = frozenset(
     (
         "AINT",

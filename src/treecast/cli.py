@@ -2,7 +2,7 @@
 
 Each subcommand is one :class:`Subcommand` entry in :data:`SUBCOMMANDS`: a name, a help
 line, a function that adds its arguments to its parser and a function that runs it and
-returns the exit status. To add one (``bench``, ``algorithms``, ``tree``), write those two
+returns the exit status. To add one (``bench``, ``algorithms``, ``tree``, ``compat``), write those two
 functions and append an entry.
 """
 
@@ -25,6 +25,8 @@ from .launcher import (
     wants_real_mpi4py,
 )
 from .launcher.supervisor import GRACE_SECONDS
+from .transports.shm_layout import MIN_RING_CAPACITY
+from .units import size_arg
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ring-bytes",
-        type=_positive_int,
+        type=size_arg(at_least=MIN_RING_CAPACITY),
         metavar="BYTES",
-        help="capacity of each pairwise shared-memory ring (default: 1 MiB up to 8 ranks)",
+        help="capacity of each pairwise shared-memory ring, e.g. 4M (default: 1 MiB up to 8 "
+        f"ranks; at least {MIN_RING_CAPACITY})",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -220,6 +223,12 @@ def _bench_module() -> Any:
     return bench
 
 
+def _compat_module() -> Any:
+    from . import compat
+
+    return compat
+
+
 def _tree_module() -> Any:
     from . import tree_pictures
 
@@ -232,7 +241,11 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
         "-n", "--size", type=int, default=None, help="also show the default choice for N ranks"
     )
     parser.add_argument(
-        "--bytes", type=int, default=1024, help="message size for the default choice (1024)"
+        "--bytes",
+        type=size_arg(),
+        default=1024,
+        metavar="BYTES",
+        help="message size for the default choice, e.g. 64K or 1MiB (default 1024)",
     )
     parser.add_argument(
         "--nodes",
@@ -307,6 +320,12 @@ SUBCOMMANDS: list[Subcommand] = [
         help="list every collective's algorithms, their restrictions and the default choice",
         add_arguments=_add_algorithms_arguments,
         run=_algorithms,
+    ),
+    Subcommand(
+        name="compat",
+        help="what treecast.MPI has of mpi4py's API; 'compat NAME' says whether it has NAME",
+        add_arguments=lambda parser: _compat_module().add_arguments(parser),
+        run=lambda args: _compat_module().run(args),
     ),
 ]
 """Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""

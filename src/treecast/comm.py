@@ -66,7 +66,7 @@ class _CommType(type):
         if name in _mpi4py_names.COMM:
             raise NotImplementedName(
                 f"treecast does not implement Comm.{name} (mpi4py's Intracomm.{name}); "
-                f"see docs/compatibility.md"
+                + _mpi4py_names.COMPAT_POINTER.format(name=f"Comm.{name}")
             )
         raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
@@ -154,7 +154,7 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         if name in _mpi4py_names.COMM:
             raise NotImplementedName(
                 f"treecast does not implement Comm.{name} (mpi4py's Intracomm.{name}); "
-                f"see docs/compatibility.md"
+                + _mpi4py_names.COMPAT_POINTER.format(name=f"Comm.{name}")
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

@@ -3,16 +3,17 @@
 Every module of ``src/treecast`` is parsed with :mod:`ast`; every ``import`` counts, also one
 inside a function. The layers, low to high (a module may import its own layer and below):
 
-0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names
+0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names,
+   units (sizes)
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
-   of segments), plans (pure planning of collective calls), request, launcher/ (the supervisor: transports' segments, never a comm)
+   of segments), plans (pure planning of collective calls), routes (what a call would run), request, launcher/ (the supervisor: transports' segments, never a comm)
 4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, aio (the
    asyncio view that ``Comm.aio`` returns)
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
-7. cli, bench/, tree_pictures, __main__
+7. cli, bench/, tree_pictures, compat, __main__
 
 Imports under ``if TYPE_CHECKING:`` count too: a module that needs a higher one's type
 declares a Protocol of what it uses instead (``engine/node.py``, ``matched.py``).
@@ -37,6 +38,7 @@ LAYERS: dict[str, int] = {
     "treecast.errhandler": 0,
     "treecast.runtime": 0,
     "treecast.runtime.env": 0,
+    "treecast.units": 0,
     "treecast.message.*": 1,
     "treecast.status": 1,
     "treecast.ops": 1,
@@ -46,6 +48,7 @@ LAYERS: dict[str, int] = {
     "treecast.selection.*": 3,
     "treecast.engine.*": 3,
     "treecast.plans": 3,
+    "treecast.routes": 3,
     "treecast.request": 3,
     "treecast.launcher.*": 3,
     "treecast.group": 4,
@@ -67,6 +70,7 @@ LAYERS: dict[str, int] = {
     "treecast.cli": 7,
     "treecast.tree_pictures": 7,
     "treecast.bench.*": 7,
+    "treecast.compat": 7,
     "treecast.__main__": 7,
 }
 """Module -> layer; ``pkg.*`` places the package ``pkg`` and every module under it."""
