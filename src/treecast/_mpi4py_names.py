@@ -603,6 +603,27 @@ CARTCOMM = frozenset(
     )
 )
 
+GRAPHCOMM = frozenset(
+    (
+        "Get_dims",
+        "Get_neighbors",
+        "Get_neighbors_count",
+        "Get_topo",
+        "dims",
+        "edges",
+        "index",
+        "nedges",
+        "neighbors",
+        "nneighbors",
+        "nnodes",
+        "topo",
+    )
+)
+"""mpi4py 4.1's ``Graphcomm`` names beyond ``Topocomm``'s."""
+
+DISTGRAPHCOMM = frozenset(("Get_dist_neighbors", "Get_dist_neighbors_count"))
+"""mpi4py 4.1's ``Distgraphcomm`` names beyond ``Topocomm``'s."""
+
 REQUEST = frozenset(
     (
         "Cancel",

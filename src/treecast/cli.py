@@ -9,6 +9,7 @@ functions and append an entry.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -180,7 +181,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"treecast run: error: {exc}", file=sys.stderr)
         return 2
     try:
-        real = args.real_mpi4py or (not args.mpi4py and wants_real_mpi4py())
+        from_env = wants_real_mpi4py()  # checked even when a flag decides
+        real = args.real_mpi4py or (not args.mpi4py and from_env)
     except ValueError as exc:
         print(f"treecast run: error: {exc}", file=sys.stderr)
         return 2
@@ -369,4 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     args.program = program
     subcommand: Subcommand = args._subcommand
-    return subcommand.run(args)
+    try:
+        return subcommand.run(args)
+    except BrokenPipeError:  # output piped into a reader that stopped (`| head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return 0

@@ -31,8 +31,8 @@ _KNOWN: dict[str, frozenset[str]] = {
     "Intracomm": names.COMM,
     "Topocomm": _TOPO,
     "Cartcomm": _TOPO,
-    "Graphcomm": _TOPO,
-    "Distgraphcomm": _TOPO,
+    "Graphcomm": _TOPO | names.GRAPHCOMM,
+    "Distgraphcomm": _TOPO | names.DISTGRAPHCOMM,
     "Request": names.REQUEST,
     "Prequest": names.REQUEST,
     "Datatype": names.DATATYPE,
@@ -50,7 +50,10 @@ def _probe(mpi: Any, owner: str, attr: str) -> Any:
     """The object to look ``owner.attr`` up on: an instance where instances carry names that
     the class does not (``COMM_WORLD.rank``); a topology communicator has a communicator's
     names besides its own."""
-    if owner in ("Comm", "Intracomm") or (owner in _TOPOLOGIES and attr not in names.CARTCOMM):
+    if owner in _TOPOLOGIES:  # its own names on the class, a communicator's on an instance
+        cls = getattr(mpi, owner)
+        return cls if hasattr(cls, attr) or attr not in names.COMM else mpi.COMM_WORLD
+    if owner in ("Comm", "Intracomm"):
         return mpi.COMM_WORLD
     instances = {"Request": "REQUEST_NULL", "Datatype": "BYTE", "Group": "GROUP_EMPTY"}
     return getattr(mpi, instances.get(owner, owner))

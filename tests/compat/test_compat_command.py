@@ -98,6 +98,12 @@ def test_compat_without_a_name_prints_the_packaged_summary(tmp_path):
         ("Create_vector", 1, "Datatype.Create_vector: not implemented"),
         ("Frobnicate", 2, "neither mpi4py 4.1 nor treecast.MPI has a name 'Frobnicate'"),
         ("Comm.Frobnicate", 2, "neither mpi4py 4.1 nor treecast.MPI has it"),
+        ("Graphcomm.Get_neighbors", 0, "Graphcomm.Get_neighbors: treecast.MPI has it"),
+        ("Graphcomm.nnodes", 0, "Graphcomm.nnodes: treecast.MPI has it"),
+        ("Graphcomm.Spawn", 1, "Graphcomm.Spawn: not implemented"),
+        ("Graphcomm.Frobnicate", 2, "neither mpi4py 4.1 nor treecast.MPI has it"),
+        ("Distgraphcomm.Get_dist_neighbors", 0, "treecast.MPI has it"),
+        ("Distgraphcomm.rank", 0, "Distgraphcomm.rank: treecast.MPI has it"),
     ],
 )
 def test_lookup(name, status, says):
@@ -113,3 +119,15 @@ def test_missing_lists_what_raises_not_implemented():
     for name in lacking["Comm"]:
         with pytest.raises(NotImplementedName):
             getattr(MPI.COMM_WORLD, name)
+
+
+def test_output_piped_into_a_reader_that_stops_is_not_an_error():
+    proc = subprocess.run(
+        f"{sys.executable} -m treecast compat --missing | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and len(proc.stdout) == 10
+    assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr

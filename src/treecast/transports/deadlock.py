@@ -50,14 +50,14 @@ WORDS = 5
 """Words (u64) per rank on the board."""
 GEN, BLOCKED, VERDICT, PEER, BEAT = range(WORDS)
 SENDING = 1 << 62
-REPORTED = 1 << 62
+"""Flag in a ``PEER`` word: the wait is a send to that peer (which a finished rank that
+still takes messages can complete), not a receive from it."""
+REPORTED = 1 << 62  # in the verdict word (SENDING is in the peer word)
 """Set in a rank's ``verdict`` once it has written its hang report: no longer equal to its
 ``gen``, so the others stop waiting for it (see :meth:`Watch.reported`)."""
 REPORT_WAIT = 1.0
 """Seconds a condemned rank waits, at most, for the others of its deadlock to write their
 reports before it leaves its call."""
-"""Flag in a ``PEER`` word: the wait is a send to that peer (which a finished rank that
-still takes messages can complete), not a receive from it."""
 BEATS = 2
 """Looks at the board (each after a fruitless poll) that every rank must have made within
 the settle time before a deadlock is declared."""

@@ -538,6 +538,13 @@ def import_mpi(why: str) -> Any:
         raise UnsupportedLauncherError(
             f"treecast.world(): {why}, but MPI failed to initialise: {exc}"
         ) from None
+    if getattr(MPI, "__name__", "") == "treecast.MPI":  # treecast's own stand-in
+        raise UnsupportedLauncherError(
+            f"treecast.world(): {why}, but 'mpi4py' here is treecast's stand-in (its "
+            f"directory is on PYTHONPATH, inherited from a rank of 'treecast run' or "
+            f"treecast.launch, or TREECAST_MPI4PY unset there): run MPI programs outside "
+            f"treecast's ranks, or start that job with --real-mpi4py / TREECAST_MPI4PY=real"
+        )
     if not MPI.Is_initialized():
         MPI.Init_thread(MPI.THREAD_MULTIPLE)
     level = MPI.Query_thread()
