@@ -198,17 +198,28 @@ def _matplotlib() -> Any:
     return Figure
 
 
-def _draw_boxes(
-    ax: Any, pos: dict[int, tuple[float, float]], nodes: Sequence[int], gid: str
-) -> None:
-    """Box the ranks of each node, its name above the box's left corner."""
-    from matplotlib.patches import FancyBboxPatch
-
+def node_boxes(
+    pos: dict[int, tuple[float, float]], nodes: Sequence[int]
+) -> dict[int, tuple[float, float, float, float]]:
+    """The box of each node, ``(left, bottom, right, top)``: around its ranks' centres,
+    :data:`BOX_PAD` away from the outermost."""
+    boxes = {}
     for node in sorted(set(nodes)):
         xs = [pos[r][0] for r in pos if nodes[r] == node]
         ys = [pos[r][1] for r in pos if nodes[r] == node]
-        x0, y0 = min(xs) - BOX_PAD, min(ys) - BOX_PAD
-        width, height = max(xs) - min(xs) + 2 * BOX_PAD, max(ys) - min(ys) + 2 * BOX_PAD
+        boxes[node] = (min(xs) - BOX_PAD, min(ys) - BOX_PAD, max(xs) + BOX_PAD, max(ys) + BOX_PAD)
+    return boxes
+
+
+def _draw_boxes(
+    ax: Any, pos: dict[int, tuple[float, float]], nodes: Sequence[int], gid: str
+) -> None:
+    """Box the ranks of each node (:func:`node_boxes`), its name in the box's lower left
+    corner."""
+    from matplotlib.patches import FancyBboxPatch
+
+    for node, (x0, y0, x1, y1) in node_boxes(pos, nodes).items():
+        width, height = x1 - x0, y1 - y0
         colour = node % len(NODE_FILLS)
         box = FancyBboxPatch(
             (x0, y0),

@@ -3,6 +3,7 @@ boxes, and the errors for bad arguments."""
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 import xml.etree.ElementTree as ET
@@ -13,11 +14,15 @@ import pytest
 from treecast.cli import main
 from treecast.topology.trees import binomial_tree, chain_tree
 from treecast.tree_pictures import (
+    COLUMN_INCHES,
     LABEL_CLEARANCE,
+    LEVEL_INCHES,
+    MARKER_POINTS,
     SHAPES,
     build_trees,
     label_spots,
     layout,
+    node_boxes,
     node_layout,
 )
 
@@ -151,6 +156,77 @@ def _check_layout(tree, nodes):
         xs = [pos[r][0] for r in range(tree.size) if node_of[r] == node]
         others = [pos[r][0] for r in range(tree.size) if node_of[r] != node]
         assert not [x for x in others if min(xs) <= x <= max(xs)]
+
+
+RANK_RADIUS = MARKER_POINTS / 2 / 72 / min(COLUMN_INCHES, LEVEL_INCHES) * 1.2
+"""A rank's circle's radius in columns or levels (the larger of the two, with room)."""
+
+
+def _box_faults(boxes, pos, nodes, radius):
+    """Every rank whose circle is not wholly inside its node's box, or reaches into another
+    node's box, as ``(rank, node of the box)``: ``boxes`` maps a node to its ``(x0, y0, x1,
+    y1)``, ``pos`` a rank to its circle's centre."""
+    faults = []
+    for node, (x0, y0, x1, y1) in boxes.items():
+        for rank, (x, y) in pos.items():
+            inside = x0 + radius <= x <= x1 - radius and y0 + radius <= y <= y1 - radius
+            touching = x0 - radius < x < x1 + radius and y0 - radius < y < y1 + radius
+            if (nodes[rank] == node and not inside) or (nodes[rank] != node and touching):
+                faults.append((rank, node))
+    return faults
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_rank_is_in_its_own_nodes_box_and_no_other(shape):
+    # whatever the layout, each circle lies inside its node's box and clear of the others',
+    # a child whose parent is on another node too (two-tree 10 over 2 nodes: in the second
+    # tree rank 1, on node 0, is the child of rank 9, on node 1)
+    for size in range(1, 33):
+        for root in sorted({0, size // 2, size - 1}):
+            shape_trees = build_trees(shape, size, root)
+            for k in range(1, min(4, size) + 1):
+                for how in ("", ":interleaved"):
+                    nodes = node_layout(f"{k}{how}", size)[0]
+                    for i, tree in enumerate(shape_trees, 1):
+                        pos = layout(tree, nodes)
+                        faults = _box_faults(node_boxes(pos, nodes), pos, nodes, RANK_RADIUS)
+                        assert not faults, (shape, size, root, f"{k}{how}", f"tree {i}", faults)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-n", "10", "--shape", "two-tree", "--nodes", "2"],
+        ["-n", "12", "--shape", "binomial", "--nodes", "3:interleaved"],
+    ],
+)
+def test_the_drawn_boxes_hold_their_nodes_circles(argv, tmp_path):
+    # the same, measured in the SVG (in points): the box paths and the circles drawn
+    path = tmp_path / "boxes.svg"
+    assert main(["tree", *argv, "-o", str(path)]) == 0
+    nodes = node_layout(argv[-1], int(argv[1]))[0]
+    boxes: dict[str, dict] = {}
+    circles: dict[str, dict] = {}
+    for element in ET.parse(path).getroot().iter(f"{SVG}g"):
+        parts = (element.get("id") or "").split("-")  # tree1-node-0, tree1-rank-3
+        if len(parts) != 3:
+            continue
+        tree, kind, number = parts
+        if kind == "node":
+            corners = [float(v) for v in re.findall(r"-?[\d.]+", element[0].get("d"))]
+            xs, ys = corners[0::2], corners[1::2]
+            boxes.setdefault(tree, {})[int(number)] = (min(xs), min(ys), max(xs), max(ys))
+        elif kind == "rank":
+            use = next(element.iter(f"{SVG}use"))
+            circles.setdefault(tree, {})[int(number)] = (
+                float(use.get("x")),
+                float(use.get("y")),
+            )
+    assert sorted(boxes) == sorted(circles) == [f"tree{i + 1}" for i in range(len(circles))]
+    assert len(circles) == (2 if "two-tree" in argv else 1)
+    for tree, pos in circles.items():
+        assert sorted(boxes[tree]) == sorted(set(nodes)) and len(pos) == len(nodes)
+        assert not _box_faults(boxes[tree], pos, nodes, MARKER_POINTS / 2), tree
 
 
 def test_layout_never_puts_a_rank_under_another_parent():
