@@ -13,25 +13,40 @@ it. One progress driver per event loop (:class:`_Driver`, a chain of loop callba
 task) polls the transport once per turn for every pending operation of the process, then
 resolves those that have completed. It spins for a few loop turns, then yields the CPU
 between turns for 2 ms, then sleeps 1 ms between turns (the event loop's timer
-resolution), and while sleeping makes the checks of a blocking wait: ``timeout=``, dead
-and finished peers (:class:`~treecast.transports.base.BlockedWait`). Receives are not
-posted: a receive waits until the next matching message has wholly arrived and then takes
-it at once, in the task that asked for it, so no message ever belongs to a task that is
-gone.
+resolution). Every 20 ms, busy or not, it makes the checks of a blocking wait
+(:class:`~treecast.transports.base.BlockedWait`): dead ranks, finished ranks and the
+launcher once per transport, ``timeout=`` and the peer of each wait; so idle waits cost a
+few per cent of a core, 200 pending receives hardly more than one (a pending send or
+collective adds its completion test to each turn). Receives are not posted: a receive
+waits until its message has wholly arrived and then takes it at once, in the task that
+asked for it, so no message ever belongs to a task that is gone.
 
 Matching. A collective through ``comm.aio`` is the ``I*`` form: on every rank the same
 call must be made through ``comm.aio`` or the ``I*`` method (as in MPI, a non-blocking
 collective never matches a blocking one; treecast raises ``CollectiveMismatchError``).
 Point-to-point messages match anything. Collectives of one communicator are numbered in
-the order they *start*, so tasks that start collectives on one communicator concurrently
-must start them in the same order on every rank; give independent tasks their own
-communicator (``comm.dup()``), whose collectives then run concurrently.
+the order they *start* (``Reduce_scatter`` without ``recvcounts`` numbers its count
+exchange and itself as it starts), so tasks that start collectives on one communicator
+concurrently must start them in the same order on every rank; give independent tasks
+their own communicator (``comm.dup()``), whose collectives then run concurrently.
+
+Receive order. ``comm.aio`` receives (``recv``, ``Recv``, ``mprobe``; ``probe`` looks
+without taking) get messages in the order they were called, as MPI's posted receives do:
+the driver gives each arriving message to the first waiting receive that matches it, and
+a new receive takes a message at once only if no earlier receive that could take the same
+kind (same communicator, overlapping source and tag; a wildcard overlaps everything) still
+waits. A ``comm.aio`` receive counts as posted only when its task resumes and takes its
+message: a blocking receive, ``irecv`` or ``mprobe`` made before then (posted while it
+waits, or run by another task after the driver found its message) matches first, as if
+posted earlier, and the ``comm.aio`` receive keeps its place for the next matching message.
 
 Errors. Bad arguments raise the sync call's exception before anything is sent;
 ``timeout=`` (default ``TREECAST_TIMEOUT``) raises the same :class:`TimeoutError` with the
 same hang report, a dead or finished peer the same :class:`ProcessFailedError`. A wait in
 ``comm.aio`` never counts as blocked for deadlock detection (another task may still
-send), so it never raises ``DeadlockError``: give it a ``timeout=``.
+send), so it never raises ``DeadlockError``: give it a ``timeout=``. (The deadlock board
+does show the peer of its first pending send, so that a rank which has finished keeps
+taking what it sends.)
 
 Cancellation (``task.cancel()``, ``asyncio.timeout``, ``wait_for``). A receive (``recv``,
 ``Recv``, ``probe``, ``mprobe``) is withdrawn: it has taken nothing, and the message it
@@ -51,12 +66,14 @@ neighbourhood collectives have no ``comm.aio`` form.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import time
 import warnings
 import weakref
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from . import plans
@@ -64,13 +81,15 @@ from .collectives import Collectives
 from .constants import ANY_SOURCE, ANY_TAG, IN_PLACE, PROC_NULL
 from .engine.progress import CollectiveRequest
 from .errors import InvalidArgumentTypeError
+from .matched import Message
 from .message import frames as frames_mod
 from .message.buffers import byte_view
 from .ops import SUM, Op
 from .p2p import PointToPoint
 from .request import Request, _describe_op, proc_null_status
 from .status import Status
-from .transports.base import Activity, BlockedWait, RecvOp, SendOp, Transport
+from .transports.base import ANY_SOURCE as WORLD_ANY_SOURCE
+from .transports.base import Activity, BlockedWait, Incoming, RecvOp, SendOp, Transport
 from .transports.wait import (
     MAX_SLEEP,
     OVERSUBSCRIBED_YIELD_SECONDS,
@@ -90,41 +109,96 @@ FIRST_SLEEP = 50e-6
 
 REPUBLISH_SECONDS = 0.05
 """How often a sleeping driver writes what it waits in again, unchanged."""
+SLOW_CHECK_SECONDS = 0.02
+"""How often the driver makes the checks of a blocking wait, busy or not (timeouts, dead
+and finished peers; a deadline is seen at most this late): the turns in between only poll
+and test for completion, so many pending operations cost little while idle."""
+
+
+class _Match:
+    """What a receive through ``comm.aio`` matches, in the transport's terms (world source,
+    point-to-point context); ``takes``: it takes the message (a probe only looks);
+    ``whole``: it waits until all of the message is there."""
+
+    __slots__ = ("probe", "takes", "whole")
+
+    def __init__(self, ctx: int, source: int, tag: int, whole: bool, takes: bool) -> None:
+        self.probe = RecvOp(ctx, source, tag, None)  # never posted: its matches() only
+        self.whole, self.takes = whole, takes
+
+    def matches(self, msg: Incoming) -> bool:
+        return self.probe.matches(msg.ctx, msg.src, msg.tag)
+
+    def overlaps(self, other: _Match) -> bool:
+        """True if one message could match both (a wildcard overlaps everything)."""
+        a, b = self.probe, other.probe
+        return (
+            a.ctx == b.ctx
+            and (a.source == WORLD_ANY_SOURCE or b.source in (WORLD_ANY_SOURCE, a.source))
+            and (a.want_tag == ANY_TAG or b.want_tag in (ANY_TAG, a.want_tag))
+        )
 
 
 class _Waiter:
     """One awaited operation: its checks (completion test, deadline, peer) and the future
     that the awaiting task sleeps on. ``keep``: it must complete even if that task goes
-    away (a send, a collective); it is then an orphan, progressed silently."""
+    away (a send, a collective); it is then an orphan, progressed silently. ``sending``:
+    a send to ``check.peer``. A receive has its ``match``, and ``msg`` once the driver has
+    found its message: it stays with the driver, holding that message against later
+    receives, until its task has taken it (:meth:`_Driver.drop`)."""
 
-    __slots__ = ("check", "future", "keep", "transport")
+    __slots__ = ("check", "future", "keep", "match", "msg", "sending", "transport")
 
     def __init__(
-        self, transport: Transport, check: BlockedWait, future: asyncio.Future[None], keep: bool
+        self,
+        transport: Transport,
+        check: BlockedWait,
+        future: asyncio.Future[None],
+        keep: bool,
+        sending: bool = False,
+        match: _Match | None = None,
     ) -> None:
         self.transport = transport
         self.check = check
         self.future = future
         self.keep = keep
+        self.sending = sending
+        self.match = match
+        self.msg: Incoming | None = None
+
+    def checked(self) -> bool:
+        """True while the checks of a blocking wait concern it: not a receive that has
+        its message, nor one whose task went away."""
+        return self.msg is None and (self.keep or not self.future.done())
 
 
 class _Driver:
     """Advances every pending ``comm.aio`` operation of one event loop: one poll of each
-    transport per turn, then the completion test of each operation. A chain of loop
-    callbacks (``call_soon``, then ``call_later`` when idle), so it is never a task that
-    the loop's shutdown cancels; it stops when nothing is pending."""
+    transport per turn, then the completion test of each operation; waiting receives get
+    their messages in the order they were called. A chain of loop callbacks
+    (``call_soon``, then ``call_later`` when idle), so it is never a task that the loop's
+    shutdown cancels; it stops when nothing is pending."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)
-        self._waiters: list[_Waiter] = []
+        self._ops: list[_Waiter] = []
+        """Sends, collectives, request waits: each has its completion test."""
+        self._receives: list[_Waiter] = []
+        """Receives and probes, in the order they were called: on each transport they get
+        messages in this order. Each stays until its task drops it (:meth:`drop`)."""
+        self._transports: dict[int, Transport] | None = None
+        """The transports of the pending waits (None: to be found again)."""
         self._handle: asyncio.Handle | None = None
         self._sleeping = False
         self._turns = 0
         self._yield_until = 0.0
         self._sleep = FIRST_SLEEP
+        self._slow_at = 0.0
         self._pace: tuple[int, float] | None = None
         self._published: dict[int, tuple[Transport, Activity, float]] = {}
         """Per transport: what this driver last published in its activity record, when."""
+        self._boards: dict[int, Transport] = {}
+        """The transports whose deadlock board shows the peer of a send of this driver."""
 
     def add(self, waiter: _Waiter) -> None:
         """Progress ``waiter`` from the next turn on (at once if the driver sleeps)."""
@@ -135,17 +209,52 @@ class _Driver:
                 if crowded
                 else (SPIN_TURNS, YIELD_SECONDS)
             )
-        self._waiters.append(waiter)
+        (self._ops if waiter.match is None else self._receives).append(waiter)
+        self._transports = None
+        self.kick()
+
+    def kick(self) -> None:
+        """Turn again soon, spinning: there is something new to do."""
         self._turns, self._sleep = 0, FIRST_SLEEP
         if self._handle is not None and self._sleeping:
             self._handle.cancel()
             self._handle = None
-        if self._handle is None:
+        if self._handle is None and (self._ops or self._receives):
             self._schedule(0.0)
+
+    def drop(self, waiter: _Waiter, freed: bool) -> None:
+        """The task of the receive ``waiter`` is done with it; ``freed``: it did not take
+        the message it waited for, which a later receive may now get."""
+        if waiter in self._receives:
+            self._receives.remove(waiter)
+            self._transports = None
+            if freed:
+                self.kick()
+
+    def ready(self, t: Transport, match: _Match) -> Incoming | None:
+        """The message that a receive ``match`` called now may take at once: the first
+        match, whole, that no receive waiting here holds, and only if no waiting receive
+        that could take a message of the same kind came before it (None: it waits in
+        line)."""
+        held = set()
+        for w in self._receives:
+            m = w.match
+            if w.transport is not t or m is None:
+                continue
+            if w.msg is not None:
+                if m.takes:
+                    held.add(id(w.msg))
+            elif m.takes and not w.future.done() and m.overlaps(match):
+                return None
+        for msg in t.arrived():
+            if id(msg) not in held and match.matches(msg):
+                return msg if msg.complete or not match.whole else None
+        return None
 
     def _schedule(self, delay: float) -> None:
         loop = self._loop()
         if loop is None or loop.is_closed():
+            _forget_closed_loops()
             return
         self._sleeping = delay > 0
         if delay > 0:
@@ -158,52 +267,73 @@ class _Driver:
         self._handle = None
         moved = self._poll()
         finished = self._resolve()
-        if not self._waiters:
-            for t, _, _ in self._published.values():  # idle: no longer in a treecast call
-                t.publish_activity(None)
-            self._published.clear()
-            return
         if moved or finished:
             self._turns, self._sleep = 0, FIRST_SLEEP
             if moved:
-                for w in self._waiters:
+                for w in self._ops + self._receives:
                     w.check.peer_gone_at = 0.0  # a finished peer that moves bytes is not gone
+        now = time.monotonic()
+        if now >= self._slow_at and (self._ops or self._receives):
+            self._slow_at = now + SLOW_CHECK_SECONDS  # also when busy: other tasks' traffic
+            self._slow_checks(now)  # may keep it busy past a deadline
+        if not (self._ops or self._receives):
+            self._idle()
+            return
         spin, yield_for = self._pace or (SPIN_TURNS, YIELD_SECONDS)
         self._turns += 1
         if self._turns < spin:
             self._schedule(0.0)
             return
-        now = time.monotonic()
         if self._turns == spin:
             self._yield_until = now + yield_for
         if now < self._yield_until:
             os.sched_yield()
             self._schedule(0.0)
             return
-        self._slow_checks()
-        if self._waiters:
-            self._schedule(self._sleep)
-            self._sleep = min(self._sleep * 2, MAX_SLEEP)
+        self._schedule(self._sleep)
+        self._sleep = min(self._sleep * 2, MAX_SLEEP)
+
+    def _idle(self) -> None:
+        """Nothing is pending: this rank is no longer in a treecast call of this driver
+        (its activity records and board peers are cleared)."""
+        for t, _, _ in self._published.values():
+            t.publish_activity(None)
+        self._published.clear()
+        for t in self._boards.values():
+            if t._watch is not None:
+                t._watch.show_peer(None)
+        self._boards.clear()
+
+    def _on(self) -> dict[int, Transport]:
+        """The transports of the pending waits."""
+        if self._transports is None:
+            self._transports = {id(w.transport): w.transport for w in self._ops}
+            self._transports.update((id(w.transport), w.transport) for w in self._receives)
+        return self._transports
 
     def _poll(self) -> bool:
         """Poll each transport with pending operations once; an error of the transport
         (closed, say) fails every operation on it."""
         moved = False
-        for t in {id(w.transport): w.transport for w in self._waiters}.values():
+        for t in list(self._on().values()):
             try:
                 moved = t.progress() or moved
             except Exception as exc:
-                self._fail([w for w in self._waiters if w.transport is t], exc)
+                self._fail([w for w in self._ops + self._receives if w.transport is t], exc)
+                self._ops = [w for w in self._ops if w.transport is not t]
+                self._receives = [w for w in self._receives if w.transport is not t]
+                self._transports = None
         return moved
 
     def _resolve(self) -> bool:
-        """Wake the tasks whose operation has completed; drop withdrawn receives and
-        completed orphans. Returns True if an operation completed."""
+        """Wake the tasks whose operation has completed, and the receives whose message
+        is there; drop completed orphans and request waits whose task went away. Returns
+        True if an operation completed or a receive got its message."""
         finished = False
         pending = []
-        for w in self._waiters:
+        for w in self._ops:
             if w.future.done() and not w.keep:
-                continue  # a receive whose task went away: it took nothing
+                continue  # a request wait whose task went away
             try:
                 done = w.check.done()
             except Exception as exc:  # never lose the driver to one operation's error
@@ -215,30 +345,103 @@ class _Driver:
                     w.future.set_result(None)
                 continue
             pending.append(w)
-        self._waiters = pending
+        if len(pending) != len(self._ops):
+            self._ops, self._transports = pending, None
+        if self._receives:
+            for t in self._on().values():
+                finished = self._hand(t) or finished
         return finished
 
-    def _slow_checks(self) -> None:
-        """The checks of a sleeping blocking wait, once per sleep: timeouts, dead and
-        finished peers. What each operation waits in is published for other ranks'
-        reports (the oldest, once the checks are made)."""
-        pending = []
-        for w in self._waiters:
-            t = w.transport
-            self._show(t, w.check.what)
-            try:
-                done = w.check.check(t, None)
-            except Exception as exc:
-                self._fail([w], exc)
+    def _hand(self, t: Transport) -> bool:
+        """Give each waiting receive on ``t``, in the order they were called, the first
+        matching message that no receive before it holds (MPI's order): it waits for that
+        message until all of it is there, and no later receive can take it. Returns True
+        if a receive got its message (its task is woken)."""
+        arrived = t.arrived()
+        if not arrived:
+            return False
+        mine = [(w, w.match) for w in self._receives if w.transport is t and w.match]
+        held = {id(w.msg) for w, m in mine if w.msg is not None and m.takes}
+        handed = False
+        for w, m in mine:
+            if w.msg is not None or w.future.done():
                 continue
-            if done:
-                if not w.future.done():
-                    w.future.set_result(None)
-            else:
-                pending.append(w)
-        self._waiters = pending
-        if pending:
-            self._show(pending[0].transport, pending[0].check.what)
+            msg = next((x for x in arrived if id(x) not in held and m.matches(x)), None)
+            if msg is None:
+                continue
+            if m.takes:
+                held.add(id(msg))
+            if msg.complete or not m.whole:
+                w.msg = msg
+                w.future.set_result(None)
+                handed = True
+        return handed
+
+    def _got(self, waiter: _Waiter) -> bool:
+        """The completion test of a receive: True once it has its message."""
+        self._hand(waiter.transport)
+        return waiter.msg is not None
+
+    def _slow_checks(self, now: float) -> None:
+        """The checks of a blocking wait, every :data:`SLOW_CHECK_SECONDS`: what concerns
+        a whole transport (dead ranks, every other rank finished, the launcher) once per
+        transport, then each wait's deadline and its own peer; a wait is checked in full
+        (:meth:`BlockedWait.check`, which raises its error) only when one of those says
+        something. Then, per transport, what a pending wait waits in is published for other
+        ranks' reports, and the peer of the first send on the deadlock board."""
+        waits = self._ops + self._receives
+        ended = set()
+        for t in self._on().values():
+            quiet = _quiet(t)
+            for w in waits:
+                if w.transport is t and w.checked() and self._check(t, w, quiet, now):
+                    ended.add(id(w))
+        if ended:
+            self._ops = [w for w in self._ops if id(w) not in ended]
+            self._receives = [w for w in self._receives if id(w) not in ended]
+            self._transports = None
+        for t in self._on().values():
+            self._show_pending(t)
+
+    def _check(self, t: Transport, w: _Waiter, quiet: bool, now: float) -> bool:
+        """The slow checks of ``w``; True if they ended it (done, or failed)."""
+        c = w.check
+        if (
+            quiet
+            and (c.deadline is None or now <= c.deadline)
+            and (c.peer is None or not t.peer_finished(c.peer))
+        ):
+            return False  # what a full check would find
+        self._show(t, c.what)
+        try:
+            done = c.check(t, None)
+        except Exception as exc:
+            self._fail([w], exc)
+            return True
+        if done and w.match is None:
+            if not w.future.done():
+                w.future.set_result(None)
+            return True
+        return False  # a receive found done got its message: it stays until taken
+
+    def _show_pending(self, t: Transport) -> None:
+        """Publish what a pending wait on ``t`` waits in (its first send, else its first
+        wait), and that send's peer on the board, so that a hang report's line on this
+        rank agrees with itself (again each time: a blocking call in between clears both)."""
+        waits = [w for w in self._ops + self._receives if w.transport is t and w.checked()]
+        send = next((w for w in waits if w.sending), None)
+        if waits:
+            self._show(t, (send or waits[0]).check.what)
+        watch = t._watch
+        if watch is None:
+            return
+        if send is not None:
+            # seen by a finished rank's linger: it keeps taking what is sent to it; never
+            # BLOCKED (another task may still send), so no deadlock is declared on it
+            watch.show_peer(send.check.peer, sending=True)
+            self._boards[id(t)] = t
+        elif self._boards.pop(id(t), None) is not None:
+            watch.show_peer(None)
 
     def _show(self, t: Transport, what: Activity) -> None:
         """Publish ``what`` as this rank's activity (for hang reports) unless it is there
@@ -252,13 +455,35 @@ class _Driver:
 
     def _fail(self, failed: list[_Waiter], exc: Exception) -> None:
         """``exc`` ends the waits ``failed``: each awaiting task raises it (an orphan's is
-        dropped), counted as a failed wait (exit reports then expect leftovers)."""
+        dropped), counted as a failed wait (exit reports then expect leftovers). The
+        caller drops them from its lists (never here: the callers are walking them)."""
         for w in failed:
             w.transport.waits_failed += 1
             if not w.future.done():
                 w.future.set_exception(exc)
-            if w in self._waiters:
-                self._waiters.remove(w)
+
+    def abandon(self) -> None:
+        """The loop is closed: let go of every wait (their futures hold the loop) and
+        clear what was published."""
+        self._ops, self._receives, self._transports = [], [], None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        with contextlib.suppress(Exception):  # the transport may be closed by now
+            self._idle()
+
+
+def _quiet(t: Transport) -> bool:
+    """True if nothing concerns every wait on ``t`` alike: no rank known dead, the launcher
+    alive, some other rank still running. A wait is then checked in full only for its
+    deadline or its own peer."""
+    try:
+        t.check_peers()
+        if t.liveness_check is not None:
+            t.liveness_check()
+    except Exception:
+        return False
+    return not t.peers_finished()
 
 
 _DRIVERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Driver] = (
@@ -266,11 +491,21 @@ _DRIVERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Driver] = (
 )
 
 
+def _forget_closed_loops() -> None:
+    """Drop the drivers of closed loops: their pending waits' futures hold the loop, so the
+    weak key alone would never let it go."""
+    for loop, d in list(_DRIVERS.items()):
+        if loop.is_closed():
+            del _DRIVERS[loop]
+            d.abandon()
+
+
 def _driver() -> _Driver:
     """The running event loop's driver."""
     loop = asyncio.get_running_loop()
     d = _DRIVERS.get(loop)
     if d is None:
+        _forget_closed_loops()
         d = _DRIVERS[loop] = _Driver(loop)
     return d
 
@@ -290,10 +525,12 @@ def _watch(
     timeout: float | None,
     deadline: float | None,
     keep: bool,
+    sending: bool = False,
 ) -> _Waiter:
-    """Hand the operation whose completion test is ``done`` to the loop's driver."""
+    """Hand the operation whose completion test is ``done`` to the loop's driver
+    (``sending``: a send to ``peer``)."""
     check = BlockedWait(done, timeout, deadline, what, peer, peer is not None)
-    waiter = _Waiter(t, check, asyncio.get_running_loop().create_future(), keep)
+    waiter = _Waiter(t, check, asyncio.get_running_loop().create_future(), keep, sending)
     _driver().add(waiter)
     return waiter
 
@@ -423,7 +660,10 @@ class AsyncComm:
                 peer = None if peer < 0 or op.ctx % 2 else peer  # p2p contexts are even
                 activity = f"{_describe_op(op)} on {self.comm.name}"
             timeout, deadline = _deadline(t, timeout)
-            waiter = _watch(t, lambda: request.done, activity, peer, timeout, deadline, keep)
+            sending = isinstance(op, SendOp) and peer is not None
+            waiter = _watch(
+                t, lambda: request.done, activity, peer, timeout, deadline, keep, sending
+            )
             await waiter.future
         return request.wait(status)
 
@@ -477,22 +717,22 @@ class AsyncComm:
             TimeoutError, ProcessFailedError: as any collective.
         """
         c = self.comm
-        counts = recvcounts
-        if counts is None and sendbuf is not IN_PLACE and sendbuf is not None:
-            mine = plans.reduce_scatter_count(c._caller("Ireduce_scatter"), sendbuf, recvbuf, op)
-        else:
-            mine = None
+        if recvcounts is not None or sendbuf is IN_PLACE or sendbuf is None:
+            start = c.Ireduce_scatter(sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
+            await self._await(start, None, timeout, True)
+            return
+        mine = plans.reduce_scatter_count(c._caller("Ireduce_scatter"), sendbuf, recvbuf, op)
+        # Ireduce_scatter's own exchange is a (blocking) allgather: the same messages,
+        # started non-blocking under that name. Both steps are numbered now, as the call
+        # starts, so that a collective started after this call is numbered after both
+        exchange = c._go(plans.plan_allgather(c._caller("allgather"), mine), None, nonblocking=True)
+        numbered = c._begin("Ireduce_scatter", -1)
 
         async def both() -> None:
-            if mine is not None:
-                # Ireduce_scatter's own exchange is a (blocking) allgather: the same
-                # messages, started non-blocking under that name
-                plan = plans.plan_allgather(c._caller("allgather"), mine)
-                exchange = c._go(plan, None, nonblocking=True)
-                got = await self._await(exchange, None, timeout, True)
-            else:
-                got = counts
-            start = c.Ireduce_scatter(sendbuf, recvbuf, got, op, algorithm=algorithm)
+            got = await self._await(exchange, None, timeout, True)
+            caller = c._caller("Ireduce_scatter")
+            plan = plans.plan_Reduce_scatter(caller, sendbuf, recvbuf, got, op, algorithm=algorithm)
+            start = c._go(plan, None, nonblocking=True, what=numbered)
             await self._await(start, None, timeout, True)
 
         await _shielded(both())
@@ -508,39 +748,59 @@ class AsyncComm:
 
     # ---- point-to-point: receives -------------------------------------------------------
     async def _arrival(
-        self, source: int, tag: int, what: str, timeout: float | None, whole: bool = True
-    ) -> None:
-        """Return once the next message from ``source`` with ``tag`` (communicator rank,
-        wildcards allowed) has arrived (``whole``: all of it) and nothing has taken it:
-        the caller takes it before it awaits anything else."""
+        self,
+        source: int,
+        tag: int,
+        what: str,
+        timeout: float | None,
+        buffer: memoryview | None = None,
+        takes: bool = True,
+    ) -> tuple[Incoming, RecvOp]:
+        """Wait for the next message from ``source`` with ``tag`` (communicator rank,
+        wildcards allowed) that no earlier ``comm.aio`` receive gets, until all of it is
+        there, and receive it (into ``buffer`` if given): the message and its receive,
+        done. ``takes`` False (a probe): only look at it, as soon as it starts arriving
+        (the receive returned is then not posted).
+
+        A receive takes a message at once only if no ``comm.aio`` receive that could take
+        the same kind of message waits before it; otherwise it waits in line, and the
+        driver gives messages to the waiting receives in the order they were called. One
+        that goes away has taken nothing."""
         c = self.comm
         t: Transport = c._t
-        ctx, wsrc = c._ctx, c._world_source(source)
-
-        def there() -> bool:
-            msg = t.first_unexpected(ctx, wsrc, tag)
-            return msg is not None and (msg.complete or not whole)
-
+        wsrc = c._world_source(source)
+        match = _Match(c._ctx, wsrc, tag, takes, takes)
+        d = _driver()
         t.progress()
-        if there():
-            return
+        msg = d.ready(t, match)
+        if msg is not None:
+            return msg, t.claim(msg, buffer) if takes else match.probe
         activity = f"{what} from {'any rank' if source == ANY_SOURCE else f'rank {source}'} "
         activity += f"(tag {tag}) on {c.name}"
         timeout, deadline = _deadline(t, timeout)
         peer = None if wsrc < 0 else wsrc
-        while True:
-            await _watch(t, there, activity, peer, timeout, deadline, keep=False).future
-            if there():  # else a receive of another task took it first: wait for the next
-                return
-
-    def _take(self, source: int, tag: int, buffer: memoryview | None) -> RecvOp:
-        """Receive the message that :meth:`_arrival` found (it is whole: no waiting)."""
-        c = self.comm
-        recv: RecvOp = c._t.irecv(c._ctx, c._world_source(source), tag, buffer)
-        assert recv.done, "the message was whole and first in line"
-        if recv.error is not None:
-            raise recv.error
-        return recv
+        check = BlockedWait(bool, timeout, deadline, activity, peer, peer is not None)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(t, check, loop.create_future(), False, match=match)
+        check.done = partial(d._got, waiter)
+        d.add(waiter)
+        taken = False
+        try:
+            while True:
+                await waiter.future
+                msg = waiter.msg
+                assert msg is not None, "the driver wakes a receive with its message"
+                if not takes:
+                    return msg, match.probe
+                if msg in t.arrived():  # Incoming has no __eq__: by identity
+                    taken = True
+                    return msg, t.claim(msg, buffer)
+                # a blocking receive took it after the driver found it and before this
+                # task ran: wait for the next one, keeping this receive's place in line
+                waiter.msg, waiter.future = None, loop.create_future()
+                d.kick()
+        finally:
+            d.drop(waiter, freed=takes and not taken)
 
     async def recv(
         self,
@@ -571,8 +831,7 @@ class AsyncComm:
             if status is not None:
                 proc_null_status(status)
             return None
-        await self._arrival(source, tag, "recv", timeout)
-        r = self._take(source, tag, None)
+        _, r = await self._arrival(source, tag, "recv", timeout)
         if status is not None:
             self.comm._fill(r, status)
         return frames_mod.loads_message(r.frames, "recv")
@@ -603,8 +862,9 @@ class AsyncComm:
                 proc_null_status(status)
             return
         view = byte_view(buf, "Recv buf", writable=True)
-        await self._arrival(source, tag, "Recv", timeout)
-        r = self._take(source, tag, view)
+        _, r = await self._arrival(source, tag, "Recv", timeout, view)
+        if r.error is not None:
+            raise r.error  # truncation: nothing was written to buf
         if status is not None:
             self.comm._fill(r, status)
 
@@ -625,9 +885,12 @@ class AsyncComm:
         """
         c = self.comm
         src, tag = c._probe(source, tag, "probe")
-        if src != PROC_NULL:
-            await self._arrival(src, tag, "probe", timeout, whole=False)
-        return bool(c.iprobe(src, tag, status))
+        if src == PROC_NULL:
+            return bool(c.iprobe(src, tag, status))
+        msg, _ = await self._arrival(src, tag, "probe", timeout, takes=False)
+        if status is not None:
+            c._fill(msg, status)
+        return True
 
     Probe = probe
 
@@ -649,9 +912,12 @@ class AsyncComm:
         """
         c = self.comm
         src, tag = c._probe(source, tag, "mprobe")
-        if src != PROC_NULL:
-            await self._arrival(src, tag, "mprobe", timeout)
-        return c.improbe(src, tag, status)
+        if src == PROC_NULL:
+            return c.improbe(src, tag, status)
+        msg, r = await self._arrival(src, tag, "mprobe", timeout)
+        if status is not None:
+            c._fill(msg, status)
+        return Message._of(c, r)
 
     Mprobe = mprobe
 
@@ -752,4 +1018,4 @@ class AsyncComm:
         timeout, deadline = _deadline(t, timeout)
         peer = op.dest if isinstance(op, SendOp) else None
         what = f"send to rank {dest} (tag {tag}) on {c.name}"
-        return _watch(t, lambda: request.done, what, peer, timeout, deadline, keep=True)
+        return _watch(t, lambda: request.done, what, peer, timeout, deadline, True, True)

@@ -185,9 +185,19 @@ class Collectives:
             c = self._callers[name] = Caller(self.rank, self.size, name, self._caps, self._nodes)
             return c
 
-    def _go(self, plan: Plan, timeout: float | None, *, nonblocking: bool = False) -> Any:
-        """Run ``plan``: to completion (its result), or as a request (``nonblocking``)."""
-        what = self._begin(plan.name, plan.root)
+    def _go(
+        self,
+        plan: Plan,
+        timeout: float | None,
+        *,
+        nonblocking: bool = False,
+        what: Call | None = None,
+    ) -> Any:
+        """Run ``plan``: to completion (its result), or as a request (``nonblocking``);
+        ``what``: its number, taken earlier with :meth:`_begin` (a call of two steps
+        numbers both when it starts: ``comm.aio.Reduce_scatter``)."""
+        if what is None:
+            what = self._begin(plan.name, plan.root)
         if DEBUG:
             self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
         if plan.node is not None:

@@ -170,7 +170,7 @@ def test_every_blocking_call_has_an_awaitable_form():
     not_calls = {
         "Abort", "Cart_map", "Clone", "Compare", "Dup", "Dup_with_info", "Free", "Graph_map",
         "Split", "Split_type", "Send_init", "Ssend_init", "Bsend_init", "Rsend_init",
-        "Recv_init", "algorithm_for", "dup", "free", "py2f", "split", "toint",
+        "Recv_init", "dup", "free", "py2f", "split", "toint", "algorithm_for",
     }  # fmt: skip
     missing = sorted(n for n in blocking - not_calls if not hasattr(AsyncComm, n))
     assert not missing
@@ -510,3 +510,236 @@ def _await_requests():
 def test_awaiting_a_request_made_by_the_caller():
     for rank, (got, source, ib, active) in enumerate(run_ranks(_await_requests, 2)):
         assert got == 1 - rank and source == 1 - rank and ib is None and not active
+
+
+# ---- the driver keeps every wait, in order ---------------------------------------------------
+def _failed_wait_next_to_another():
+    comm = treecast.world()
+
+    async def main():
+        if comm.rank == 0:
+            a = asyncio.create_task(comm.aio.recv(source=1, tag=99, timeout=0.5))
+            await asyncio.sleep(0)
+            b = asyncio.create_task(comm.aio.recv(source=1, tag=1, timeout=3.0))
+            (failed,) = await asyncio.gather(a, return_exceptions=True)
+            try:
+                got = await asyncio.wait_for(b, 6.0)
+            except asyncio.TimeoutError:
+                got = "lost: neither its message nor its own timeout woke it"
+            return type(failed).__name__, got
+        time.sleep(1.5)  # rank 0's first receive has timed out
+        comm.send("hello", 0, tag=1)
+        return None
+
+    return asyncio.run(main())
+
+
+def test_a_wait_that_fails_does_not_lose_the_wait_after_it():
+    assert run_ranks(_failed_wait_next_to_another, 2)[0] == ("TimeoutError", "hello")
+
+
+def _receive_order():
+    comm = treecast.world()
+    send = comm.send
+
+    async def main():
+        if comm.rank == 1:
+            comm.barrier()  # 1
+            time.sleep(0.1)
+            send("first", 0, tag=5), send("second", 0, tag=5)
+            comm.barrier()  # 2
+            time.sleep(0.1)
+            send("a", 0, tag=5), send("b", 0, tag=6), send("c", 0, tag=5)
+            return None
+        got = {}
+        # an earlier receive gets the earlier message, also when the later one is asked for
+        # after both have arrived (while the loop was busy)
+        early = asyncio.create_task(comm.aio.recv(source=1, tag=5))
+        await asyncio.sleep(0.01)
+        comm.barrier()  # 1
+        time.sleep(0.4)  # both arrive while the loop runs no callback
+        late = await comm.aio.recv(source=1, tag=5)
+        got["same tag"] = [await early, late]
+        # ... and with wildcards: the first one takes the first message of any tag
+        anything = asyncio.create_task(comm.aio.recv())
+        await asyncio.sleep(0.01)
+        comm.barrier()  # 2
+        time.sleep(0.4)
+        five = await comm.aio.recv(source=1, tag=5)
+        got["wildcard"] = [await anything, five, await comm.aio.recv(source=1, tag=6)]
+        return got
+
+    return asyncio.run(main())
+
+
+def test_aio_receives_match_in_the_order_they_were_called():
+    got = run_ranks(_receive_order, 2)[0]
+    assert got["same tag"] == ["first", "second"]
+    assert got["wildcard"] == ["a", "c", "b"]
+
+
+def _sync_and_aio_receives():
+    comm = treecast.world()
+
+    async def main():
+        if comm.rank == 1:
+            comm.barrier()  # 1
+            comm.send("first", 0, tag=5), comm.send("second", 0, tag=5)
+            comm.barrier()  # 2
+            comm.send("one", 0, tag=6), comm.send("two", 0, tag=6)
+            return None
+        # an aio receive is not posted: a blocking receive or irecv posted while it waits
+        # matches first
+        waiting = asyncio.create_task(comm.aio.recv(source=1, tag=5))
+        await asyncio.sleep(0.01)
+        posted = comm.irecv(source=1, tag=5)
+        comm.barrier()  # 1
+        got = [await waiting, posted.wait()]
+        # it takes its message when its task resumes: a blocking receive made after the
+        # driver has found the message for it, but before the task runs, goes first; the
+        # aio receive keeps its place and gets the next one
+        woken = asyncio.create_task(comm.aio.recv(source=1, tag=6))
+        await asyncio.sleep(0.01)
+        driver = treecast.aio._driver()
+        comm.barrier()  # 2
+        start = time.monotonic()
+        while time.monotonic() - start < 5 and not any(
+            getattr(w, "msg", None) is not None for w in getattr(driver, "_receives", ())
+        ):
+            await asyncio.sleep(0)
+        got += [comm.recv(source=1, tag=6), await woken]
+        return got
+
+    return asyncio.run(main())
+
+
+def test_a_blocking_receive_made_while_an_aio_receive_waits_matches_first():
+    assert run_ranks(_sync_and_aio_receives, 2)[0] == ["second", "first", "one", "two"]
+
+
+def _many_idle_receives():
+    comm = treecast.world()
+
+    async def main():
+        if comm.rank == 1:
+            comm.recv(source=0)
+            return None
+        tasks = [asyncio.create_task(comm.aio.recv(source=1, tag=t)) for t in range(200)]
+        await asyncio.sleep(0.3)  # every one of them sleeps
+        wall, cpu = time.monotonic(), time.process_time()
+        await asyncio.sleep(1.5)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        comm.send("done", 1)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return cpu, wall
+
+    return asyncio.run(main())
+
+
+def test_many_idle_receives_do_not_burn_a_core():
+    cpu, wall = run_ranks(_many_idle_receives, 2)[0]
+    assert cpu < 0.2 * wall, f"{cpu:.3f} s of CPU in {wall:.2f} s with 200 receives waiting"
+
+
+# ---- Reduce_scatter numbers both of its steps when it is called ------------------------------
+def _reduce_scatter_then_another():
+    comm = treecast.world()
+    ones = np.ones(2 * comm.size)
+
+    async def main():
+        out = np.zeros(2)
+        if comm.rank == 0:
+            task = asyncio.create_task(comm.aio.Reduce_scatter(ones, out))
+            await asyncio.sleep(0)  # it has started; its count exchange waits for rank 1
+            after = comm.Ibcast(np.zeros(1), root=0)  # started after it
+            await task
+            await comm.aio.wait(after)
+            return after.what.seq, out.tolist()
+        time.sleep(0.3)
+        comm.Ireduce_scatter(ones, out).wait()  # exchanges its counts first (blocking)
+        after = comm.Ibcast(np.zeros(1), root=0)
+        after.wait()
+        return after.what.seq, out.tolist()
+
+    return asyncio.run(main())
+
+
+def test_reduce_scatter_numbers_its_count_exchange_and_itself_when_called():
+    for seq, out in run_ranks(_reduce_scatter_then_another, 2):
+        assert seq == 3 and out == [2.0, 2.0]
+
+
+# ---- the deadlock board and the activity record -----------------------------------------------
+def _sleeping_send():
+    from treecast.transports.deadlock import BLOCKED, PEER, WORDS
+
+    comm = treecast.world()
+    t = comm._t
+    big = np.arange(1 << 20)  # 8 MiB: more than the ring holds
+
+    async def main():
+        if comm.rank == 0:
+            await comm.aio.send(big, 1)
+            await asyncio.sleep(0.05)
+            return int(t._watch.words[t._watch.slot * WORDS + PEER])
+        # rank 0's send is stuck (this rank takes nothing meanwhile) and its driver sleeps
+        watch, start, sending = t._watch, time.monotonic(), False
+        while not sending and time.monotonic() - start < 10:
+            time.sleep(0.01)
+            sending = watch.sending_to(1)
+        blocked = int(watch.words[t._slot_of[0] * WORDS + BLOCKED])
+        got = await comm.aio.recv(source=0)
+        return (sending, blocked), int(got.sum()) == int(big.sum())
+
+    return asyncio.run(main())
+
+
+def test_a_sleeping_aio_send_shows_its_peer_but_is_not_blocked():
+    peer_after, ((sending, blocked), whole) = run_ranks(_sleeping_send, 2)
+    assert sending and not blocked and whole  # a finished rank 1 would keep lingering
+    assert peer_after == 0  # cleared once nothing is sent
+
+
+def _activity_after_a_timeout():
+    comm = treecast.world()
+
+    async def main():
+        if comm.rank == 0:
+            with pytest.raises(treecast.TimeoutError):
+                await comm.aio.recv(source=1, tag=3, timeout=0.3)
+            await asyncio.sleep(0.05)
+            shown = comm._t._activity_of(0)
+            comm.barrier()
+            return shown
+        comm.barrier()
+        return None
+
+    return asyncio.run(main())
+
+
+def test_a_failed_last_wait_clears_the_activity_record():
+    assert run_ranks(_activity_after_a_timeout, 2)[0] is None
+
+
+# ---- a closed loop is freed ----------------------------------------------------------------
+def _closed_loop_freed():
+    import gc
+    import weakref
+
+    comm = treecast.world()
+    peer = 1 - comm.rank
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(comm.aio.recv(source=peer, tag=77))  # never sent
+    loop.run_until_complete(asyncio.sleep(0.05))
+    loop.close()  # with the receive still waiting
+    gone = weakref.ref(loop)
+    del loop, task
+    got = asyncio.run(comm.aio.sendrecv(comm.rank, peer, source=peer))  # a new loop's driver
+    gc.collect()
+    return got == peer and gone() is None
+
+
+def test_a_closed_loop_with_waits_pending_is_freed():
+    assert run_ranks(_closed_loop_freed, 2) == [True, True]

@@ -644,11 +644,11 @@ class Transport(ABC):
         self._posted.append(recv)
         return recv
 
-    def claim(self, msg: Incoming) -> RecvOp:
+    def claim(self, msg: Incoming, buffer: memoryview | None = None) -> RecvOp:
         """Receive the unexpected message ``msg`` (found by :meth:`iprobe`) and no other:
         MPI's matched probe. No later receive can match it; a synchronous send is
         acknowledged now. The returned receive completes when its bytes have arrived; its
-        ``frames`` then hold them.
+        ``frames`` then hold them (in ``buffer`` if given, as :meth:`irecv`'s).
 
         Raises:
             ValueError: ``msg`` is not in the unexpected queue (already received).
@@ -656,7 +656,7 @@ class Transport(ABC):
         self._unexpected.remove(msg)
         if msg.ack is not None:
             self._acknowledge(msg)
-        recv = RecvOp(msg.ctx, msg.src, msg.tag, None)
+        recv = RecvOp(msg.ctx, msg.src, msg.tag, buffer)
         if msg.complete:
             self._deliver(msg, recv, copied=False)
         else:
@@ -684,6 +684,11 @@ class Transport(ABC):
         """Return the first unexpected message that matches, without receiving it."""
         self._poll()
         return self.first_unexpected(ctx, source, tag)
+
+    def arrived(self) -> Sequence[Incoming]:
+        """The messages that no receive has taken, in the order they came (maybe in part):
+        to read only (take one with :meth:`irecv` or :meth:`claim`)."""
+        return self._unexpected
 
     def first_unexpected(self, ctx: int, source: int, tag: int) -> Incoming | None:
         """:meth:`iprobe` without polling: what has already arrived (maybe in part)."""

@@ -195,6 +195,16 @@ class Watch:
             w[me + GEN] += 1
         self._seen = None
 
+    def show_peer(self, peer: int | None, sending: bool = False) -> None:
+        """Name the rank a wait of this process depends on without counting it as blocked
+        (an asyncio driver's: another task may still send), so that a finished rank sees
+        it (:meth:`sending_to`); None: no longer. Only the ``peer`` word: ``blocked`` and
+        ``gen`` stay as they are, and a blocking wait in progress keeps its own peer."""
+        with self._lock:
+            if not self._waiting:
+                word = 0 if peer is None or peer < 0 else (peer + 1) | (sending and SENDING)
+                self.words[self._me + PEER] = word
+
     def moved(self) -> None:
         """Bytes moved while blocked."""
         self.words[self._me + GEN] += 1
