@@ -220,6 +220,12 @@ def _bench_module() -> Any:
     return bench
 
 
+def _model_cli() -> Any:
+    from .bench import model_cli
+
+    return model_cli
+
+
 SHAPES = ("binomial", "knomial", "kary", "chain", "inorder", "two-tree")
 
 
@@ -272,6 +278,9 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="nodes the N ranks span, for the default choice (1)",
     )
+    parser.add_argument(
+        "--rules", metavar="FILE", help="show where this rule table (treecast tune) differs"
+    )
 
 
 def _algorithms(args: argparse.Namespace) -> int:
@@ -290,6 +299,8 @@ def _algorithms(args: argparse.Namespace) -> int:
         print(f"treecast algorithms: --nodes must be >= 1, got {args.nodes}", file=sys.stderr)
         return 2
     names = [args.collective] if args.collective else list(registry.ALGORITHMS)
+    if args.rules:
+        return _model_cli().print_rule_differences(args.rules, names)
     for collective in names:
         algos = registry.ALGORITHMS[collective]
         header = f"{collective} (TREECAST_{collective.upper()}_ALGORITHM"
@@ -338,6 +349,24 @@ SUBCOMMANDS: list[Subcommand] = [
         help="list every collective's algorithms, their restrictions and the default choice",
         add_arguments=_add_algorithms_arguments,
         run=_algorithms,
+    ),
+    Subcommand(
+        name="calibrate",
+        help="measure this machine for the cost model (a few seconds)",
+        add_arguments=lambda parser: _model_cli().add_calibrate_arguments(parser),
+        run=lambda args: _model_cli().run_calibrate(args),
+    ),
+    Subcommand(
+        name="predict",
+        help="predict every algorithm's time for a collective, best first",
+        add_arguments=lambda parser: _model_cli().add_predict_arguments(parser),
+        run=lambda args: _model_cli().run_predict(args),
+    ),
+    Subcommand(
+        name="tune",
+        help="write a rule table for this machine (use with TREECAST_RULES)",
+        add_arguments=lambda parser: _model_cli().add_tune_arguments(parser),
+        run=lambda args: _model_cli().run_tune(args),
     ),
 ]
 """Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""
