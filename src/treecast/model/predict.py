@@ -208,7 +208,7 @@ def predict_one(
             return Prediction(algo.name, out.seconds, out.messages, how)
     many = "more than" if total is None else f"about {total:.2g} steps, over"
     return (
-        f"{many} the budget of {max_steps:.2g} steps in all (max_steps), "
+        f"{many} the budget of {max_steps:.2g} steps in all (--max-steps), "
         "and its ranks are not symmetric"
     )
 
