@@ -188,7 +188,7 @@ def fit_steal(machine: Machine, results: list[dict[str, Any]], size: int) -> flo
 def calibrate(
     quick: bool = False, budget: float = 0.1, progress: Callable[[str], None] | None = None
 ) -> tuple[Machine, list[dict[str, Any]]]:
-    """Measure this machine (a few seconds; ``quick``: about two, for tests, without the
+    """Measure this machine (a few seconds; ``quick``: about half that, for tests, without the
     largest ping-pongs and the oversubscribed run, keeping the default ``steal``); return
     the figures and the measurements they were fitted to.
 

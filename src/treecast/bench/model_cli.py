@@ -74,7 +74,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="about two seconds, two ranks only (keeps the default steal); for tests",
+        help="about half the time: two ranks, fewer sizes, the default steal; for tests",
     )
 
 
