@@ -231,6 +231,12 @@ def _compat_module() -> Any:
     return compat
 
 
+def _model_cli() -> Any:
+    from .bench import model_cli
+
+    return model_cli
+
+
 def _tree_module() -> Any:
     from . import tree_pictures
 
@@ -255,6 +261,9 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="nodes the N ranks span, for the default choice (1)",
     )
+    parser.add_argument(
+        "--rules", metavar="FILE", help="show where this rule table (treecast tune) differs"
+    )
 
 
 def _algorithms(args: argparse.Namespace) -> int:
@@ -273,6 +282,8 @@ def _algorithms(args: argparse.Namespace) -> int:
         print(f"treecast algorithms: --nodes must be >= 1, got {args.nodes}", file=sys.stderr)
         return 2
     names = [args.collective] if args.collective else list(registry.ALGORITHMS)
+    if args.rules:
+        return _model_cli().print_rule_differences(args.rules, names)
     for collective in names:
         algos = registry.ALGORITHMS[collective]
         header = f"{collective} (TREECAST_{collective.upper()}_ALGORITHM"
@@ -328,6 +339,24 @@ SUBCOMMANDS: list[Subcommand] = [
         help="what treecast.MPI has of mpi4py's API; 'compat NAME' says whether it has NAME",
         add_arguments=lambda parser: _compat_module().add_arguments(parser),
         run=lambda args: _compat_module().run(args),
+    ),
+    Subcommand(
+        name="calibrate",
+        help="measure this machine for the cost model (a few seconds)",
+        add_arguments=lambda parser: _model_cli().add_calibrate_arguments(parser),
+        run=lambda args: _model_cli().run_calibrate(args),
+    ),
+    Subcommand(
+        name="predict",
+        help="predict every algorithm's time for a collective, best first",
+        add_arguments=lambda parser: _model_cli().add_predict_arguments(parser),
+        run=lambda args: _model_cli().run_predict(args),
+    ),
+    Subcommand(
+        name="tune",
+        help="write a rule table for this machine (use with TREECAST_RULES)",
+        add_arguments=lambda parser: _model_cli().add_tune_arguments(parser),
+        run=lambda args: _model_cli().run_tune(args),
     ),
 ]
 """Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""

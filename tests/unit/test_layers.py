@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "treecast.engine.*": 3,
     "treecast.plans": 3,
     "treecast.routes": 3,
+    "treecast.model.*": 3,
     "treecast.request": 3,
     "treecast.launcher.*": 3,
     "treecast.group": 4,
