@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from .schedule import Recv, Schedule, Send
 
 
@@ -24,22 +22,21 @@ def pairwise(rank: int, size: int) -> Schedule:
         yield Recv(src, blocks=(src * size + rank,))
 
 
-@lru_cache(maxsize=64)
-def _bruck_moves(size: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
-    """``moves[k][r]``: the ids rank ``r`` sends to ``r + 2^k`` in round ``k`` of Bruck's
-    alltoall, found by moving every item along its route."""
-    holder = {s * size + d: s for s in range(size) for d in range(size)}
-    moves = []
-    bit = 1
-    while bit < size:
-        out: list[list[int]] = [[] for _ in range(size)]
-        for item, at in sorted(holder.items()):
-            if ((item % size - at) % size) & bit:
-                out[at].append(item)
-                holder[item] = (at + bit) % size
-        moves.append(tuple(tuple(ids) for ids in out))
-        bit <<= 1
-    return tuple(moves)
+def _bruck_round(sender: int, size: int, bit: int) -> tuple[int, ...]:
+    """The ids rank ``sender`` sends to ``sender + bit`` in the round of Bruck's alltoall
+    that moves distance ``bit``, in increasing order. An item from ``s`` to ``d`` (distance
+    ``D = (d - s) mod size``) moves in the rounds of the bits set in ``D``, lowest first, so
+    before this round it is at ``s + (D mod bit)`` and moves now if ``D`` has ``bit`` set:
+    the sender's items are, for each such ``D``, the one from ``s = sender - (D mod bit)``
+    (O(size) per rank and round; no rank builds the others' moves)."""
+    low = bit - 1
+    ids = []
+    for dist in range(size):
+        if dist & bit:
+            s = (sender - (dist & low)) % size
+            ids.append(s * size + (s + dist) % size)
+    ids.sort()
+    return tuple(ids)
 
 
 def bruck(rank: int, size: int) -> Schedule:
@@ -51,9 +48,9 @@ def bruck(rank: int, size: int) -> Schedule:
     Cost: ceil(lg p) alpha + ceil(lg p) n beta / 2 (each round moves about half of the items,
     n = one rank's items). Any p; best for small items and many ranks.
     """
-    moves = _bruck_moves(size)
     bit = 1
-    for k in range(len(moves)):
-        yield Send((rank + bit) % size, blocks=moves[k][rank])
-        yield Recv((rank - bit) % size, blocks=moves[k][(rank - bit) % size])
+    while bit < size:
+        src = (rank - bit) % size
+        yield Send((rank + bit) % size, blocks=_bruck_round(rank, size, bit))
+        yield Recv(src, blocks=_bruck_round(src, size, bit))
         bit <<= 1

@@ -14,7 +14,7 @@ from ..algorithms import registry
 from ..errors import InvalidArgumentError
 from ..model import machine as stored
 from ..model.machine import Machine
-from ..model.predict import FORMS, MAX_STEPS, check_call, predict
+from ..model.predict import FORMS, MAX_IDS, MAX_STEPS, check_call, predict
 from ..model.tuning import differences, packaged_table
 from ..selection.rules import load_rules, select
 from . import parse_size, size_range
@@ -142,6 +142,13 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         default=MAX_STEPS,
         help=f"skip algorithms that take more steps to simulate (default {MAX_STEPS})",
     )
+    parser.add_argument(
+        "--max-ids",
+        type=_count,
+        default=MAX_IDS,
+        help="skip algorithms whose steps list more block ids to simulate, all ranks "
+        f"together (memory: an alltoall lists O(p^2); default {MAX_IDS})",
+    )
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -158,6 +165,7 @@ def run_predict(args: argparse.Namespace) -> int:
             form=args.form,
             commutative=not args.non_commutative,
             max_steps=args.max_steps,
+            max_ids=args.max_ids,
         )
     except (ValueError, InvalidArgumentError) as exc:
         print(f"treecast predict: {exc}", file=sys.stderr)

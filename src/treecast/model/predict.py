@@ -3,17 +3,17 @@
 Schedules go through the cost simulator (:mod:`~treecast.model.costsim`); the node-level
 algorithms, which run through node memory rather than messages, have their own model
 (:func:`node_bcast`, :func:`node_allreduce`). Before simulating, the total number of steps
-is estimated from a few ranks; over ``max_steps`` an algorithm is followed on rank 0 alone
-if its ranks are symmetric (a ring), and skipped with the reason otherwise.
+and of the block ids they list is estimated from a few ranks (counting stops at the
+budgets, so no schedule is built whole); over ``max_steps`` or ``max_ids`` an algorithm is
+followed on rank 0 alone if its ranks are symmetric (a ring) and rank 0 alone fits the
+budgets, and skipped with the reason otherwise.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 
 from ..algorithms import registry
 from ..algorithms.registry import Algorithm
@@ -30,6 +30,11 @@ from .machine import Machine
 
 MAX_STEPS = 500_000
 """Default budget of steps (all ranks together) one algorithm may cost to simulate."""
+MAX_IDS = 10_000_000
+"""Default budget of block ids (listed by all ranks' steps together) one algorithm may
+cost to simulate: the steps of an alltoall, a reduce-scatter or Rabenseifner's algorithms
+list O(p) ids each, so their memory grows as p^2 well before their steps pass
+:data:`MAX_STEPS`."""
 FORMS = ("buffer", "object")
 """The two forms of a collective: capitalised methods (buffers), lowercase (objects)."""
 ROOTED = frozenset({"bcast", "gather", "scatter", "reduce"})
@@ -146,8 +151,16 @@ def node_allreduce(machine: Machine, size: int, nbytes: int) -> float:
     return max(path, size * path / m.cores)
 
 
-def _count(steps: Iterable[Step], cap: int) -> int:
-    return sum(1 for _ in islice(steps, cap + 1))
+def _tally(steps: Iterable[Step], max_steps: int, max_ids: int) -> tuple[int, int]:
+    """(steps, block ids they list) of ``steps``, counting stopped once either is over its
+    cap (the step that crossed it counted)."""
+    n = ids = 0
+    for step in steps:
+        n += 1
+        ids += len(getattr(step, "blocks", ()))
+        if n > max_steps or ids > max_ids:
+            break
+    return n, ids
 
 
 def _samples(size: int, root: int) -> list[int]:
@@ -155,19 +168,70 @@ def _samples(size: int, root: int) -> list[int]:
     return sorted(r for r in picks if 0 <= r < size and r != root)
 
 
-def estimated_steps(algo: Algorithm, size: int, root: int, nbytes: int, cap: int) -> int | None:
-    """About how many steps all ranks of ``algo`` take: the root's, plus the mean of a few
-    other ranks' times the others; None (more than ``cap``) when a rank alone would take
-    more than its share of ``cap`` (counting stops there)."""
+@dataclass(frozen=True)
+class Size:
+    """About how large an algorithm's schedules are, all ranks together.
+
+    Attributes:
+        steps: steps (the simulator's time).
+        ids: block ids the steps list (its memory and time besides: an alltoall or a
+            reduce-scatter lists O(p) ids per step, O(p^2) in all).
+        root_steps: the root's steps alone (rank 0 for the rootless collectives).
+        root_ids: the root's block ids alone.
+        over: why the schedules are too large to simulate in full (the budget exceeded,
+            in words), None when they fit.
+        root_over: why the root's schedule alone is too large to follow (a symmetric
+            schedule is simulated on rank 0 alone), None when it fits.
+    """
+
+    steps: int
+    ids: int
+    root_steps: int
+    root_ids: int
+    over: str | None
+    root_over: str | None
+
+
+def _over(what: str, count: int, cap: int, flag: str, counted: bool) -> str:
+    """The budget of ``what`` exceeded, in words (``counted``: ``count`` is an estimate;
+    else counting stopped at the budget)."""
+    if counted:
+        return f"about {count:.2g} {what} in all, over the budget of {cap:.2g} ({flag})"
+    return f"more than the budget of {cap:.2g} {what} in all ({flag})"
+
+
+def estimated_size(
+    algo: Algorithm, size: int, root: int, nbytes: int, max_steps: int, max_ids: int
+) -> Size:
+    """About how many steps and block ids all ranks of ``algo`` take: the root's, plus the
+    mean of a few other ranks' times the others. Counting stops once the root passes a
+    budget, or another rank its share of one (a schedule is a generator: nothing beyond
+    is built, so a schedule of O(p^2) ids is never built whole)."""
     args = (root, nbytes, True)
-    share = 2 * cap // size + 2
-    total = _count(algo.schedule(*algo.arguments(root, size, *args)), cap)  # linear: p - 1
-    others = [
-        _count(algo.schedule(*algo.arguments(r, size, *args)), share) for r in _samples(size, root)
-    ]
-    if total > cap or any(n > share for n in others):
-        return None
-    return total + int(statistics.fmean(others) * (size - 1)) if others else total
+    root_steps, root_ids = _tally(
+        algo.schedule(*algo.arguments(root, size, *args)), max_steps, max_ids
+    )
+    step_share, id_share = 2 * max_steps // size + 2, 2 * max_ids // size + 2
+    steps_over, ids_over = root_steps > max_steps, root_ids > max_ids
+    steps, ids = root_steps, root_ids
+    others = _samples(size, root)
+    for r in others:
+        n, k = _tally(algo.schedule(*algo.arguments(r, size, *args)), step_share, id_share)
+        steps_over, ids_over = steps_over or n > step_share, ids_over or k > id_share
+        steps += n * (size - 1) // len(others)
+        ids += k * (size - 1) // len(others)
+    counted = not (steps_over or ids_over)
+    over = None
+    if steps_over or steps > max_steps:
+        over = _over("steps", steps, max_steps, "--max-steps", counted)
+    elif ids_over or ids > max_ids:
+        over = _over("block ids", ids, max_ids, "--max-ids", counted)
+    root_over = None
+    if root_steps > max_steps:
+        root_over = f"rank {root} alone takes more than the budget of {max_steps:.2g} steps"
+    elif root_ids > max_ids:
+        root_over = f"rank {root} alone lists more than the budget of {max_ids:.2g} block ids"
+    return Size(steps, ids, root_steps, root_ids, over, root_over)
 
 
 def predict_one(
@@ -179,9 +243,10 @@ def predict_one(
     form: str = "buffer",
     root: int = 0,
     max_steps: int = MAX_STEPS,
+    max_ids: int = MAX_IDS,
 ) -> Prediction | str:
-    """``algo``'s :class:`Prediction`, or why it was skipped (too many steps to simulate,
-    not symmetric)."""
+    """``algo``'s :class:`Prediction`, or why it was skipped (too large to simulate, not
+    symmetric)."""
     if algo.node_level:
         model = node_bcast if algo.collective == "bcast" else node_allreduce
         return Prediction(algo.name, model(machine, size, nbytes), 0, "node-level model")
@@ -191,26 +256,25 @@ def predict_one(
     def steps(rank: int) -> Iterable[Step]:
         return algo.schedule(*algo.arguments(rank, size, root, n, True))
 
-    total = estimated_steps(algo, size, root, n, max_steps)
-    if total is not None and total <= max_steps:
+    est = estimated_size(algo, size, root, n, max_steps, max_ids)
+    if est.over is None:
         out = simulate(size, steps, costs, machine.cores)
         return Prediction(algo.name, out.seconds, out.messages, "simulated")
-    if algo.collective not in ROOTED and size > 2:
-        for symmetry in SYMMETRIES:
-            if symmetry == "xor" and size & (size - 1):
-                continue
-            others = [(r, steps(r)) for r in (1, size - 1)]
-            try:
-                out = simulate_symmetric(size, steps(0), costs, machine.cores, symmetry, others)
-            except ScheduleError:
-                continue
-            how = f"rank 0 of a {symmetry}-symmetric schedule"
-            return Prediction(algo.name, out.seconds, out.messages, how)
-    many = "more than" if total is None else f"about {total:.2g} steps, over"
-    return (
-        f"{many} the budget of {max_steps:.2g} steps in all (--max-steps), "
-        "and its ranks are not symmetric"
-    )
+    if algo.collective in ROOTED or size <= 2:
+        return f"{est.over}; it has a root, so its ranks are not symmetric"
+    if est.root_over is not None:
+        return f"{est.over}; {est.root_over}, too many to follow it alone"
+    for symmetry in SYMMETRIES:
+        if symmetry == "xor" and size & (size - 1):
+            continue
+        others = [(r, steps(r)) for r in (1, size - 1)]
+        try:
+            out = simulate_symmetric(size, steps(0), costs, machine.cores, symmetry, others)
+        except ScheduleError:
+            continue
+        how = f"rank 0 of a {symmetry}-symmetric schedule"
+        return Prediction(algo.name, out.seconds, out.messages, how)
+    return f"{est.over}; its ranks are not symmetric"
 
 
 def predict(
@@ -222,6 +286,7 @@ def predict(
     form: str = "buffer",
     commutative: bool = True,
     max_steps: int = MAX_STEPS,
+    max_ids: int = MAX_IDS,
 ) -> Forecast:
     """Every algorithm of ``collective`` that can run ``size`` ranks moving ``nbytes`` (the
     rule table's bytes: see :mod:`~treecast.model.costs`) in ``form`` on one node,
@@ -241,7 +306,9 @@ def predict(
         if why is not None:
             found.skipped.append((name, why))
             continue
-        got = predict_one(algo, size, nbytes, machine, form=form, max_steps=max_steps)
+        got = predict_one(
+            algo, size, nbytes, machine, form=form, max_steps=max_steps, max_ids=max_ids
+        )
         if isinstance(got, str):
             found.skipped.append((name, got))
         else:
