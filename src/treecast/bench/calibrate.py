@@ -66,16 +66,22 @@ def _best_of(fn: Callable[[], Any], reps: int, rounds: int = 5) -> float:
 
 
 def cache_bytes(sysfs: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
-    """The largest cache of CPU 0, from sysfs (16 MiB when it cannot be read)."""
-    largest = 0
+    """The largest cache of CPU 0, from sysfs's ``index*/size`` (other entries, such as
+    ``uevent``, are not caches; an unreadable one is passed over); 16 MiB when none can be
+    read."""
     try:
-        for entry in os.listdir(sysfs):
+        entries = [e for e in os.listdir(sysfs) if e.startswith("index")]
+    except OSError:
+        entries = []
+    largest = 0
+    for entry in entries:
+        try:
             with open(os.path.join(sysfs, entry, "size")) as fh:
                 text = fh.read().strip().upper()
             scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
             largest = max(largest, int(text.rstrip("KM")) * scale)
-    except (OSError, ValueError):
-        return 16 << 20
+        except (OSError, ValueError):
+            continue
     return largest or 16 << 20
 
 
