@@ -32,35 +32,120 @@ CONDITIONS = (
 )
 
 
+INT_CONDITIONS = frozenset({"size_lt", "size_ge", "bytes_lt", "bytes_ge", "nodes_ge"})
+"""Conditions that compare a count (ranks, bytes, nodes) with an integer."""
+BOOL_CONDITIONS = frozenset({"pof2", "commutative"})
+"""Conditions that hold or not: ``true`` or ``false``."""
+RULE_FORMS = ("object", "buffer")
+"""Values of the ``form`` condition."""
+
+Table = dict[str, list[dict[str, Any]]]
+
+
 @lru_cache(maxsize=4)
-def load_rules(path: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def load_rules(path: str | None = None) -> Table:
     """The rule table: ``path``, else ``TREECAST_RULES``, else the packaged default.
 
     Raises:
-        InvalidArgumentError: the table names an unknown collective, condition or algorithm.
+        InvalidArgumentError: the file cannot be read or is not JSON, or the table is not
+            one: not an object of lists of rules, an unknown collective, condition or
+            algorithm, a condition's value of the wrong type, a rule without ``use`` (the
+            message names the file, the collective, the rule's index and the key).
     """
+    from_env = not path and bool(os.environ.get("TREECAST_RULES"))
     path = path or os.environ.get("TREECAST_RULES") or None
-    if path:
+    if not path:
+        text = resources.files(__package__).joinpath("default.json").read_text()
+        return check_table(json.loads(text), "the packaged rule table")
+    where = f"rule table {path}" + (" (TREECAST_RULES)" if from_env else "")
+    try:
         with open(path, encoding="utf-8") as f:
-            table = json.load(f)
-    else:
-        table = json.loads(resources.files(__package__).joinpath("default.json").read_text())
-    table = {k: v for k, v in table.items() if not k.startswith("_")}
-    for collective, rules in table.items():
+            text = f.read()
+    except OSError as exc:
+        raise InvalidArgumentError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidArgumentError(f"{where}: not UTF-8 text ({exc.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{where}: not JSON ({exc})") from None
+    return check_table(data, where)
+
+
+def check_table(data: Any, where: str) -> Table:
+    """``data`` (a parsed JSON table) without its ``_`` keys (comments), checked.
+
+    Raises:
+        InvalidArgumentError: as :func:`load_rules`, the message starting with ``where``.
+    """
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(
+            f"{where}: expected a JSON object mapping each collective to its list of rules, "
+            f"got {type(data).__name__} {_short(data)}"
+        )
+    table: Table = {}
+    for collective, rules in data.items():
+        if collective.startswith("_"):
+            continue
         if collective not in registry.ALGORITHMS:
             raise InvalidArgumentError(
-                f"rule table: unknown collective {collective!r}; expected one of "
+                f"{where}: unknown collective {collective!r}; expected one of "
                 f"{sorted(registry.ALGORITHMS)}"
             )
-        for rule in rules:
-            registry.get(collective, rule["use"])
-            bad = set(rule.get("if", {})) - set(CONDITIONS)
-            if bad:
-                raise InvalidArgumentError(
-                    f"rule table: unknown condition(s) {sorted(bad)} in {collective} rule "
-                    f"{rule}; expected {list(CONDITIONS)}"
-                )
+        if not isinstance(rules, list):
+            raise InvalidArgumentError(
+                f"{where}: {collective}: expected a list of rules "
+                f'[{{"if": {{...}}, "use": NAME}}, ...], got {_short(rules)}'
+            )
+        for i, rule in enumerate(rules):
+            _check_rule(rule, collective, f"{where}: {collective} rule {i}")
+        table[collective] = rules
     return table
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_rule(rule: Any, collective: str, at: str) -> None:
+    """Raise InvalidArgumentError (starting with ``at``) unless ``rule`` is a valid rule
+    of ``collective``."""
+    if not isinstance(rule, dict):
+        raise InvalidArgumentError(
+            f'{at}: expected an object {{"if": {{...}}, "use": NAME}}, got {_short(rule)}'
+        )
+    extra = sorted(k for k in rule if k not in ("if", "use") and not str(k).startswith("_"))
+    if extra:
+        raise InvalidArgumentError(f"{at}: unknown key(s) {extra}; a rule has 'if' and 'use'")
+    if "use" not in rule:
+        raise InvalidArgumentError(f"{at}: no 'use' (the algorithm to run) in {_short(rule)}")
+    use, family = rule["use"], registry.ALGORITHMS[collective]
+    if not isinstance(use, str) or use not in family:
+        raise InvalidArgumentError(
+            f"{at}: 'use': unknown {collective} algorithm {_short(use)}; expected one of "
+            f"{sorted(family)}"
+        )
+    cond = rule.get("if", {})
+    if not isinstance(cond, dict):
+        raise InvalidArgumentError(
+            f"{at}: 'if' must be an object of conditions, got {_short(cond)}"
+        )
+    for key, value in cond.items():
+        if key in INT_CONDITIONS:
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif key in BOOL_CONDITIONS:
+            ok, want = isinstance(value, bool), "true or false"
+        elif key == "form":
+            ok, want = isinstance(value, str) and value in RULE_FORMS, '"object" or "buffer"'
+        else:
+            raise InvalidArgumentError(
+                f"{at}: unknown condition {key!r}; expected one of {list(CONDITIONS)}"
+            )
+        if not ok:
+            raise InvalidArgumentError(
+                f"{at}: condition {key!r} must be {want}, got {_short(value)}"
+            )
 
 
 def clear_caches() -> None:
