@@ -148,7 +148,7 @@ def main() -> int:
     args.sizes = size_range(args.sizes)
     args.collectives = args.collectives.split(",")
     args.forms = args.forms.split(",")
-    model, found = stored.load(args.model)
+    model, found = stored.load(args.model, required=bool(args.model))
     if not found:
         print("no stored model: using the defaults (run treecast calibrate)", file=sys.stderr)
     if args.from_json:

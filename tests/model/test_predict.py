@@ -173,3 +173,34 @@ def test_calibrate_quick_writes_a_model_that_predict_uses(tmp_path):
         timeout=60,
     ).stdout
     assert f"model: {path}" in out
+
+
+@pytest.mark.parametrize("command", ["predict", "tune"])
+def test_a_model_file_named_on_the_command_line_must_exist_and_be_valid(
+    capsys, monkeypatch, tmp_path, command
+):
+    (tmp_path / "latin1.json").write_bytes(b'{"note": "caf\xe9"}')
+    (tmp_path / "empty.json").write_text("")
+    cases = [
+        ("typo.json", "no such model file"),
+        (".", "cannot read it: Is a directory"),
+        ("latin1.json", "not UTF-8 text"),
+        ("empty.json", "not JSON"),
+    ]
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "stored.json"))
+    tune = ["--measure-n", "", "--max-n", "2", "--out", str(tmp_path / "rules.json")]
+    rest = ["bcast", "-n", "4"] if command == "predict" else tune
+    for name, message in cases:
+        path = tmp_path / name
+        assert main([command, *rest, "--model", str(path)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith(f"treecast {command}: {path}: ") and message in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "rules.json").exists()
+
+
+def test_a_missing_stored_model_still_means_the_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    assert stored.load() == (stored.DEFAULTS, False)
+    with pytest.raises(InvalidArgumentError, match="no such model file"):
+        stored.load(required=True)

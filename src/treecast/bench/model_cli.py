@@ -52,9 +52,14 @@ def _count(text: str) -> int:
 
 
 def _machine(path: str | None, cores: int | None) -> tuple[Machine, str]:
-    """The stored model (or the defaults) with ``cores``, and a line saying which."""
+    """The model at ``path`` (which must exist), else the stored one or the defaults, with
+    ``cores``, and a line saying which.
+
+    Raises:
+        InvalidArgumentError: ``path`` is missing or not a model; a stored one is invalid.
+    """
     where = path or stored.default_path()
-    machine, found = stored.load(where)
+    machine, found = stored.load(where, required=bool(path))
     line = (
         f"model: {where} ({machine.note})"
         if found
@@ -135,7 +140,9 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="cores the ranks share (default: the model's; 0: one per rank, as on a cluster)",
     )
-    parser.add_argument("--model", metavar="FILE", help="figures to use (default: stored ones)")
+    parser.add_argument(
+        "--model", metavar="FILE", help="figures to use (must exist; default: the stored ones)"
+    )
     parser.add_argument(
         "--max-steps",
         type=_count,
@@ -209,7 +216,9 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", type=float, default=0.02, help="seconds per measured cell (0.02)"
     )
-    parser.add_argument("--model", metavar="FILE", help="figures to use (default: stored ones)")
+    parser.add_argument(
+        "--model", metavar="FILE", help="figures to use (must exist; default: the stored ones)"
+    )
 
 
 def _tune_plan(args: argparse.Namespace) -> Plan:

@@ -164,19 +164,32 @@ def default_path() -> str:
     return os.path.join(base, "treecast", "model.json")
 
 
-def load(path: str | None = None) -> tuple[Machine, bool]:
+def load(path: str | None = None, required: bool = False) -> tuple[Machine, bool]:
     """(the stored model, True), or (:data:`DEFAULTS`, False) when ``path`` (default
-    :func:`default_path`) does not exist.
+    :func:`default_path`) does not exist and is not ``required`` (a path given on the
+    command line is: a typo must not pass for a machine never calibrated).
 
     Raises:
-        InvalidArgumentError: the file exists but is not a valid model.
+        InvalidArgumentError: the file is required and missing, cannot be read (a
+            directory), is not UTF-8 JSON or not a valid model; the message names it.
     """
     path = path or default_path()
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
+        if required:
+            raise InvalidArgumentError(
+                f"{path}: no such model file; run treecast calibrate --out {path}, or leave "
+                "--model out to use the stored figures"
+            ) from None
         return DEFAULTS, False
+    except OSError as exc:
+        raise InvalidArgumentError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidArgumentError(
+            f"{path}: not a treecast model file (not UTF-8 text: {exc.reason})"
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
