@@ -15,6 +15,7 @@ from treecast.errors import InvalidArgumentError
 from treecast.model import machine as stored
 from treecast.model.machine import Machine
 from treecast.model.predict import node_allreduce, node_bcast, predict
+from treecast.selection import rules
 
 ONE_CORE_EACH = Machine(cores=0)
 
@@ -204,3 +205,70 @@ def test_a_missing_stored_model_still_means_the_defaults(monkeypatch, tmp_path):
     assert stored.load() == (stored.DEFAULTS, False)
     with pytest.raises(InvalidArgumentError, match="no such model file"):
         stored.load(required=True)
+
+
+@pytest.fixture
+def fresh_selection():
+    """Forget the selector's cached table, forced names and choices around a test that
+    changes TREECAST_RULES or TREECAST_<COLLECTIVE>_ALGORITHM."""
+    rules.clear_caches()
+    yield
+    rules.clear_caches()
+
+
+def _marked(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "<-" in line]
+
+
+def test_predict_labels_an_algorithm_the_environment_forces(
+    capsys, monkeypatch, tmp_path, fresh_selection
+):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    monkeypatch.setenv("TREECAST_BCAST_ALGORITHM", "linear")
+    assert main(["predict", "bcast", "-n", "8", "--bytes", "64K"]) == 0
+    (line,) = _marked(capsys.readouterr().out)
+    assert line.split()[0] == "linear" and "forced by TREECAST_BCAST_ALGORITHM=linear" in line
+    rules.clear_caches()
+    monkeypatch.setenv("TREECAST_BCAST_ALGORITHM", "scatter_recursive_doubling_allgather")
+    assert main(["predict", "bcast", "-n", "6", "--bytes", "64K"]) == 0
+    out = capsys.readouterr().out
+    (line,) = _marked(out)
+    assert "instead of scatter_recursive_doubling_allgather, which cannot run here" in line
+    assert "skipped scatter_recursive_doubling_allgather: needs a power-of-two" in out
+
+
+def test_predict_labels_the_choice_of_a_table_in_treecast_rules(
+    capsys, monkeypatch, tmp_path, fresh_selection
+):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    table = tmp_path / "rules.json"
+    table.write_text(json.dumps({"bcast": [{"use": "knomial"}]}))
+    monkeypatch.setenv("TREECAST_RULES", str(table))
+    assert main(["predict", "bcast", "-n", "8"]) == 0
+    (line,) = _marked(capsys.readouterr().out)
+    assert line.split()[0] == "knomial" and "TREECAST_RULES's choice" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TREECAST_BCAST_ALGORITHM", "nosuch", "unknown bcast algorithm 'nosuch'"),
+        (
+            "TREECAST_RULES",
+            '{"bcast": [{"if": {"size_lt": "8"}, "use": "linear"}]}',
+            "bcast rule 0: condition 'size_lt' must be an integer",
+        ),
+        ("TREECAST_RULES", "not json", "not JSON"),
+    ],
+)
+def test_predict_names_a_bad_environment_instead_of_a_traceback(
+    capsys, monkeypatch, tmp_path, fresh_selection, variable, value, message
+):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    if variable == "TREECAST_RULES":
+        (tmp_path / "rules.json").write_text(value)
+        value = str(tmp_path / "rules.json")
+    monkeypatch.setenv(variable, value)
+    assert main(["predict", "bcast", "-n", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("treecast predict: ") and message in err and "Traceback" not in err

@@ -16,7 +16,7 @@ from ..model import machine as stored
 from ..model.machine import Machine
 from ..model.predict import FORMS, MAX_IDS, MAX_STEPS, check_call, predict
 from ..model.tuning import differences, packaged_table
-from ..selection.rules import load_rules, select
+from ..selection.rules import forced_from_env, load_rules, select
 from . import parse_size, size_range
 from .tune import Plan, grid_of, tunable, tune
 
@@ -158,12 +158,38 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _choice(args: argparse.Namespace, nbytes: int) -> tuple[str, str]:
+    """(the algorithm a call like this one runs, why: the rule table (``TREECAST_RULES``'s
+    when set) or ``TREECAST_<COLLECTIVE>_ALGORITHM``).
+
+    Raises:
+        InvalidArgumentError: the environment names an unknown algorithm or a bad table.
+    """
+    buffer = args.form == "buffer"
+    forced = forced_from_env(args.collective)
+    algo = select(
+        args.collective,
+        args.nprocs,
+        nbytes if buffer else -1,
+        commutative=buffer and not args.non_commutative,  # objects reduce in rank order
+        buffer=buffer,
+    )
+    if forced is None:
+        table = "TREECAST_RULES" if os.environ.get("TREECAST_RULES") else "rule table"
+        return algo.name, f"{table}'s choice"
+    variable = f"TREECAST_{args.collective.upper()}_ALGORITHM={forced}"
+    if algo.name == forced:
+        return algo.name, f"forced by {variable}"
+    return algo.name, f"runs instead of {forced}, which cannot run here ({variable})"
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``treecast predict``; return the exit status."""
     try:
         nbytes = parse_size(args.bytes)
         check_call(args.collective, args.nprocs, nbytes, args.form)
         machine, line = _machine(args.model, args.cores)
+        chosen, why = _choice(args, nbytes)
         forecast = predict(
             args.collective,
             args.nprocs,
@@ -180,22 +206,16 @@ def run_predict(args: argparse.Namespace) -> int:
     cores = f"{machine.cores} cores" if machine.cores else "a core per rank"
     print(f"{args.collective} ({args.form}), n = {args.nprocs}, {nbytes} bytes, on {cores}")
     print(line)
-    default = select(
-        args.collective,
-        args.nprocs,
-        nbytes if args.form == "buffer" else -1,
-        commutative=not args.non_commutative,
-        buffer=args.form == "buffer",
-    )
     width = max([len(p.algorithm) for p in forecast.predictions] + [9])
     print(f"  {'algorithm':<{width}}  {'predicted':>10}  {'messages':>10}  how")
     for p in forecast.predictions:
-        mark = "  <- rule table's choice" if p.algorithm == default.name else ""
+        mark = f"  <- {why}" if p.algorithm == chosen else ""
         print(
             f"  {p.algorithm:<{width}}  {_seconds(p.seconds):>10}  {p.messages:>10}  {p.how}{mark}"
         )
-    for name, why in forecast.skipped:
-        print(f"  skipped {name}: {why}")
+    for name, reason in forecast.skipped:
+        mark = f" ({why})" if name == chosen else ""
+        print(f"  skipped {name}{mark}: {reason}")
     return 0
 
 
