@@ -178,3 +178,53 @@ def test_the_steal_fit_recovers_the_steal_that_made_the_times():
             | {"seconds": got.seconds}
         )
     assert fit_steal(replace(truth, steal=0.0), results, 6) == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--max-n", "1", "--measure-n", ""],
+            "--max-n must be >= 2 (the grid's rank counts start at 2), got 1",
+        ),
+        (["--measure-n", "1"], "--measure-n: rank counts must be from 2 to --max-n (64), got 1"),
+        (["--max-n", "8", "--measure-n", "2,16"], "from 2 to --max-n (8), got 16"),
+        (["--collectives", "scan"], "nothing to tune for ['scan'] (one algorithm on one node)"),
+        (["--collectives", "bcast,exscan"], "nothing to tune for ['exscan']"),
+        (["--budget", "nan"], "--budget must be > 0 seconds (a finite number), got nan"),
+        (["--budget", "inf"], "got inf"),
+        (["--budget", "-1"], "got -1.0"),
+    ],
+)
+def test_tune_refuses_degenerate_options_before_any_work(
+    capsys, monkeypatch, tmp_path, options, message
+):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    out = tmp_path / "rules.json"
+    assert main(["tune", "--out", str(out), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("treecast tune: ") and message in err, err
+    assert not out.exists()
+
+
+def test_tune_refuses_an_out_it_cannot_write_before_any_work(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    (tmp_path / "file").write_text("")
+    cheap = ["--measure-n", "", "--max-n", "2", "--collectives", "bcast", "--sizes", "8"]
+    for out, message in [
+        (tmp_path, "is a directory"),
+        (tmp_path / "file" / "rules.json", "cannot make"),
+        ("", "expected a file name"),
+    ]:
+        assert main(["tune", "--out", str(out) if out else "", *cheap]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("treecast tune: --out") and message in err, err
+        assert "predicting" not in err  # refused before the work
+
+
+def test_tune_without_measurements_writes_a_table_from_the_model(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TREECAST_MODEL", str(tmp_path / "none.json"))
+    out = tmp_path / "deep" / "rules.json"
+    cheap = ["--measure-n", "", "--max-n", "4", "--collectives", "bcast", "--sizes", "8,1M"]
+    assert main(["tune", "--out", str(out), *cheap]) == 0
+    assert load_rules(str(out))["bcast"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -241,23 +242,49 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _tune_plan(args: argparse.Namespace) -> Plan:
-    """The :class:`~treecast.bench.tune.Plan` of ``args``.
+def _tune_collectives(text: str) -> tuple[str, ...]:
+    """The collectives ``--collectives`` names (default: every one with a choice).
 
     Raises:
-        ValueError: a bad option, named.
+        ValueError: an unknown one, or one with nothing to tune (one algorithm on a node).
     """
-    names = [c.strip() for c in args.collectives.split(",") if c.strip()]
+    names = [c.strip() for c in text.split(",") if c.strip()]
     bad = [c for c in names if c not in registry.ALGORITHMS]
     if bad:
         raise ValueError(
             f"unknown collective(s) {bad}; expected some of {sorted(registry.ALGORITHMS)}"
         )
+    choices = tunable(registry.ALGORITHMS)
+    fixed = [c for c in names if c not in choices]
+    if fixed:
+        raise ValueError(
+            f"--collectives: nothing to tune for {fixed} (one algorithm on one node); "
+            f"collectives with a choice: {choices}"
+        )
+    return tuple(names or choices)
+
+
+def _tune_plan(args: argparse.Namespace) -> Plan:
+    """The :class:`~treecast.bench.tune.Plan` of ``args``, checked before any work.
+
+    Raises:
+        ValueError: a bad option, named.
+    """
+    collectives = _tune_collectives(args.collectives)
     measure_n = tuple(_count(w) for w in args.measure_n.split(",") if w.strip())
-    if args.budget <= 0:
-        raise ValueError(f"--budget must be > 0 seconds, got {args.budget}")
+    if args.max_n < 2:
+        raise ValueError(
+            f"--max-n must be >= 2 (the grid's rank counts start at 2), got {args.max_n}"
+        )
+    for n in measure_n:
+        if not 2 <= n <= args.max_n:
+            raise ValueError(
+                f"--measure-n: rank counts must be from 2 to --max-n ({args.max_n}), got {n}"
+            )
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        raise ValueError(f"--budget must be > 0 seconds (a finite number), got {args.budget}")
     return Plan(
-        collectives=tuple(tunable(names or registry.ALGORITHMS)),
+        collectives=collectives,
         sizes=tuple(size_range(args.sizes)),
         grid_n=grid_of(args.max_n, measure_n),
         measure_n=measure_n,
@@ -266,11 +293,33 @@ def _tune_plan(args: argparse.Namespace) -> Plan:
     )
 
 
+def _check_out(path: str) -> None:
+    """Make ``--out``'s directory if needed and check that the file can be written there,
+    before the work.
+
+    Raises:
+        ValueError: it cannot (the message names the path).
+    """
+    if not path:
+        raise ValueError("--out: expected a file name, got ''")
+    if os.path.isdir(path):
+        raise ValueError(f"--out {path}: is a directory; expected a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {path}: cannot make {folder}: {exc.strerror or exc}") from None
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        raise ValueError(f"--out {path}: {target} is not writable")
+
+
 def run_tune(args: argparse.Namespace) -> int:
     """Run ``treecast tune``; return the exit status."""
     try:
         plan = _tune_plan(args)
         machine, line = _machine(args.model, None)
+        _check_out(args.out)
     except (ValueError, argparse.ArgumentTypeError, InvalidArgumentError) as exc:
         print(f"treecast tune: {exc}", file=sys.stderr)
         return 2
@@ -280,10 +329,13 @@ def run_tune(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"treecast tune: {exc}", file=sys.stderr)
         return 1
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"_about": _about(plan, line), **table}, fh, indent=1)
-        fh.write("\n")
+    text = json.dumps({"_about": _about(plan, line), **table}, indent=1) + "\n"
+    try:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        print(f"treecast tune: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out}; use it with TREECAST_RULES={args.out}")
     print(f"what it changes: treecast algorithms --rules {args.out}")
     return 0
