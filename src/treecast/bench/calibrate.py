@@ -12,8 +12,10 @@ of the object and buffer broadcasts give the per-message ``object_overhead``; 8 
 every collective and form with its safe algorithm give its per-call ``overheads``, the
 node-level algorithms ``node_sync`` (each figure is what the model lacks without it).
 
-With three ranks per core (at most 64 ranks): a few small and large calls give ``steal``, the value with which
-the model's times are nearest to the measured ones (least squares of the log ratio).
+With three ranks per core (at most 64 ranks, but at least two more than the cores:
+:func:`steal_ranks`): a few small and large calls give ``steal``, the value with which the
+model's times are nearest to the measured ones (least squares of the log ratio; where the
+times cannot tell larger values apart, a lower bound, the default kept if larger).
 Every figure is the least of 5 batches: others' work on the machine only adds time.
 """
 
@@ -173,9 +175,24 @@ def fit_two_ranks(results: list[dict[str, Any]], machine: Machine) -> Machine:
     return replace(m, node_sync=statistics.fmean(syncs))
 
 
+STEAL_MAX_RANKS = 64
+"""The most ranks the steal fit starts (three per core up to this)."""
+
+
+def steal_ranks(cores: int) -> int:
+    """Ranks the steal fit runs on ``cores`` cores: three per core, at most
+    :data:`STEAL_MAX_RANKS`, but always at least two more than the cores (so that some
+    ranks wait; beyond 32 cores that is under two per core)."""
+    return max(cores + 2, min(3 * cores, STEAL_MAX_RANKS))
+
+
 def fit_steal(machine: Machine, results: list[dict[str, Any]], size: int) -> float:
     """The ``steal`` (0 to 3, in steps of 0.05) with which the model's times of ``results``
-    (measured on ``size`` ranks) are nearest the measured ones, in log ratio."""
+    (measured on ``size`` ranks on ``machine.cores``) are nearest the measured ones, in log
+    ratio. Work stretches by ``min(size / cores, 1 + steal)``, so the times cannot tell
+    apart steals above ``size / cores - 1``: when the best lies there, the measurements
+    only say the steal is at least that, and ``machine.steal`` is kept if larger (with
+    few ranks per core, the prior stands)."""
 
     def error(steal: float) -> float:
         m = replace(machine, steal=steal)
@@ -188,7 +205,12 @@ def fit_steal(machine: Machine, results: list[dict[str, Any]], size: int) -> flo
             total += math.log(got.seconds / r["seconds"]) ** 2
         return total
 
-    return min((k / 20 for k in range(61)), key=error)
+    seen = size / machine.cores - 1 if machine.cores else 0.0  # steals the times can tell
+    grid = [k / 20 for k in range(61) if k == 0 or k / 20 - 0.05 < seen]
+    best = min(grid, key=error)
+    if best >= seen:  # as fast as every larger steal: a lower bound only
+        return max(best, machine.steal)
+    return best
 
 
 def calibrate(
@@ -224,7 +246,7 @@ def calibrate(
     machine = fit_two_ranks(two, start)
     if quick:
         return machine, measured
-    n = min(3 * cores, max(64, cores + 2))
+    n = steal_ranks(cores)
     say(f"{n} ranks on {cores} cores: small and large calls")
     cells = [
         {"collective": c, "form": "buffer", "algorithm": a, "bytes": b}
