@@ -87,19 +87,26 @@ def test_large_messages_order_the_broadcasts_as_the_engine_counts_do():
         ("allreduce", "recursive_doubling", 16),
     ],
 )
-@pytest.mark.parametrize("cores", [0, 4])
+@pytest.mark.parametrize("cores", [0, 2, 4])
 def test_following_rank_0_of_a_symmetric_schedule_gives_the_full_simulation(
     collective, name, size, cores
 ):
+    """With a core per rank, exactly the full simulation; with cores shared, within a few
+    percent of the full list-scheduled one on the same cores (the shortcut takes the larger
+    of rank 0's critical path and all ranks' work over the cores: a lower bound that list
+    scheduling approaches), and never below the time with a core per rank."""
     steps = steps_of(collective, name, size, 4096)
     c = costs(alpha=3e-6, beta=1e-9, overhead=2e-6)
-    full = simulate(size, steps, c, 0)
+    full = simulate(size, steps, c, cores)
     symmetry = "xor" if name == "recursive_doubling" else "rotation"
     others = [(r, steps(r)) for r in (1, size - 1)]
     short = simulate_symmetric(size, steps(0), c, cores, symmetry, others)
     assert short.messages == full.messages
-    if cores:  # at least all the work over the cores; never less than the critical path
-        assert short.seconds >= full.seconds
+    if cores:
+        assert short.seconds >= simulate(size, steps, c, 0).seconds
+        assert 0.95 * full.seconds <= short.seconds <= 1.1 * full.seconds, (
+            short.seconds / full.seconds
+        )
     else:
         assert short.seconds == pytest.approx(full.seconds)
 
