@@ -33,7 +33,7 @@ from treecast.bench import size_range
 from treecast.bench.probe import run_cells
 from treecast.bench.tune import candidates
 from treecast.model import machine as stored
-from treecast.model.predict import predict_one
+from treecast.model.predict import check_call, predict_one
 
 SIZES = "8,64,512,4K,32K,256K,2M,16M,64M"
 
@@ -128,6 +128,30 @@ def report(summary: list[dict[str, Any]], note: str) -> list[str]:
     return lines
 
 
+def checked(args: argparse.Namespace) -> None:
+    """Parse ``--n``, ``--sizes``, ``--collectives`` and ``--forms`` in place and check
+    every call they make before any rank starts.
+
+    Raises:
+        ValueError: a malformed list, or a call the model cannot describe (an unknown
+            collective or form, the object form of a reduce-scatter, ...), named.
+    """
+    try:
+        args.n = [int(x) for x in args.n.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--n: expected rank counts such as 2,4,8, got {args.n!r}") from None
+    args.sizes = size_range(args.sizes)
+    args.collectives = [c.strip() for c in args.collectives.split(",") if c.strip()]
+    args.forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+    if not (args.n and args.collectives and args.forms):
+        raise ValueError("--n, --collectives and --forms must each name at least one")
+    for n in args.n:
+        for c in args.collectives:
+            for f in args.forms:
+                for b in args.sizes:
+                    check_call(c, n, b, f)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", default="2,4,8", help="rank counts (2,4,8)")
@@ -144,11 +168,11 @@ def main() -> int:
         "--statistic", choices=["median", "min"], default="median", help="of 3 batches"
     )
     args = parser.parse_args()
-    args.n = [int(x) for x in args.n.split(",")]
-    args.sizes = size_range(args.sizes)
-    args.collectives = args.collectives.split(",")
-    args.forms = args.forms.split(",")
-    model, found = stored.load(args.model, required=bool(args.model))
+    try:
+        checked(args)
+        model, found = stored.load(args.model, required=bool(args.model))
+    except ValueError as exc:  # InvalidArgumentError too
+        parser.error(str(exc))
     if not found:
         print("no stored model: using the defaults (run treecast calibrate)", file=sys.stderr)
     if args.from_json:

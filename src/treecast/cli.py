@@ -246,20 +246,25 @@ def _tree_module() -> Any:
 def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("collective", nargs="?", help="only this collective (e.g. allreduce)")
     parser.add_argument(
-        "-n", "--size", type=int, default=None, help="also show the default choice for N ranks"
+        "-n",
+        "--size",
+        type=int,
+        default=None,
+        help="also show the default choice for N ranks (with --rules: compare at N only)",
     )
     parser.add_argument(
         "--bytes",
         type=size_arg(),
-        default=1024,
+        default=None,
         metavar="BYTES",
-        help="message size for the default choice, e.g. 64K or 1MiB (default 1024)",
+        help="message size for the default choice, e.g. 64K or 1MiB (default 1024; with "
+        "--rules: compare at this size only)",
     )
     parser.add_argument(
         "--nodes",
         type=int,
         default=1,
-        help="nodes the N ranks span, for the default choice (1)",
+        help="nodes the N ranks span, for the default choice and --rules (1)",
     )
     parser.add_argument(
         "--rules", metavar="FILE", help="show where this rule table (treecast tune) differs"
@@ -281,9 +286,15 @@ def _algorithms(args: argparse.Namespace) -> int:
     if args.nodes < 1:
         print(f"treecast algorithms: --nodes must be >= 1, got {args.nodes}", file=sys.stderr)
         return 2
+    if args.size is not None and args.size < 1:
+        print(f"treecast algorithms: -n must be >= 1, got {args.size}", file=sys.stderr)
+        return 2
     names = [args.collective] if args.collective else list(registry.ALGORITHMS)
     if args.rules:
-        return _model_cli().print_rule_differences(args.rules, names)
+        return _model_cli().print_rule_differences(
+            args.rules, names, args.size, args.bytes, args.nodes
+        )
+    args.bytes = 1024 if args.bytes is None else args.bytes
     for collective in names:
         algos = registry.ALGORITHMS[collective]
         header = f"{collective} (TREECAST_{collective.upper()}_ALGORITHM"

@@ -228,3 +228,23 @@ def test_tune_without_measurements_writes_a_table_from_the_model(capsys, monkeyp
     cheap = ["--measure-n", "", "--max-n", "4", "--collectives", "bcast", "--sizes", "8,1M"]
     assert main(["tune", "--out", str(out), *cheap]) == 0
     assert load_rules(str(out))["bcast"]
+
+
+def test_algorithms_rules_compares_at_the_given_ranks_bytes_and_nodes(capsys, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"bcast": [{"use": "linear"}]}))
+    assert main(["algorithms", "bcast", "--rules", str(path), "-n", "8", "--bytes", "64K"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "(one node," in lines[0]
+    assert lines[2:] == [
+        "  n=8    object      objects: binomial -> linear",
+        "  n=8    buffer      65536 B: shm_one_write -> linear",
+    ]
+    argv = ["algorithms", "bcast", "--rules", str(path), "-n", "8", "--bytes", "8"]
+    assert main([*argv, "--nodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "(2 nodes," in out and "n=8    buffer          8 B: two_level -> linear" in out
+    assert main(["algorithms", "bcast", "--rules", str(path)]) == 0
+    assert "bcast: 60 difference(s)" in capsys.readouterr().out  # 6 rank counts, 9 sizes, objects
+    assert main(["algorithms", "bcast", "--rules", str(path), "-n", "0"]) == 2
+    assert "-n must be >= 1, got 0" in capsys.readouterr().err

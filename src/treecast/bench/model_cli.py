@@ -352,20 +352,31 @@ def _about(plan: Plan, line: str) -> str:
 
 
 # ------------------------------------------------------------------- algorithms --rules
-def print_rule_differences(path: str, collectives: Sequence[str]) -> int:
-    """Print where the rule table at ``path`` chooses otherwise than the packaged one;
-    return the exit status (2 if the file is not a valid table)."""
+def print_rule_differences(
+    path: str,
+    collectives: Sequence[str],
+    size: int | None = None,
+    nbytes: int | None = None,
+    nodes: int = 1,
+) -> int:
+    """Print where the rule table at ``path`` chooses otherwise than the packaged one, at
+    ``size`` ranks (default :data:`COMPARE_N`) and ``nbytes`` (default
+    :data:`COMPARE_SIZES`) on ``nodes`` nodes; return the exit status (2 if the file is
+    not a valid table)."""
     try:
         table = load_rules(path)
     except InvalidArgumentError as exc:  # it names the file, the rule and the key
         print(f"treecast algorithms: {exc}", file=sys.stderr)
         return 2
-    base, sizes = packaged_table(), size_range(COMPARE_SIZES)
-    print(f"{path} against the packaged rules (one node, node memory, commutative operator):")
+    ns = COMPARE_N if size is None else (size,)
+    sizes = size_range(COMPARE_SIZES) if nbytes is None else [nbytes]
+    base = packaged_table()
+    where = "one node" if nodes == 1 else f"{nodes} nodes"
+    print(f"{path} against the packaged rules ({where}, node memory, commutative operator):")
     for collective in collectives:
-        diff = differences(base, table, collective, COMPARE_N, sizes)
+        diff = differences(base, table, collective, ns, sizes, nodes)
         print(f"{collective}: {len(diff) or 'no'} difference(s)")
-        for form, n, nbytes, was, now in diff:
-            at = f"{nbytes} B" if nbytes >= 0 else "objects"
+        for form, n, b, was, now in diff:
+            at = f"{b} B" if b >= 0 else "objects"
             print(f"  n={n:<4} {form:<6} {at:>12}: {was} -> {now}")
     return 0

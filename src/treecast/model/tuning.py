@@ -176,25 +176,37 @@ def tuned_table(grids: dict[tuple[str, str], Times], base: Table) -> Table:
 
 
 def effective(
-    table: Table, collective: str, size: int, nbytes: int, form: str, capabilities: frozenset[str]
+    table: Table,
+    collective: str,
+    size: int,
+    nbytes: int,
+    form: str,
+    capabilities: frozenset[str],
+    nodes: int = 1,
 ) -> str:
-    """What ``select`` runs with ``table`` for this call (a commutative operator for
-    buffers): the rule's algorithm, or the safe one where its restriction fails."""
+    """What ``select`` runs with ``table`` for this call on ``nodes`` nodes (a commutative
+    operator for buffers): the rule's algorithm, or the safe one where its restriction
+    fails."""
     buffer = form == "buffer"
     commutative = buffer or collective not in OBJECT_REDUCTIONS
     n = nbytes if buffer else -1
-    algo = choose(table, collective, size, n, commutative, buffer, capabilities)
-    if unusable(algo, size, n, commutative, buffer, capabilities) is not None:
+    algo = choose(table, collective, size, n, commutative, buffer, capabilities, nodes)
+    if unusable(algo, size, n, commutative, buffer, capabilities, nodes) is not None:
         return registry.SAFE[collective]
     return algo.name
 
 
 def differences(
-    base: Table, table: Table, collective: str, ns: Sequence[int], sizes: Sequence[int]
+    base: Table,
+    table: Table,
+    collective: str,
+    ns: Sequence[int],
+    sizes: Sequence[int],
+    nodes: int = 1,
 ) -> list[tuple[str, int, int, str, str]]:
     """(form, ranks, bytes, base's choice, ``table``'s choice) wherever the two tables run
-    different algorithms on a transport with node memory (bytes -1 for the object form,
-    which the tables cannot tell apart by size)."""
+    different algorithms on a transport with node memory, on ``nodes`` nodes (bytes -1 for
+    the object form, which the tables cannot tell apart by size)."""
     forms = (
         ["buffer"]
         if collective in ("reduce_scatter", "reduce_scatter_block")
@@ -206,8 +218,8 @@ def differences(
     for form in forms:
         for n in ns:
             for b in sizes if form == "buffer" else [-1]:
-                was = effective(base, collective, n, b, form, NODE_MEMORY)
-                now = effective(table, collective, n, b, form, NODE_MEMORY)
+                was = effective(base, collective, n, b, form, NODE_MEMORY, nodes)
+                now = effective(table, collective, n, b, form, NODE_MEMORY, nodes)
                 if was != now:
                     out.append((form, n, b, was, now))
     return out
