@@ -139,7 +139,10 @@ def test_predict_command_prints_the_ranking_and_says_where_figures_come_from(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["predict", "bcast", "-n", "4", "--bytes", "1X"], "'1X' is not a size; expected a number of bytes"),
+        (
+            ["predict", "bcast", "-n", "4", "--bytes", "1X"],
+            "'1X' is not a size; expected a number of bytes",
+        ),
         (["predict", "bcast", "-n", "0"], "int >= 1, got 0"),
         (["predict", "gossip", "-n", "4"], "unknown collective 'gossip'"),
     ],
