@@ -16,10 +16,12 @@ between turns for 2 ms, then sleeps 1 ms between turns (the event loop's timer
 resolution). Every 20 ms, busy or not, it makes the checks of a blocking wait
 (:class:`~treecast.transports.base.BlockedWait`): dead ranks, finished ranks and the
 launcher once per transport, ``timeout=`` and the peer of each wait; so idle waits cost a
-few per cent of a core, 200 pending receives hardly more than one (a pending send or
-collective adds its completion test to each turn). Receives are not posted: a receive
-waits until its message has wholly arrived and then takes it at once, in the task that
-asked for it, so no message ever belongs to a task that is gone.
+few per cent of a core, 200 pending receives hardly more than one, also with messages
+waiting that none of them wants (receives are matched again only when messages arrive or
+leave, or a receive comes or goes; a pending send or collective adds its completion test
+to each turn). Receives are not posted: a receive waits until its message has wholly
+arrived and then takes it at once, in the task that asked for it, so no message ever
+belongs to a task that is gone.
 
 Matching. A collective through ``comm.aio`` is the ``I*`` form: on every rank the same
 call must be made through ``comm.aio`` or the ``I*`` method (as in MPI, a non-blocking
@@ -32,13 +34,17 @@ their own communicator (``comm.dup()``), whose collectives then run concurrently
 
 Receive order. ``comm.aio`` receives (``recv``, ``Recv``, ``mprobe``; ``probe`` looks
 without taking) get messages in the order they were called, as MPI's posted receives do:
-the driver gives each arriving message to the first waiting receive that matches it, and
+the driver gives each arriving message to the first receive in line that matches it (from
+then on no later receive can take it), and wakes that receive once the message is whole;
 a new receive takes a message at once only if no earlier receive that could take the same
-kind (same communicator, overlapping source and tag; a wildcard overlaps everything) still
-waits. A ``comm.aio`` receive counts as posted only when its task resumes and takes its
-message: a blocking receive, ``irecv`` or ``mprobe`` made before then (posted while it
-waits, or run by another task after the driver found its message) matches first, as if
-posted earlier, and the ``comm.aio`` receive keeps its place for the next matching message.
+kind (same communicator, overlapping source and tag; a wildcard overlaps everything) is
+still in line, waiting or woken. A ``comm.aio`` receive counts as posted only when its
+task resumes and takes its message: a blocking receive, ``irecv`` or ``mprobe`` made before
+then (posted while it waits, or run by another task after the driver found its message)
+matches first, as if posted earlier. So a woken receive takes, when its task runs, the
+first matching message that no receive before it in line gets *now* (if that one is not
+whole yet, or there is none, it waits again in its place): the message it was woken for,
+unless a blocking receive took it or an earlier receive went away meanwhile.
 
 Errors. Bad arguments raise the sync call's exception before anything is sent;
 ``timeout=`` (default ``TREECAST_TIMEOUT``) raises the same :class:`TimeoutError` with the
@@ -50,11 +56,14 @@ taking what it sends.)
 
 Cancellation (``task.cancel()``, ``asyncio.timeout``, ``wait_for``). A receive (``recv``,
 ``Recv``, ``probe``, ``mprobe``) is withdrawn: it has taken nothing, and the message it
-waited for goes to the next receive. Every send and every collective completes: cancelling
-the awaiting task does not stop it; the driver keeps progressing it (until it completes,
-fails, or its ``timeout=`` passes), its result or error is dropped, and later calls on the
-communicator stay in order. ``sendrecv`` withdraws its receive and completes its send.
-Awaiting a request the caller made (:meth:`AsyncComm.wait`) leaves the request as it is.
+waited for goes to the next receive in line (also when it was woken for that message and
+cancelled before its task ran: from Python 3.11 on it no longer counts from the moment it
+is cancelled, before that from the moment its task runs). Every send and every collective
+completes: cancelling the awaiting task does not stop it; the driver keeps progressing it
+(until it completes, fails, or its ``timeout=`` passes), its result or error is dropped,
+and later calls on the communicator stay in order. ``sendrecv`` withdraws its receive and
+completes its send. Awaiting a request the caller made (:meth:`AsyncComm.wait`) leaves the
+request as it is.
 
 Mixing. Sync and ``comm.aio`` calls may be mixed on one communicator in one process when
 they come in order; a sync call blocks the event loop until it returns (``I*`` requests
@@ -68,11 +77,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import os
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
@@ -143,11 +153,24 @@ class _Waiter:
     """One awaited operation: its checks (completion test, deadline, peer) and the future
     that the awaiting task sleeps on. ``keep``: it must complete even if that task goes
     away (a send, a collective); it is then an orphan, progressed silently. ``sending``:
-    a send to ``check.peer``. A receive has its ``match``, and ``msg`` once the driver has
-    found its message: it stays with the driver, holding that message against later
-    receives, until its task has taken it (:meth:`_Driver.drop`)."""
+    a send to ``check.peer``. A receive has its ``match``; ``given``: the message that the
+    driver's line gives it (:meth:`_Driver._line`); ``msg``: the one it was woken for. It
+    stays in line until its task has taken a message (:meth:`_Driver.take`) or goes away
+    (:meth:`_Driver.drop`)."""
 
-    __slots__ = ("check", "future", "keep", "match", "msg", "sending", "transport")
+    __slots__ = (
+        "cancels",
+        "check",
+        "future",
+        "given",
+        "keep",
+        "live",
+        "match",
+        "msg",
+        "sending",
+        "task",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -165,11 +188,28 @@ class _Waiter:
         self.sending = sending
         self.match = match
         self.msg: Incoming | None = None
+        self.given: Incoming | None = None
+        self.live = True
+        self.task = asyncio.current_task() if match is not None else None
+        self.cancels = _cancelling(self.task)
 
     def checked(self) -> bool:
         """True while the checks of a blocking wait concern it: not a receive that has
         its message, nor one whose task went away."""
         return self.msg is None and (self.keep or not self.future.done())
+
+    def withdrawn(self) -> bool:
+        """True if the receive's task has gone away or is about to: its future cancelled,
+        or a cancellation requested since the call that has not reached the task yet (one
+        woken with its message and cancelled before it ran; not seen before Python 3.11)."""
+        return self.future.cancelled() or _cancelling(self.task) > self.cancels
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    """The cancellations of ``task`` requested and not yet handled (0 where Python cannot
+    say: before 3.11)."""
+    count = getattr(task, "cancelling", None)
+    return 0 if count is None else int(count())
 
 
 class _Driver:
@@ -185,7 +225,14 @@ class _Driver:
         """Sends, collectives, request waits: each has its completion test."""
         self._receives: list[_Waiter] = []
         """Receives and probes, in the order they were called: on each transport they get
-        messages in this order. Each stays until its task drops it (:meth:`drop`)."""
+        messages in this order (the line). Each stays until its task has taken a message
+        (:meth:`take`) or drops it (:meth:`drop`)."""
+        self._seen: dict[int, tuple[int, Incoming | None]] = {}
+        """Per transport: the length and last message of its arrived queue when the line
+        last gave out its messages (absent: to be matched again in full)."""
+        self._due: dict[int, list[_Waiter]] = {}
+        """Per transport: the receives given a message that are not yet woken (it is not
+        whole yet, or it was given since the last turn)."""
         self._transports: dict[int, Transport] | None = None
         """The transports of the pending waits (None: to be found again)."""
         self._handle: asyncio.Handle | None = None
@@ -209,7 +256,11 @@ class _Driver:
                 if crowded
                 else (SPIN_TURNS, YIELD_SECONDS)
             )
-        (self._ops if waiter.match is None else self._receives).append(waiter)
+        if waiter.match is None:
+            self._ops.append(waiter)
+        else:
+            self._receives.append(waiter)
+            self._seen.pop(id(waiter.transport), None)
         self._transports = None
         self.kick()
 
@@ -222,34 +273,82 @@ class _Driver:
         if self._handle is None and (self._ops or self._receives):
             self._schedule(0.0)
 
-    def drop(self, waiter: _Waiter, freed: bool) -> None:
-        """The task of the receive ``waiter`` is done with it; ``freed``: it did not take
-        the message it waited for, which a later receive may now get."""
+    def drop(self, waiter: _Waiter) -> None:
+        """The task of the receive ``waiter`` is done with it and took nothing (it went
+        away or failed, or it is a probe): it leaves the line, and the receives after it
+        may now get what it was given."""
         if waiter in self._receives:
             self._receives.remove(waiter)
             self._transports = None
-            if freed:
+            if waiter.match is not None and waiter.match.takes:  # a probe holds nothing
+                self._seen.pop(id(waiter.transport), None)
                 self.kick()
 
     def ready(self, t: Transport, match: _Match) -> Incoming | None:
         """The message that a receive ``match`` called now may take at once: the first
-        match, whole, that no receive waiting here holds, and only if no waiting receive
-        that could take a message of the same kind came before it (None: it waits in
-        line)."""
-        held = set()
+        match, whole, and only if no receive in line (waiting, or woken and not yet run)
+        could take a message of the same kind (None: it waits in line). Messages given
+        to the others cannot match it."""
         for w in self._receives:
             m = w.match
-            if w.transport is not t or m is None:
-                continue
-            if w.msg is not None:
-                if m.takes:
-                    held.add(id(w.msg))
-            elif m.takes and not w.future.done() and m.overlaps(match):
+            if w.transport is t and m and m.takes and m.overlaps(match) and not w.withdrawn():
                 return None
-        for msg in t.arrived():
-            if id(msg) not in held and match.matches(msg):
-                return msg if msg.complete or not match.whole else None
-        return None
+        msg = next((x for x in t.arrived() if match.matches(x)), None)
+        return msg if msg is not None and (msg.complete or not match.whole) else None
+
+    def take(self, waiter: _Waiter, buffer: memoryview | None) -> tuple[Incoming, RecvOp] | None:
+        """The woken receive ``waiter``, its task running, takes its message: the first
+        matching one that no live receive before it gets, as the line stands now (one
+        before it may have gone; a blocking receive may have taken the message it was
+        woken for). Returns the message and its receive (a probe: the message, not taken),
+        or None if there is none or it is not whole: ``waiter`` then waits again, in its
+        place."""
+        t = waiter.transport
+        self._line(t)
+        for w in self._receives:
+            if w is waiter:
+                break
+            if w.transport is t and w.live and w.withdrawn():  # cancelled since matched
+                self._seen.pop(id(t), None)
+                self._line(t)
+                break
+        m, msg = waiter.match, waiter.given
+        assert m is not None, "a receive has its match"
+        if msg is None or (m.whole and not msg.complete):
+            waiter.msg, waiter.future = None, waiter.future.get_loop().create_future()
+            self._seen.pop(id(t), None)  # matched again, and due, at the next turn
+            self.kick()
+            return None
+        if not m.takes:
+            return msg, m.probe
+        self._receives.remove(waiter)
+        self._transports = None
+        return msg, self.claim(t, msg, buffer)
+
+    def claim(self, t: Transport, msg: Incoming, buffer: memoryview | None) -> RecvOp:
+        """Receive ``msg`` (:meth:`Transport.claim`). What the line gives the receives on
+        ``t`` stays as it is if no receive in line was given ``msg`` (the taker has left
+        the line) and the arrived queue lost just that message."""
+        arrived = t.arrived()
+        n = len(arrived)
+        last = arrived[-1] if n else None
+        seen = self._seen.get(id(t))
+        expect = (n - 1, last if last is not msg else (arrived[-2] if n > 1 else None))
+        recv = t.claim(msg, buffer)
+        arrived = t.arrived()
+        keep = (
+            seen is not None
+            and seen[0] == n
+            and seen[1] is last
+            and len(arrived) == expect[0]
+            and (arrived[-1] if arrived else None) is expect[1]
+            and not any(w.given is msg for w in self._receives)
+        )
+        if keep:
+            self._seen[id(t)] = expect
+        else:
+            self._seen.pop(id(t), None)
+        return recv
 
     def _schedule(self, delay: float) -> None:
         loop = self._loop()
@@ -299,6 +398,8 @@ class _Driver:
         for t, _, _ in self._published.values():
             t.publish_activity(None)
         self._published.clear()
+        self._seen.clear()
+        self._due.clear()
         for t in self._boards.values():
             if t._watch is not None:
                 t._watch.show_peer(None)
@@ -323,6 +424,7 @@ class _Driver:
                 self._ops = [w for w in self._ops if w.transport is not t]
                 self._receives = [w for w in self._receives if w.transport is not t]
                 self._transports = None
+                self._seen.clear()
         return moved
 
     def _resolve(self) -> bool:
@@ -353,29 +455,70 @@ class _Driver:
         return finished
 
     def _hand(self, t: Transport) -> bool:
-        """Give each waiting receive on ``t``, in the order they were called, the first
-        matching message that no receive before it holds (MPI's order): it waits for that
-        message until all of it is there, and no later receive can take it. Returns True
-        if a receive got its message (its task is woken)."""
-        arrived = t.arrived()
-        if not arrived:
+        """Wake each receive on ``t`` whose given message is whole (a probe: there at
+        all). Returns True if one was woken."""
+        self._line(t)
+        due = self._due.get(id(t))
+        if not due:
             return False
-        mine = [(w, w.match) for w in self._receives if w.transport is t and w.match]
-        held = {id(w.msg) for w, m in mine if w.msg is not None and m.takes}
-        handed = False
-        for w, m in mine:
-            if w.msg is not None or w.future.done():
-                continue
-            msg = next((x for x in arrived if id(x) not in held and m.matches(x)), None)
-            if msg is None:
-                continue
-            if m.takes:
-                held.add(id(msg))
+        handed, waiting = False, []
+        for w in due:
+            msg, m = w.given, w.match
+            if w.msg is not None or w.future.done() or msg is None or m is None:
+                continue  # woken already, or gone
             if msg.complete or not m.whole:
                 w.msg = msg
                 w.future.set_result(None)
                 handed = True
+            else:
+                waiting.append(w)
+        self._due[id(t)] = waiting
         return handed
+
+    def _line(self, t: Transport) -> None:
+        """Bring what the line gives the receives on ``t`` up to date with its arrived
+        queue: nothing to do if the queue is as it was (an idle turn costs nothing however
+        many messages no receive wants), only the new messages to look at if some were
+        added at its end, else every receive matched again."""
+        arrived = t.arrived()
+        n = len(arrived)
+        last = arrived[-1] if n else None
+        seen = self._seen.get(id(t))
+        if seen is not None and seen[0] == n and seen[1] is last:
+            return
+        if seen is not None and n > seen[0] and (seen[0] == 0 or arrived[seen[0] - 1] is seen[1]):
+            self._give(t, list(itertools.islice(arrived, seen[0], None)), more=True)
+        else:
+            self._give(t, arrived, more=False)
+        self._seen[id(t)] = (n, last)
+
+    def _give(self, t: Transport, messages: Sequence[Incoming], more: bool) -> None:
+        """Give each receive on ``t``, in the order they were called, the first of
+        ``messages`` that matches it and that no live receive before it was given (MPI's
+        matching order; a probe is given one but holds none): from then on no later
+        receive can take that message, whole or not. ``more``: ``messages`` were added at
+        the end of the queue since the last time, and only the receives given nothing
+        look at them (the others keep theirs)."""
+        held: set[int] = set()
+        due = self._due.get(id(t), []) if more else []
+        for w in self._receives:
+            m = w.match
+            if w.transport is not t or m is None:
+                continue
+            if not more:
+                w.live, w.given = not w.withdrawn(), None
+            elif w.given is not None:
+                continue
+            if not w.live:
+                continue
+            w.given = next((x for x in messages if id(x) not in held and m.matches(x)), None)
+            if w.given is None:
+                continue
+            if m.takes:
+                held.add(id(w.given))
+            if w.msg is None and not w.future.done():
+                due.append(w)
+        self._due[id(t)] = due
 
     def _got(self, waiter: _Waiter) -> bool:
         """The completion test of a receive: True once it has its message."""
@@ -400,6 +543,7 @@ class _Driver:
             self._ops = [w for w in self._ops if id(w) not in ended]
             self._receives = [w for w in self._receives if id(w) not in ended]
             self._transports = None
+            self._seen.clear()
         for t in self._on().values():
             self._show_pending(t)
 
@@ -724,15 +868,17 @@ class AsyncComm:
         mine = plans.reduce_scatter_count(c._caller("Ireduce_scatter"), sendbuf, recvbuf, op)
         # Ireduce_scatter's own exchange is a (blocking) allgather: the same messages,
         # started non-blocking under that name. Both steps are numbered now, as the call
-        # starts, so that a collective started after this call is numbered after both
+        # starts, so that a collective started after this call is numbered after both;
+        # TREECAST_DEBUG's blocking check of the second is made now too (made later, it
+        # would wait behind a collective started after this call)
         exchange = c._go(plans.plan_allgather(c._caller("allgather"), mine), None, nonblocking=True)
-        numbered = c._begin("Ireduce_scatter", -1)
+        numbered = c._counted("Ireduce_scatter", sendbuf)
 
         async def both() -> None:
             got = await self._await(exchange, None, timeout, True)
             caller = c._caller("Ireduce_scatter")
             plan = plans.plan_Reduce_scatter(caller, sendbuf, recvbuf, got, op, algorithm=algorithm)
-            start = c._go(plan, None, nonblocking=True, what=numbered)
+            start = c._go(plan, None, nonblocking=True, what=numbered, checked=True)
             await self._await(start, None, timeout, True)
 
         await _shielded(both())
@@ -763,9 +909,10 @@ class AsyncComm:
         (the receive returned is then not posted).
 
         A receive takes a message at once only if no ``comm.aio`` receive that could take
-        the same kind of message waits before it; otherwise it waits in line, and the
-        driver gives messages to the waiting receives in the order they were called. One
-        that goes away has taken nothing."""
+        the same kind of message is in line before it; otherwise it waits in line, the
+        driver gives messages to the receives in line in the order they were called, and
+        a woken one takes the first that no receive before it gets as it runs
+        (:meth:`_Driver.take`). One that goes away has taken nothing."""
         c = self.comm
         t: Transport = c._t
         wsrc = c._world_source(source)
@@ -774,33 +921,23 @@ class AsyncComm:
         t.progress()
         msg = d.ready(t, match)
         if msg is not None:
-            return msg, t.claim(msg, buffer) if takes else match.probe
+            return msg, d.claim(t, msg, buffer) if takes else match.probe
         activity = f"{what} from {'any rank' if source == ANY_SOURCE else f'rank {source}'} "
         activity += f"(tag {tag}) on {c.name}"
         timeout, deadline = _deadline(t, timeout)
         peer = None if wsrc < 0 else wsrc
         check = BlockedWait(bool, timeout, deadline, activity, peer, peer is not None)
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(t, check, loop.create_future(), False, match=match)
+        waiter = _Waiter(t, check, asyncio.get_running_loop().create_future(), False, match=match)
         check.done = partial(d._got, waiter)
         d.add(waiter)
-        taken = False
         try:
             while True:
                 await waiter.future
-                msg = waiter.msg
-                assert msg is not None, "the driver wakes a receive with its message"
-                if not takes:
-                    return msg, match.probe
-                if msg in t.arrived():  # Incoming has no __eq__: by identity
-                    taken = True
-                    return msg, t.claim(msg, buffer)
-                # a blocking receive took it after the driver found it and before this
-                # task ran: wait for the next one, keeping this receive's place in line
-                waiter.msg, waiter.future = None, loop.create_future()
-                d.kick()
+                got = d.take(waiter, buffer)  # woken: take the message, or wait again
+                if got is not None:
+                    return got
         finally:
-            d.drop(waiter, freed=takes and not taken)
+            d.drop(waiter)  # unless it took one
 
     async def recv(
         self,

@@ -29,6 +29,7 @@ from .engine.progress import CollectiveRequest
 from .engine.store import BufferStore, ObjectStore, Store, execute, run, sent_ids
 from .errors import CollectiveMismatchError
 from .message import frames as frames_mod
+from .message.buffers import as_array
 from .ops import SUM, Op
 from .plans import Caller, NodeCall, Plan
 from .request import Request
@@ -192,13 +193,15 @@ class Collectives:
         *,
         nonblocking: bool = False,
         what: Call | None = None,
+        checked: bool = False,
     ) -> Any:
         """Run ``plan``: to completion (its result), or as a request (``nonblocking``);
         ``what``: its number, taken earlier with :meth:`_begin` (a call of two steps
-        numbers both when it starts: ``comm.aio.Reduce_scatter``)."""
+        numbers both when it starts: ``Reduce_scatter`` without counts), and ``checked``:
+        with its ``TREECAST_DEBUG`` check made then too (:meth:`_counted`)."""
         if what is None:
             what = self._begin(plan.name, plan.root)
-        if DEBUG:
+        if DEBUG and not checked:
             self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
         if plan.node is not None:
             self._run_node(plan.node, timeout, what)
@@ -492,13 +495,42 @@ class Collectives:
         return got
 
     # ---- Reduce_scatter without counts: every rank's receive buffer gives its count ----------
-    def _counts_of(self, name: str, sendbuf: Any, recvbuf: Any, op: Any, recvcounts: Any) -> Any:
-        """``recvcounts``, or, without them, every rank's receive count (mpi4py: each
-        rank's receive buffer gives its count), exchanged once every argument is checked."""
+    def _reduce_scatter(
+        self,
+        name: str,
+        args: tuple[Any, Any, Any, Any],
+        algorithm: str | None,
+        timeout: float | None,
+        nonblocking: bool,
+    ) -> Any:
+        """``Reduce_scatter`` or ``Ireduce_scatter`` (``name``) of ``(sendbuf, recvbuf,
+        recvcounts, op)``. Without ``recvcounts`` every rank's receive buffer gives its
+        count (mpi4py), exchanged once every argument is checked; the call is numbered
+        right after that exchange and before it is planned, as ``comm.aio``'s is (see
+        :meth:`_counted`), so that an error found in planning uses up its number on every
+        rank alike, whichever form each called."""
+        sendbuf, recvbuf, recvcounts, op = args
+        what = None
         if recvcounts is None and sendbuf is not IN_PLACE and sendbuf is not None:
             mine = plans.reduce_scatter_count(self._caller(name), sendbuf, recvbuf, op)
-            return self.allgather(mine)
-        return recvcounts
+            recvcounts = self.allgather(mine)
+            what = self._counted(name, sendbuf)
+        c = self._caller(name)
+        plan = plans.plan_Reduce_scatter(c, sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
+        checked = what is not None
+        return self._go(plan, timeout, nonblocking=nonblocking, what=what, checked=checked)
+
+    def _counted(self, name: str, sendbuf: Any) -> Call:
+        """Number a ``Reduce_scatter`` whose ranks exchange their counts (the exchange is
+        numbered first), and make its ``TREECAST_DEBUG`` check now, with the bytes of the
+        whole send buffer (its counts are not known yet): the sync forms right after the
+        exchange, ``comm.aio`` as the exchange starts, so that no blocking check runs late
+        behind a collective started after it."""
+        what = self._begin(name, -1)
+        if DEBUG:
+            inp = as_array(sendbuf, f"{name} sendbuf")  # checked already
+            self._debug_check(what, inp.nbytes, str(inp.dtype))
+        return what
 
     def Reduce_scatter(
         self,
@@ -510,10 +542,8 @@ class Collectives:
         timeout: float | None = None,
         algorithm: str | None = None,
     ) -> None:
-        recvcounts = self._counts_of("Reduce_scatter", sendbuf, recvbuf, op, recvcounts)
-        c = self._caller("Reduce_scatter")
-        plan = plans.plan_Reduce_scatter(c, sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
-        self._go(plan, timeout)
+        args = (sendbuf, recvbuf, recvcounts, op)
+        self._reduce_scatter("Reduce_scatter", args, algorithm, timeout, nonblocking=False)
 
     def Ireduce_scatter(
         self,
@@ -524,10 +554,10 @@ class Collectives:
         *,
         algorithm: str | None = None,
     ) -> Request:
-        recvcounts = self._counts_of("Ireduce_scatter", sendbuf, recvbuf, op, recvcounts)
-        c = self._caller("Ireduce_scatter")
-        plan = plans.plan_Reduce_scatter(c, sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
-        request: Request = self._go(plan, None, nonblocking=True)
+        args = (sendbuf, recvbuf, recvcounts, op)
+        request: Request = self._reduce_scatter(
+            "Ireduce_scatter", args, algorithm, None, nonblocking=True
+        )
         return request
 
     Reduce_scatter.__doc__ = plans.plan_Reduce_scatter.__doc__

@@ -617,11 +617,113 @@ def test_a_blocking_receive_made_while_an_aio_receive_waits_matches_first():
     assert run_ranks(_sync_and_aio_receives, 2)[0] == ["second", "first", "one", "two"]
 
 
-def _many_idle_receives():
+def _order_after_a_wake(mode):
+    """Two aio receives are woken in one turn, the first for A and the second for B; before
+    their tasks run, the first is cancelled ("cancel"), cancelled and a new receive called
+    ("call"), or a blocking receive takes A ("sync")."""
     comm = treecast.world()
 
     async def main():
         if comm.rank == 1:
+            comm.barrier()
+            for x in "ABC":
+                comm.send(x, 0, tag=5)
+            return None
+        box = {}
+
+        async def woken_first():
+            await comm.aio.probe(source=1, tag=5)
+            if mode == "sync":
+                return comm.recv(source=1, tag=5)
+            box["r1"].cancel()
+            return await comm.aio.recv(source=1, tag=5) if mode == "call" else None
+
+        first = asyncio.create_task(woken_first())
+        await asyncio.sleep(0)
+        r1 = box["r1"] = asyncio.create_task(comm.aio.recv(source=1, tag=5))
+        r2 = asyncio.create_task(comm.aio.recv(source=1, tag=5))
+        await asyncio.sleep(0.01)  # all three wait in the driver
+        comm.barrier()
+        time.sleep(0.4)  # A, B and C arrive while the loop runs no callback: one turn
+        got = {"first": await first}
+        await asyncio.wait([r1])
+        got["r1"] = "cancelled" if r1.cancelled() else r1.result()
+        got["r2"] = await r2
+        later = {"sync": 0, "cancel": 2, "call": 1}[mode]
+        got["later"] = [await comm.aio.recv(source=1, tag=5) for _ in range(later)]
+        return got
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "mode, want",
+    [
+        ("sync", {"first": "A", "r1": "B", "r2": "C", "later": []}),
+        ("cancel", {"first": None, "r1": "cancelled", "r2": "A", "later": ["B", "C"]}),
+        ("call", {"first": "B", "r1": "cancelled", "r2": "A", "later": ["C"]}),
+    ],
+)
+def test_receives_keep_call_order_when_a_woken_receive_loses_its_message(mode, want):
+    # a receive woken for a message takes, when its task runs, the first whole match that
+    # no earlier receive still in line gets: the one before it was cancelled (its message
+    # goes to the next in line), or a blocking receive took its message; a receive called
+    # meanwhile queues behind those woken before it
+    assert run_ranks(_order_after_a_wake, 2, mode)[0] == want
+
+
+def _concurrent_receives_cancelled_at_random():
+    comm = treecast.world()
+
+    async def main():
+        if comm.rank == 1:
+            comm.barrier()
+            for i in range(400):
+                comm.send(i, 0, tag=9)
+                if i % 8 == 7:
+                    time.sleep(0.001)  # bursts: several messages arrive in one turn
+            comm.barrier()  # while the last receives time out
+            return None
+        calls = iter(range(10**6))
+        got: list[tuple[int, int]] = []
+        rng = np.random.default_rng(2)
+
+        async def one():
+            n = next(calls)  # the call order: recv starts in this same step
+            return n, await comm.aio.recv(source=1, tag=9)
+
+        async def consumer():
+            while len(got) < 400:
+                try:
+                    got.append(await asyncio.wait_for(one(), rng.choice([1e-4, 1e-3, 0.01, 1])))
+                except asyncio.TimeoutError:
+                    pass
+
+        tasks = [asyncio.create_task(consumer()) for _ in range(4)]
+        await asyncio.sleep(0.01)
+        comm.barrier()
+        await asyncio.gather(*tasks)
+        comm.barrier()
+        values = [v for _, v in sorted(got)]
+        return values == list(range(400)), len(got)
+
+    return asyncio.run(main())
+
+
+def test_concurrent_receives_cancelled_at_random_get_messages_in_call_order():
+    # four tasks receive one stream, each call under a random wait_for: the receives that
+    # got a message, in the order they were called, got the stream in order
+    in_order, count = run_ranks(_concurrent_receives_cancelled_at_random, 2)[0]
+    assert count == 400 and in_order
+
+
+def _many_idle_receives(unmatched):
+    comm = treecast.world()
+
+    async def main():
+        if comm.rank == 1:
+            for i in range(unmatched):
+                comm.send(i, 0, tag=1000)  # no receive waits for these
             comm.recv(source=0)
             return None
         tasks = [asyncio.create_task(comm.aio.recv(source=1, tag=t)) for t in range(200)]
@@ -633,14 +735,21 @@ def _many_idle_receives():
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return cpu, wall
+        left = [comm.recv(source=1, tag=1000) for _ in range(unmatched)]
+        return cpu, wall, left == list(range(unmatched))
 
     return asyncio.run(main())
 
 
-def test_many_idle_receives_do_not_burn_a_core():
-    cpu, wall = run_ranks(_many_idle_receives, 2)[0]
-    assert cpu < 0.2 * wall, f"{cpu:.3f} s of CPU in {wall:.2f} s with 200 receives waiting"
+@pytest.mark.parametrize("unmatched", [0, 50])
+def test_many_idle_receives_do_not_burn_a_core(unmatched):
+    # with messages that no receive wants, an idle turn must not match them again
+    cpu, wall, left = run_ranks(_many_idle_receives, 2, unmatched)[0]
+    assert left
+    assert cpu < 0.2 * wall, (
+        f"{cpu:.3f} s of CPU in {wall:.2f} s with 200 receives and {unmatched} unmatched "
+        "messages waiting"
+    )
 
 
 # ---- Reduce_scatter numbers both of its steps when it is called ------------------------------
@@ -669,6 +778,67 @@ def _reduce_scatter_then_another():
 def test_reduce_scatter_numbers_its_count_exchange_and_itself_when_called():
     for seq, out in run_ranks(_reduce_scatter_then_another, 2):
         assert seq == 3 and out == [2.0, 2.0]
+
+
+def _reduce_scatter_bad_arguments_then_another():
+    comm = treecast.world()
+
+    async def main():
+        # counts that do not fit (found after the count exchange): the aio form on rank 0,
+        # the sync one on rank 1; both use up the call's number, so the next one matches
+        with pytest.raises(treecast.InvalidArgumentError):
+            if comm.rank == 0:
+                await comm.aio.Reduce_scatter(np.ones(1), np.zeros(1), timeout=10)
+            else:
+                comm.Ireduce_scatter(np.ones(1), np.zeros(1)).wait(timeout=10)
+        with pytest.raises(treecast.InvalidArgumentError):
+            comm.Reduce_scatter(np.ones(1), np.zeros(1), timeout=10)  # blocking: the same
+        after = comm.Iallreduce(np.ones(1), np.zeros(1))
+        await comm.aio.wait(after, timeout=10)
+        return after.what.seq
+
+    return asyncio.run(main())
+
+
+def test_reduce_scatter_uses_up_its_number_alike_in_both_forms_after_bad_arguments():
+    assert run_ranks(_reduce_scatter_bad_arguments_then_another, 2) == [5, 5]
+
+
+def _reduce_scatter_debug_then_another():
+    comm = treecast.world()
+    ones = np.ones(2 * comm.size)
+
+    async def main():
+        out = np.zeros(2)
+        first = asyncio.create_task(comm.aio.Reduce_scatter(ones, out, timeout=10))
+        await asyncio.sleep(0)  # it has started: its count exchange is in flight
+        if comm.rank == 1:
+            await asyncio.sleep(0.3)  # rank 0 meanwhile starts the collective after it
+        # started before the rest of the first call has run (its check is blocking too)
+        total = np.zeros(1)
+        after = comm.Iallreduce(np.full(1, comm.rank + 1.0), total)
+        await asyncio.gather(first, comm.aio.wait(after, timeout=10))
+        # and the two forms' debug checks agree
+        mixed = np.zeros(2)
+        if comm.rank == 0:
+            await comm.aio.Reduce_scatter(ones, mixed, timeout=10)
+        else:
+            comm.Ireduce_scatter(ones, mixed).wait(timeout=10)
+        given = np.zeros(2)  # with counts: checked when it runs, as every collective
+        await comm.aio.Reduce_scatter(ones, given, [2] * comm.size, timeout=10)
+        comm.Reduce_scatter(ones, given, [2] * comm.size, timeout=10)
+        return out.tolist(), total.tolist(), mixed.tolist() + given.tolist()
+
+    return asyncio.run(main())
+
+
+def test_reduce_scatter_in_debug_mode_does_not_block_a_collective_started_after_it(
+    monkeypatch,
+):
+    # TREECAST_DEBUG's check of the call is a blocking exchange: made when the call starts
+    monkeypatch.setenv("TREECAST_DEBUG", "1")
+    for out, total, mixed in run_ranks(_reduce_scatter_debug_then_another, 2, timeout=60):
+        assert out == [2.0, 2.0] and total == [3.0] and mixed == [2.0] * 4
 
 
 # ---- the deadlock board and the activity record -----------------------------------------------
@@ -700,6 +870,42 @@ def test_a_sleeping_aio_send_shows_its_peer_but_is_not_blocked():
     peer_after, ((sending, blocked), whole) = run_ranks(_sleeping_send, 2)
     assert sending and not blocked and whole  # a finished rank 1 would keep lingering
     assert peer_after == 0  # cleared once nothing is sent
+
+
+def _send_then_blocking_wait():
+    from treecast.transports.deadlock import PEER, SENDING, WORDS
+
+    comm = treecast.world()
+    t = comm._t
+    big = np.arange(1 << 20)  # 8 MiB: more than the ring holds
+
+    async def main():
+        watch = t._watch
+        if comm.rank == 0:
+            sending = asyncio.create_task(comm.aio.send(big, 1))
+            start = time.monotonic()
+            while watch.words[watch.slot * WORDS + PEER] == 0 and time.monotonic() - start < 10:
+                await asyncio.sleep(0.01)
+            shown = int(watch.words[watch.slot * WORDS + PEER])
+            comm.recv(source=1, tag=9)  # a blocking wait (rank 1 sends late): its own peer
+            word = int(watch.words[watch.slot * WORDS + PEER])  # before the driver runs
+            await sending
+            return shown, word, int(2 | SENDING)
+        start = time.monotonic()
+        while not watch.sending_to(1) and time.monotonic() - start < 10:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        comm.send("late", 0, tag=9)
+        got = await comm.aio.recv(source=0)
+        return int(got.sum()) == int(big.sum())
+
+    return asyncio.run(main())
+
+
+def test_a_blocking_wait_gives_the_board_back_the_aio_sends_peer():
+    (shown, after, want), whole = run_ranks(_send_then_blocking_wait, 2)
+    assert whole and shown == want
+    assert after == want  # not 0 until the driver's next slow check
 
 
 def _activity_after_a_timeout():

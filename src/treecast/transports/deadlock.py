@@ -137,6 +137,7 @@ class Watch:
         "_next",
         "_seen",
         "_seen_at",
+        "_shown",
         "_state",
         "_timed",
         "_waiting",
@@ -174,6 +175,7 @@ class Watch:
         self._beat_at = 0.0
         self._seen: tuple[tuple[int, ...], ...] | None = None
         self._seen_at = 0.0
+        self._shown = 0  # the peer word that show_peer names, under any blocking wait's
 
     def _eligible(self) -> int:
         # a thread of this rank that is not waiting (a manager thread, user code) may still
@@ -199,11 +201,12 @@ class Watch:
         """Name the rank a wait of this process depends on without counting it as blocked
         (an asyncio driver's: another task may still send), so that a finished rank sees
         it (:meth:`sending_to`); None: no longer. Only the ``peer`` word: ``blocked`` and
-        ``gen`` stay as they are, and a blocking wait in progress keeps its own peer."""
+        ``gen`` stay as they are, and a blocking wait in progress keeps its own peer (this
+        one is shown again when the last blocking wait ends)."""
         with self._lock:
+            self._shown = 0 if peer is None or peer < 0 else (peer + 1) | (sending and SENDING)
             if not self._waiting:
-                word = 0 if peer is None or peer < 0 else (peer + 1) | (sending and SENDING)
-                self.words[self._me + PEER] = word
+                self.words[self._me + PEER] = self._shown
 
     def moved(self) -> None:
         """Bytes moved while blocked."""
@@ -217,7 +220,8 @@ class Watch:
             self._timed -= timed
             w[me + BLOCKED] = self._eligible() if self._waiting else 0
             if not self._waiting:
-                w[me + PEER] = 0  # PEER names the peer of a wait in progress only
+                # PEER names the peer of a wait in progress only: show_peer's, if any
+                w[me + PEER] = self._shown
             w[me + GEN] += 1
 
     def awaiting(self, rank: int) -> tuple[tuple[int, int, int], ...]:
