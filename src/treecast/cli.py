@@ -27,7 +27,7 @@ from .launcher import (
 )
 from .launcher.supervisor import GRACE_SECONDS
 from .transports.shm_layout import MIN_RING_CAPACITY
-from .units import size_arg
+from .units import number_type, size_arg
 
 
 @dataclass(frozen=True)
@@ -59,35 +59,6 @@ _RUN_FLAGS = frozenset(
 )
 _RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes", "--grace"})
 _ATTACHED_COUNT = re.compile(r"-np?\d+")
-
-
-def number_type(
-    convert: Callable[[str], Any],
-    *,
-    above: float | None = None,
-    at_least: float | None = None,
-    at_most: float | None = None,
-) -> Callable[[str], Any]:
-    """An argparse ``type=``: ``convert`` (``int`` or ``float``) the word, and refuse a value
-    outside the bounds (NaN included) with a message naming the value and the bounds."""
-    noun = "a whole number" if convert is int else "a number"
-    limits = [f"> {above:g}"] if above is not None else []
-    limits += [f">= {at_least:g}"] if at_least is not None else []
-    limits += [f"<= {at_most:g}"] if at_most is not None else []
-    expected = f"{noun} {' and '.join(limits)}".strip()
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        ok = value == value  # not NaN
-        ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
-        if not (ok and (at_most is None or value <= at_most)):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
-        return value
-
-    return parse
 
 
 _positive_int = number_type(int, at_least=1)

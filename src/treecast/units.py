@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import InvalidArgumentError
 
@@ -104,3 +105,34 @@ def size_from_env(
             f"bytes (unset it for the default, {format_size(default)})"
         )
     return value
+
+
+def number_type(
+    convert: Callable[[str], Any],
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` (``int`` or ``float``) the word, and refuse a value
+    outside the bounds (NaN included) with a message naming the value and the bounds."""
+    import argparse  # only the command line needs it
+
+    noun = "a whole number" if convert is int else "a number"
+    limits = [f"> {above:g}"] if above is not None else []
+    limits += [f">= {at_least:g}"] if at_least is not None else []
+    limits += [f"<= {at_most:g}"] if at_most is not None else []
+    expected = f"{noun} {' and '.join(limits)}".strip()
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        ok = value == value  # not NaN
+        ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
+        if not (ok and (at_most is None or value <= at_most)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse

@@ -18,6 +18,7 @@ from ..model.machine import Machine
 from ..model.predict import FORMS, MAX_IDS, MAX_STEPS, check_call, predict
 from ..model.tuning import differences, packaged_table
 from ..selection.rules import forced_from_env, load_rules, select
+from ..units import number_type, size_arg
 from . import parse_size, size_range
 from .tune import Plan, grid_of, tunable, tune
 
@@ -35,21 +36,8 @@ def _seconds(s: float) -> str:
     return f"{s:.3g} s"
 
 
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+_size = size_arg()
+_count = number_type(int, at_least=1)
 
 
 def _machine(path: str | None, cores: int | None) -> tuple[Machine, str]:
