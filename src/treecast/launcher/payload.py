@@ -6,8 +6,6 @@ import os
 import pickle
 from typing import Any
 
-import cloudpickle
-
 PAYLOAD_FILE = "payload.pkl"
 """Name of the payload file inside the work directory."""
 
@@ -24,4 +22,6 @@ def dumps(obj: Any) -> bytes:
     Raises:
         Exception: whatever the pickler raises for an object it cannot serialize.
     """
+    import cloudpickle  # only the caller of launch pickles: not at every rank's start-up
+
     return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
