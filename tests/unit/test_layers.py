@@ -3,15 +3,17 @@
 Every module of ``src/treecast`` is parsed with :mod:`ast`; every ``import`` counts, also one
 inside a function. The layers, low to high (a module may import its own layer and below):
 
-0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names
+0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names,
+   the merging of trace files (tracing/, tracing/merge, tracing/job)
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
    of segments), plans (pure planning of collective calls), request, launcher/ (the supervisor: transports' segments, never a comm)
-4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world
+4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, and the
+   recording of a trace (tracing/recorder, tracing/hooks: they wrap the communicator)
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
-7. cli, bench/, __main__
+7. cli, bench/, __main__, tracing/command
 
 Imports under ``if TYPE_CHECKING:`` count too: a module that needs a higher one's type
 declares a Protocol of what it uses instead (``engine/node.py``, ``matched.py``).
@@ -36,6 +38,9 @@ LAYERS: dict[str, int] = {
     "treecast.errhandler": 0,
     "treecast.runtime": 0,
     "treecast.runtime.env": 0,
+    "treecast.tracing": 0,
+    "treecast.tracing.merge": 0,
+    "treecast.tracing.job": 0,
     "treecast.message.*": 1,
     "treecast.status": 1,
     "treecast.ops": 1,
@@ -54,6 +59,8 @@ LAYERS: dict[str, int] = {
     "treecast.collectives": 4,
     "treecast.topocomm": 4,
     "treecast.runtime.world": 4,
+    "treecast.tracing.recorder": 4,
+    "treecast.tracing.hooks": 4,
     "treecast.shared": 5,
     "treecast.futures": 5,
     "treecast.launch": 5,
@@ -63,6 +70,7 @@ LAYERS: dict[str, int] = {
     "treecast.MPI": 6,
     "treecast._mpi4py_shim.*": 6,
     "treecast.cli": 7,
+    "treecast.tracing.command": 7,
     "treecast.bench.*": 7,
     "treecast.__main__": 7,
 }
