@@ -162,6 +162,15 @@ def test_message_ends_without_a_partner_make_no_flow() -> None:
     assert report.messages == 1 and report.unmatched == 1
 
 
+def test_a_message_received_outside_any_call_gets_a_slice_to_end_in() -> None:
+    traces = two_ranks()
+    traces[1].recvs[1][1] = 9500  # after rank 1's recv slice: a request completed by a poll
+    trace, _ = merge(traces)
+    check_trace(trace)
+    (outside,) = slices(trace, "progress")
+    assert outside["name"] == "received outside a call" and outside["rank"] == 1
+
+
 def test_colliding_pids_of_ranks_on_other_machines_are_replaced() -> None:
     a = rank_trace(0, 2, [[0, 10, "collective", "barrier", {}]])
     b = rank_trace(1, 2, [[0, 10, "collective", "barrier", {}]], boot="boot-b")

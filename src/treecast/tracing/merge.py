@@ -31,7 +31,7 @@ import bisect
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -356,28 +356,34 @@ class _Merger:
 
     def arrows(self) -> None:
         """A flow per matched message, from the sending slice to the receiving one."""
+        spans = {
+            (rank, tid): Nesting(found)
+            for rank, t in self.traces.items()
+            for tid, found in spans_by_thread(t.slices, lambda cat: True).items()
+        }
         for n, (src, send, dst, recv) in enumerate(self.flows, 1):
             tid, ts, _, ctx, tag, _, nbytes = send
             comm = _comm_name(self.traces[src].contexts, ctx)
             args = {"from": src, "to": dst, "bytes": nbytes, "tag": _js(tag), "comm": comm}
             args["kind"] = "collective" if ctx % 2 else "point-to-point"
             common = {"id": n, "cat": FLOW, "name": FLOW}
+            start = self.end(spans, src, tid, ts, "sent outside a call") | {"ph": "s"}
+            self.events.append(start | common | {"args": args})
+            finish = self.end(spans, dst, recv[0], recv[1], "received outside a call")
+            self.events.append(finish | {"ph": "f", "bp": "e"} | common)
+
+    def end(
+        self, spans: dict[tuple[int, int], Nesting], rank: int, tid: int, ts: int, label: str
+    ) -> dict[str, Any]:
+        """Where one end of a flow lies; outside every slice of its thread (a request
+        completed by a poll, ``test``) it gets a slice of its own (1 ns) to bind to."""
+        where = {"pid": self.pid[rank], "tid": self.thread(rank, tid), "ts": self.us(rank, ts)}
+        nesting = spans.get((rank, tid))
+        if nesting is None or nesting.innermost(ts) is None:
             self.events.append(
-                {
-                    "ph": "s",
-                    "pid": self.pid[src],
-                    "tid": self.thread(src, tid),
-                    "ts": self.us(src, ts),
-                }
-                | common
-                | {"args": args}
+                where | {"ph": "X", "dur": 0.001, "name": label, "cat": "progress", "args": {}}
             )
-            rtid, rts = recv[0], recv[1]
-            self.events.append(
-                {"ph": "f", "bp": "e", "pid": self.pid[dst], "tid": self.thread(dst, rtid)}
-                | {"ts": self.us(dst, rts)}
-                | common
-            )
+        return where
 
 
 def _comm_name(contexts: Mapping[int, str], ctx: int) -> str:
@@ -411,11 +417,9 @@ def _message_counts(t: RankTrace) -> dict[int, list[Any]]:
     """For each call slice (by index) that sent or received: ``[sent bytes, sent messages,
     received bytes, received messages, largest message, first peer, first tag]``; a message
     counts in the innermost call slice of its thread that spans it."""
-    by_thread: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for i, s in enumerate(t.slices):
-        if s[3] in CALLS:
-            by_thread[s[0]].append((s[1], -s[2], i))
-    nesting = {tid: Nesting(spans) for tid, spans in by_thread.items()}
+    nesting = {
+        tid: Nesting(found) for tid, found in spans_by_thread(t.slices, CALLS.__contains__).items()
+    }
     counts: dict[int, list[Any]] = {}
     for out, events in ((True, t.sends), (False, t.recvs)):
         for tid, ts, peer, _, tag, _, nbytes in events:
@@ -428,6 +432,17 @@ def _message_counts(t: RankTrace) -> dict[int, list[Any]]:
             c[1 if out else 3] += 1
             c[4] = max(c[4], nbytes)
     return counts
+
+
+def spans_by_thread(
+    slices: Sequence[Any], kept: Callable[[str], bool]
+) -> dict[int, list[tuple[int, int, int]]]:
+    """``(start, -end, index)`` of each slice whose category is ``kept``, by thread."""
+    by_thread: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for i, s in enumerate(slices):
+        if kept(s[3]):
+            by_thread[s[0]].append((s[1], -s[2], i))
+    return by_thread
 
 
 class Nesting:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..transports.base import Call, Transport, describe
-from .merge import CALLS, FORMAT, VERSION, Nesting
+from .merge import CALLS, FORMAT, VERSION, Nesting, spans_by_thread
 
 clock = time.perf_counter_ns
 thread_id = threading.get_ident
@@ -208,11 +208,9 @@ class Recorder:
 
 def _nestings(slices: list[tuple[Any, ...]]) -> dict[int, Nesting]:
     """The call slices of each thread (by tid), nested."""
-    spans: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for i, s in enumerate(slices):
-        if s[3] in CALLS:
-            spans[s[0]].append((s[1], -s[2], i))
-    return {tid: Nesting(found) for tid, found in spans.items()}
+    return {
+        tid: Nesting(found) for tid, found in spans_by_thread(slices, CALLS.__contains__).items()
+    }
 
 
 def _inside_another(calls: dict[int, Nesting], tid: int, i: int) -> bool:
