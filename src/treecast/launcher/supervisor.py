@@ -185,19 +185,19 @@ def run_job(
             raise ValueError(f"{name} must be >= 0 seconds, got {value}")
     out = requested(trace, env or {}, os.environ)
     tracer = JobTrace(out) if out else None
-    job = _Job(
-        list(command),
-        nprocs,
-        sink=sink,
-        tag_output=tag_output,
-        keep_going=keep_going,
-        stdin_to_rank0=stdin_to_rank0,
-        env={**(env or {}), **(tracer.rank_env() if tracer else UNTRACED)},
-        die_with_launcher=die_with_launcher,
-        grace=grace,
-        kill_after=kill_after,
-    )
     try:
+        job = _Job(
+            list(command),
+            nprocs,
+            sink=sink,
+            tag_output=tag_output,
+            keep_going=keep_going,
+            stdin_to_rank0=stdin_to_rank0,
+            env={**(env or {}), **(tracer.rank_env() if tracer else UNTRACED)},
+            die_with_launcher=die_with_launcher,
+            grace=grace,
+            kill_after=kill_after,
+        )
         result = job.run(timeout=timeout, ring_bytes=ring_bytes, handle_signals=handle_signals)
     except BaseException:
         if tracer is not None:

@@ -242,13 +242,17 @@ def _nbytes(args: Any) -> int:
 def _hook_transport(rec: Recorder, t: Transport) -> None:
     """Note every message ``t`` sends and delivers, the time it blocks in ``wait`` and its
     copies (instance attributes over its methods)."""
-    isend, send_inline, recv_inline = t.isend, t.send_inline, t.recv_inline
-    match_header, on_small, deliver, wait = t._match_header, t._on_small, t._deliver, t.wait
     watch = _copies(rec, t)
-    # the inline paths carry the small messages of latency-bound loops: Recorder.sent and
-    # Recorder.arrived + received, inlined
-    counted_out, counted_in = rec.counted_out, rec.counted_in
-    sends, recvs, limit = rec.sends, rec.recvs, rec.limit
+    _hook_sends(rec, t, watch)
+    _hook_receives(rec, t, watch)
+    _hook_wait(rec, t)
+
+
+def _hook_sends(rec: Recorder, t: Transport, watch: Callable[[Any], None]) -> None:
+    """``isend`` and ``send_inline``: each message that leaves, numbered for its pair."""
+    isend, send_inline = t.isend, t.send_inline
+    # the inline path carries the small messages of latency-bound loops: Recorder.sent inlined
+    counted_out, sends, limit = rec.counted_out, rec.sends, rec.limit
 
     def traced_isend(
         dest: int, ctx: int, tag: int, frames: Any, sig: int = 0, sync: bool = False
@@ -273,9 +277,24 @@ def _hook_transport(rec: Recorder, t: Transport) -> None:
             rec.dropped += 1
         return True
 
+    t.isend = traced_isend  # type: ignore[method-assign]
+    t.send_inline = traced_send_inline  # type: ignore[method-assign]
+
+
+def _hook_receives(rec: Recorder, t: Transport, watch: Callable[[Any], None]) -> None:
+    """Each message that arrives, numbered for its pair on arrival (``_match_header``,
+    ``_on_small``, ``recv_inline``) and noted when its receive completes."""
+    recv_inline, match_header, on_small, deliver = (
+        t.recv_inline,
+        t._match_header,
+        t._on_small,
+        t._deliver,
+    )
+    counted_in, recvs, limit = rec.counted_in, rec.recvs, rec.limit
+
     def traced_recv_inline(ctx: int, source: int, tag: int, into: Any = None) -> Any:
         got = recv_inline(ctx, source, tag, into)
-        if got is not None:
+        if got is not None:  # Recorder.arrived and received, inlined (the fast path)
             k = counted_in[source]
             counted_in[source] = k + 1
             if len(recvs) < limit:
@@ -311,6 +330,17 @@ def _hook_transport(rec: Recorder, t: Transport) -> None:
             deliver(msg, recv, copied)
         rec.delivered(msg)
 
+    t.recv_inline = traced_recv_inline  # type: ignore[method-assign]
+    t._match_header = traced_match_header  # type: ignore[method-assign]
+    t._on_small = traced_on_small  # type: ignore[method-assign]
+    t._deliver = traced_deliver  # type: ignore[method-assign]
+
+
+def _hook_wait(rec: Recorder, t: Transport) -> None:
+    """``wait``: the time blocked, as a slice (category ``wait``) naming what for and on
+    whom."""
+    wait = t.wait
+
     def traced_wait(
         done: Callable[[], bool],
         timeout: float | None = None,
@@ -332,12 +362,6 @@ def _hook_transport(rec: Recorder, t: Transport) -> None:
                 about = tuple(what) if isinstance(what, tuple) else what
                 rec.add((thread_id(), t0, t1, "wait", "wait", about, peer, error))
 
-    t.isend = traced_isend  # type: ignore[method-assign]
-    t.send_inline = traced_send_inline  # type: ignore[method-assign]
-    t.recv_inline = traced_recv_inline  # type: ignore[method-assign]
-    t._match_header = traced_match_header  # type: ignore[method-assign]
-    t._on_small = traced_on_small  # type: ignore[method-assign]
-    t._deliver = traced_deliver  # type: ignore[method-assign]
     t.wait = traced_wait  # type: ignore[method-assign]
     rec.running_codes[traced_wait.__code__] = "wait"
 
