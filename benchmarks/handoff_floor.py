@@ -20,12 +20,9 @@ import time
 
 import numpy as np
 
+from treecast.units import parse_size  # the sizes only: the copies run without treecast
+
 ROUNDS = 100
-
-
-def _size(text: str) -> int:
-    scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:].upper(), 1)
-    return int(text.rstrip("KkMm")) * scale
 
 
 def _median(values: list[float]) -> float:
@@ -77,7 +74,7 @@ def handoff(n: int) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    sizes = [_size(s) for s in (sys.argv[1] if len(sys.argv) > 1 else "1M,4M,64M").split(",")]
+    sizes = [parse_size(s) for s in (sys.argv[1] if len(sys.argv) > 1 else "1M,4M,64M").split(",")]
     print("| bytes | writer copy | reader copy | local memcpy | reader / memcpy |")
     print("|---|---|---|---|---|")
     for n in sizes:

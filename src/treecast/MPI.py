@@ -650,7 +650,7 @@ def _missing(name: str, known: frozenset[str], owner: str) -> Any:
     if name in known:
         raise NotImplementedName(
             f"treecast.MPI does not implement {owner}.{name} (mpi4py's {owner}.{name}); "
-            f"see docs/compatibility.md"
+            + _mpi4py_names.COMPAT_POINTER.format(name=f"{owner}.{name}")
         )
     raise AttributeError(f"{owner} has no attribute {name!r}")
 

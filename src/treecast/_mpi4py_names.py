@@ -6,6 +6,10 @@ instead of a bare ``AttributeError``; see :func:`treecast.MPI.__getattr__`.
 
 from __future__ import annotations
 
+COMPAT_POINTER = "see 'python -m treecast compat {name}'"
+"""The end of the message of every ``NotImplementedName``: a command that works wherever
+treecast is installed (:mod:`treecast.compat`), unlike a path into the source repository."""
+
 MODULE = frozenset(
     (
         "AINT",
@@ -598,6 +602,27 @@ CARTCOMM = frozenset(
         "topo",
     )
 )
+
+GRAPHCOMM = frozenset(
+    (
+        "Get_dims",
+        "Get_neighbors",
+        "Get_neighbors_count",
+        "Get_topo",
+        "dims",
+        "edges",
+        "index",
+        "nedges",
+        "neighbors",
+        "nneighbors",
+        "nnodes",
+        "topo",
+    )
+)
+"""mpi4py 4.1's ``Graphcomm`` names beyond ``Topocomm``'s."""
+
+DISTGRAPHCOMM = frozenset(("Get_dist_neighbors", "Get_dist_neighbors_count"))
+"""mpi4py 4.1's ``Distgraphcomm`` names beyond ``Topocomm``'s."""
 
 REQUEST = frozenset(
     (

@@ -2,13 +2,14 @@
 
 Each subcommand is one :class:`Subcommand` entry in :data:`SUBCOMMANDS`: a name, a help
 line, a function that adds its arguments to its parser and a function that runs it and
-returns the exit status. To add one (``bench``, ``algorithms``, ``tree``), write those two
+returns the exit status. To add one (``bench``, ``algorithms``, ``tree``, ``compat``), write those two
 functions and append an entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from .launcher import (
 )
 from .launcher.supervisor import GRACE_SECONDS
 from .tracing import command as trace_command
+from .transports.shm_layout import MIN_RING_CAPACITY
+from .units import size_arg
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ring-bytes",
-        type=_positive_int,
+        type=size_arg(at_least=MIN_RING_CAPACITY),
         metavar="BYTES",
-        help="capacity of each pairwise shared-memory ring (default: 1 MiB up to 8 ranks)",
+        help="capacity of each pairwise shared-memory ring, e.g. 4M (default: 1 MiB up to 8 "
+        f"ranks; at least {MIN_RING_CAPACITY})",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -179,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"treecast run: error: {exc}", file=sys.stderr)
         return 2
     try:
-        real = args.real_mpi4py or (not args.mpi4py and wants_real_mpi4py())
+        from_env = wants_real_mpi4py()  # checked even when a flag decides
+        real = args.real_mpi4py or (not args.mpi4py and from_env)
     except ValueError as exc:
         print(f"treecast run: error: {exc}", file=sys.stderr)
         return 2
@@ -223,42 +228,22 @@ def _bench_module() -> Any:
     return bench
 
 
-SHAPES = ("binomial", "knomial", "kary", "chain", "inorder", "two-tree")
+def _compat_module() -> Any:
+    from . import compat
+
+    return compat
 
 
-def _add_tree_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--size", type=int, default=8, help="number of ranks (default 8)")
-    parser.add_argument("--root", type=int, default=0, help="root rank (default 0)")
-    parser.add_argument("--shape", choices=SHAPES, default="binomial", help="tree shape")
-    parser.add_argument("-k", type=int, default=None, help="radix of knomial (4) or kary (2)")
+def _model_cli() -> Any:
+    from .bench import model_cli
+
+    return model_cli
 
 
-def _tree(args: argparse.Namespace) -> int:
-    from .topology import trees
+def _tree_module() -> Any:
+    from . import tree_pictures
 
-    try:
-        if args.shape == "knomial":
-            shapes = [trees.knomial_tree(args.size, args.root, args.k or 4)]
-        elif args.shape == "kary":
-            shapes = [trees.kary_tree(args.size, args.root, args.k or 2)]
-        elif args.shape == "chain":
-            shapes = [trees.chain_tree(args.size, args.root)]
-        elif args.shape == "inorder":
-            shapes = [trees.inorder_binary_tree(args.size, args.root)]
-        elif args.shape == "two-tree":
-            shapes = list(trees.two_trees(args.size, args.root))
-        else:
-            shapes = [trees.binomial_tree(args.size, args.root)]
-    except ValueError as exc:
-        print(f"treecast tree: {exc}", file=sys.stderr)
-        return 2
-    for i, tree in enumerate(shapes):
-        label = f" (tree {i + 1} of {len(shapes)})" if len(shapes) > 1 else ""
-        print(
-            f"{args.shape} tree, {args.size} ranks, root {args.root}, depth {tree.depth()}{label}:"
-        )
-        print(tree.render())
-    return 0
+    return tree_pictures
 
 
 def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
@@ -267,13 +252,20 @@ def _add_algorithms_arguments(parser: argparse.ArgumentParser) -> None:
         "-n", "--size", type=int, default=None, help="also show the default choice for N ranks"
     )
     parser.add_argument(
-        "--bytes", type=int, default=1024, help="message size for the default choice (1024)"
+        "--bytes",
+        type=size_arg(),
+        default=1024,
+        metavar="BYTES",
+        help="message size for the default choice, e.g. 64K or 1MiB (default 1024)",
     )
     parser.add_argument(
         "--nodes",
         type=int,
         default=1,
         help="nodes the N ranks span, for the default choice (1)",
+    )
+    parser.add_argument(
+        "--rules", metavar="FILE", help="show where this rule table (treecast tune) differs"
     )
 
 
@@ -293,6 +285,8 @@ def _algorithms(args: argparse.Namespace) -> int:
         print(f"treecast algorithms: --nodes must be >= 1, got {args.nodes}", file=sys.stderr)
         return 2
     names = [args.collective] if args.collective else list(registry.ALGORITHMS)
+    if args.rules:
+        return _model_cli().print_rule_differences(args.rules, names)
     for collective in names:
         algos = registry.ALGORITHMS[collective]
         header = f"{collective} (TREECAST_{collective.upper()}_ALGORITHM"
@@ -332,9 +326,10 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand(
         name="tree",
-        help="draw a communication tree (binomial, knomial, kary, chain, inorder, two-tree)",
-        add_arguments=_add_tree_arguments,
-        run=_tree,
+        help="draw a communication tree (binomial, knomial, kary, chain, inorder, two-tree) "
+        "as text, SVG or PNG",
+        add_arguments=lambda parser: _tree_module().add_arguments(parser),
+        run=lambda args: _tree_module().run(args),
     ),
     Subcommand(
         name="algorithms",
@@ -347,6 +342,30 @@ SUBCOMMANDS: list[Subcommand] = [
         help="merge the rank trace files of a job started by another launcher (mpiexec)",
         add_arguments=trace_command.add_arguments,
         run=trace_command.run,
+    ),
+    Subcommand(
+        name="compat",
+        help="what treecast.MPI has of mpi4py's API; 'compat NAME' says whether it has NAME",
+        add_arguments=lambda parser: _compat_module().add_arguments(parser),
+        run=lambda args: _compat_module().run(args),
+    ),
+    Subcommand(
+        name="calibrate",
+        help="measure this machine for the cost model (a few seconds)",
+        add_arguments=lambda parser: _model_cli().add_calibrate_arguments(parser),
+        run=lambda args: _model_cli().run_calibrate(args),
+    ),
+    Subcommand(
+        name="predict",
+        help="predict every algorithm's time for a collective, best first",
+        add_arguments=lambda parser: _model_cli().add_predict_arguments(parser),
+        run=lambda args: _model_cli().run_predict(args),
+    ),
+    Subcommand(
+        name="tune",
+        help="write a rule table for this machine (use with TREECAST_RULES)",
+        add_arguments=lambda parser: _model_cli().add_tune_arguments(parser),
+        run=lambda args: _model_cli().run_tune(args),
     ),
 ]
 """Every ``treecast`` subcommand, in the order ``treecast --help`` lists them."""
@@ -390,4 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     args.program = program
     subcommand: Subcommand = args._subcommand
-    return subcommand.run(args)
+    try:
+        return subcommand.run(args)
+    except BrokenPipeError:  # output piped into a reader that stopped (`| head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return 0

@@ -32,6 +32,7 @@ from .message import frames as frames_mod
 from .ops import SUM, Op
 from .plans import Caller, NodeCall, Plan
 from .request import Request
+from .routes import Route, route
 from .selection.rules import select
 from .transports.base import Call, alloc_frame, describe
 from .transports.capabilities import NODE_MEMORY
@@ -184,9 +185,19 @@ class Collectives:
             c = self._callers[name] = Caller(self.rank, self.size, name, self._caps, self._nodes)
             return c
 
-    def _go(self, plan: Plan, timeout: float | None, *, nonblocking: bool = False) -> Any:
-        """Run ``plan``: to completion (its result), or as a request (``nonblocking``)."""
-        what = self._begin(plan.name, plan.root)
+    def _go(
+        self,
+        plan: Plan,
+        timeout: float | None,
+        *,
+        nonblocking: bool = False,
+        what: Call | None = None,
+    ) -> Any:
+        """Run ``plan``: to completion (its result), or as a request (``nonblocking``);
+        ``what``: its number, taken earlier with :meth:`_begin` (a call of two steps
+        numbers both when it starts: ``comm.aio.Reduce_scatter``)."""
+        if what is None:
+            what = self._begin(plan.name, plan.root)
         if DEBUG:
             self._debug_check(what, plan.check_bytes, "" if plan.dtype is None else str(plan.dtype))
         if plan.node is not None:
@@ -225,7 +236,7 @@ class Collectives:
             result = partial(_object_result, objects, result, what)
         if nonblocking:
             gen = execute(steps, self._t, self._group, self._coll_ctx, tag, store, what)
-            return CollectiveRequest(self._t, gen, result)
+            return CollectiveRequest(self._t, gen, result, what)
         run(steps, self._t, self._group, self._coll_ctx, tag, store, what, timeout)
         return result()
 
@@ -310,6 +321,55 @@ class Collectives:
             raise CollectiveMismatchError(
                 f"{describe(what)}: ranks passed buffers of different sizes in bytes ({listing})"
             )
+
+    # ---- what a call would run ----------------------------------------------------------------
+    def algorithm_for(
+        self,
+        call: str,
+        nbytes: int = -1,
+        *,
+        commutative: bool = True,
+        algorithm: str | None = None,
+    ) -> Route:
+        """What the collective ``call`` would run on this communicator: the algorithm the
+        selection picks (rule table, ``algorithm=``, ``TREECAST_<COLLECTIVE>_ALGORITHM``,
+        the transport's capabilities, the node layout), asked as the call asks it, with
+        the node-memory and across-nodes stages a broadcast takes besides its schedule.
+        Local: nothing is sent.
+
+        >>> comm.algorithm_for("Bcast", 64 << 20).algorithm.name   # one node, 4 ranks
+        'shm_one_write'
+        >>> str(comm.algorithm_for("bcast", 64 << 20))   # an object holding a 64 MiB array
+        'binomial (the pickle stream) + shm_one_write (the out-of-band buffers)'
+
+        Args:
+            call: a collective's method name: ``"Bcast"``, ``"bcast"``, ``"Allreduce"``,
+                ``"Ibcast"``, ... (capitalised: the buffer form).
+            nbytes: the bytes of the call: a buffer form's buffer (``Bcast``), its whole
+                receive buffer (``Gather``, ``Allgather``), its send buffer (``Scatter`` at
+                the root, ``Alltoall``, reductions); for an object ``bcast``, the bytes of the
+                object's NumPy arrays (sent out of band; -1: none); ignored for other objects.
+            commutative: whether a buffer reduction's operator commutes.
+            algorithm: the ``algorithm=`` the call would be given.
+
+        Returns:
+            A :class:`treecast.routes.Route`: its ``stages`` (what travels, by which
+            algorithm; ``Stage.peers(rank, root)`` gives a tree's parent and children) and
+            ``algorithm``, the one that moves the bulk of the bytes.
+
+        Raises:
+            InvalidArgumentError: ``call`` is not a collective, or ``algorithm`` unknown.
+        """
+        if self._freed:
+            self._live("algorithm_for")
+        c = Caller(self.rank, self.size, call, self._caps, self._nodes)
+        return route(
+            c,
+            nbytes,
+            commutative=commutative,
+            algorithm=algorithm,
+            node_capabilities=self._t.capabilities,
+        )
 
     # ---- barrier ----------------------------------------------------------------------------
     def barrier(self, *, timeout: float | None = None) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _mpi4py_names
+from .aio import AsyncComm
 from .algorithms.hierarchical import Layout
 from .collectives import Collectives
 from .constants import (
@@ -65,7 +66,7 @@ class _CommType(type):
         if name in _mpi4py_names.COMM:
             raise NotImplementedName(
                 f"treecast does not implement Comm.{name} (mpi4py's Intracomm.{name}); "
-                f"see docs/compatibility.md"
+                + _mpi4py_names.COMPAT_POINTER.format(name=f"Comm.{name}")
             )
         raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
@@ -153,7 +154,7 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
         if name in _mpi4py_names.COMM:
             raise NotImplementedName(
                 f"treecast does not implement Comm.{name} (mpi4py's Intracomm.{name}); "
-                f"see docs/compatibility.md"
+                + _mpi4py_names.COMPAT_POINTER.format(name=f"Comm.{name}")
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -312,6 +313,16 @@ class Comm(PointToPoint, Collectives, metaclass=_CommType):
     @property
     def group(self) -> Group:
         return self.Get_group()
+
+    @property
+    def aio(self) -> AsyncComm:
+        """The asyncio view of this communicator: its blocking collective and
+        point-to-point methods, same names and arguments, as coroutines
+        (``await comm.aio.bcast(x, root=0)``) that never block the event loop. A collective
+        through ``aio`` is the ``I*`` form (every rank must call it so); a cancelled
+        receive takes nothing, a cancelled send or collective still completes. See
+        :mod:`treecast.aio`."""
+        return AsyncComm(self)
 
     def Create(self, group: Group) -> Comm:
         """A communicator of ``group``'s processes, in the group's order; ``COMM_NULL`` on

@@ -10,6 +10,7 @@ launcher as ``treecast run``. Ranks' output is forwarded to the caller's ``sys.s
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import shutil
@@ -68,10 +69,14 @@ def _unpicklable(fn: Callable[..., Any], args: tuple[Any, ...], exc: Exception) 
                 f"can rebuild the object from (a path, a configuration) and create the "
                 f"{type(arg).__name__} inside the function"
             )
+    if inspect.isfunction(fn):
+        held = "the globals and closure variables it uses"
+    else:  # a bound method, a functools.partial, a callable object
+        held = f"what it holds (a {type(fn).__name__}: its object, arguments or attributes)"
     return SerializationError(
         f"launch: cannot send {_name(fn)} to the ranks: {exc}. It is pickled by value with "
-        f"the globals and closure variables it uses; one of those cannot be pickled (a lock, "
-        f"an open file or connection, a live communicator): create it inside the function"
+        f"{held}; one of those cannot be pickled (a lock, an open file or connection, a "
+        f"live communicator): create it inside the function"
     )
 
 

@@ -228,7 +228,8 @@ class PointToPoint:
                 t.wait_op(
                     r,
                     timeout,
-                    f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} (tag {tag}) on {self.name}",
+                    f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} "
+                    f"({'any tag' if tag == ANY_TAG else f'tag {tag}'}) on {self.name}",
                 )
             except BaseException:  # a retry must not lose its message to this receive
                 t.cancel(r)

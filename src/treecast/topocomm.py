@@ -384,7 +384,7 @@ class Cartcomm(Neighborhood, topology="cart"):
             raise NotImplementedName(
                 f"treecast does not implement {type(self).__name__}.{name} (neighbourhood "
                 f"collectives); "
-                f"see docs/compatibility.md"
+                + _mpi4py_names.COMPAT_POINTER.format(name=f"{type(self).__name__}.{name}")
             )
         return Comm.__getattr__(self, name)
 

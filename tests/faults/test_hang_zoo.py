@@ -46,7 +46,7 @@ def test_a_deadlock_raises_on_every_rank_within_two_seconds(case):
         assert "rank 1: in bcast #1 on world root 0, waiting for rank 0" in err
         assert "ranks that have not arrived at this collective: 0" in err
     elif case == "recv_ring":
-        assert "rank 1: in recv from rank 2 (tag -1) on world, waiting for rank 2" in err
+        assert "rank 1: in recv from rank 2 (any tag) on world, waiting for rank 2" in err
     else:
         assert "rank 1: in send to rank 2 (tag 0), waiting for rank 2" in err
 

@@ -65,7 +65,33 @@ def test_contradictory_or_bad_choices_are_refused(tmp_path: Path) -> None:
 
     proc = _run(tmp_path, "--mpi4py", "--real-mpi4py")
     assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
-    proc = _run(tmp_path, env={**os.environ, "TREECAST_MPI4PY": "yes"})
-    assert proc.returncode == 2
+    for options in [(), ("--mpi4py",), ("--real-mpi4py",)]:  # checked even if a flag decides
+        proc = _run(tmp_path, *options, env={**os.environ, "TREECAST_MPI4PY": "yes"})
+        assert proc.returncode == 2, options
     assert "TREECAST_MPI4PY='yes': expected 'treecast'" in proc.stderr
     assert not proc.stdout  # refused before any rank started
+
+
+CHILD = """
+import subprocess, sys
+from mpi4py import MPI
+child = subprocess.run(
+    [sys.executable, "-c", "import mpi4py.MPI as M; print(M.__name__)"],
+    capture_output=True, text=True, check=True,
+).stdout.strip()
+print(MPI.__name__, MPI.COMM_WORLD.Get_size(), child, flush=True)
+"""
+
+
+def test_processes_a_rank_starts_see_the_installed_mpi4py(tmp_path: Path) -> None:
+    pytest.importorskip("mpi4py")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treecast", "run", "-n", "2", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["treecast.MPI 2 mpi4py.MPI"] * 2

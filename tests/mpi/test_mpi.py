@@ -86,6 +86,7 @@ def test_a_world_spans_every_process_of_the_job() -> None:
         ({"TREECAST_RANK": "0", "TREECAST_SIZE": "2"}, None, "both by 'treecast run'"),
         ({"MPI4PY_RC_THREAD_LEVEL": "single"}, None, "MPI_THREAD_SINGLE; treecast needs"),
         ({"TREECAST_RING_BYTES": str(1 << 50)}, None, "/dev/shm has"),
+        ({"TREECAST_RING_BYTES": "1P"}, None, "TREECAST_RING_BYTES='1P' is not a size"),
         ({"TREECAST_BACKEND": "cluster"}, None, "TREECAST_BACKEND='cluster' is not a backend"),
     ],
 )

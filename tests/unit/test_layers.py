@@ -4,16 +4,17 @@ Every module of ``src/treecast`` is parsed with :mod:`ast`; every ``import`` cou
 inside a function. The layers, low to high (a module may import its own layer and below):
 
 0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names,
-   the merging of trace files (tracing/, tracing/merge, tracing/job)
+   units (sizes), the merging of trace files (tracing/, tracing/merge, tracing/job)
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
-   of segments), plans (pure planning of collective calls), request, launcher/ (the supervisor: transports' segments, never a comm)
-4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, and the
-   recording of a trace (tracing/recorder, tracing/hooks: they wrap the communicator)
+   of segments), plans (pure planning of collective calls), routes (what a call would run), request, launcher/ (the supervisor: transports' segments, never a comm)
+4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, aio (the
+   asyncio view that ``Comm.aio`` returns), and the recording of a trace (tracing/recorder,
+   tracing/hooks: they wrap the communicator)
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
-7. cli, bench/, __main__, tracing/command
+7. cli, bench/, tree_pictures, compat, __main__, tracing/command
 
 Imports under ``if TYPE_CHECKING:`` count too: a module that needs a higher one's type
 declares a Protocol of what it uses instead (``engine/node.py``, ``matched.py``).
@@ -41,6 +42,7 @@ LAYERS: dict[str, int] = {
     "treecast.tracing": 0,
     "treecast.tracing.merge": 0,
     "treecast.tracing.job": 0,
+    "treecast.units": 0,
     "treecast.message.*": 1,
     "treecast.status": 1,
     "treecast.ops": 1,
@@ -50,9 +52,12 @@ LAYERS: dict[str, int] = {
     "treecast.selection.*": 3,
     "treecast.engine.*": 3,
     "treecast.plans": 3,
+    "treecast.routes": 3,
+    "treecast.model.*": 3,
     "treecast.request": 3,
     "treecast.launcher.*": 3,
     "treecast.group": 4,
+    "treecast.aio": 4,
     "treecast.matched": 4,
     "treecast.comm": 4,
     "treecast.p2p": 4,
@@ -71,7 +76,9 @@ LAYERS: dict[str, int] = {
     "treecast._mpi4py_shim.*": 6,
     "treecast.cli": 7,
     "treecast.tracing.command": 7,
+    "treecast.tree_pictures": 7,
     "treecast.bench.*": 7,
+    "treecast.compat": 7,
     "treecast.__main__": 7,
 }
 """Module -> layer; ``pkg.*`` places the package ``pkg`` and every module under it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..topology.trees import Tree, binomial_tree, chain_tree, kary_tree, knomial_tree, two_trees
 from .schedule import Recv, Schedule, Send
 
@@ -116,7 +118,7 @@ def two_tree(rank: int, size: int, root: int, nbytes: int, segment: int) -> Sche
     lagged, lag = -1, 0
     interior = (bool(first.children[rank]), bool(second.children[rank]))
     if interior[0] != interior[1] and first.parents[rank] != second.parents[rank]:
-        lagged, lag = (0 if interior[1] else 1), max(first.depth(), second.depth())
+        lagged, lag = (0 if interior[1] else 1), _two_trees_depth(size, root)
     for period in range(count + lag):
         for t, (tree, start, length) in enumerate(halves):
             j = period - lag if t == lagged else period
@@ -129,6 +131,14 @@ def two_tree(rank: int, size: int, root: int, nbytes: int, segment: int) -> Sche
                 yield Recv(parent, start + off, n)
             for child in tree.children[rank]:
                 yield Send(child, start + off, n)
+
+
+@lru_cache(maxsize=256)
+def _two_trees_depth(size: int, root: int) -> int:
+    """The deeper of the two trees' depths (walking every rank's path: computed once per
+    size and root, not once per rank)."""
+    first, second = two_trees(size, root)
+    return max(first.depth(), second.depth())
 
 
 def _chunk_offset(nbytes: int, size: int, i: int) -> int:

@@ -12,7 +12,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ..units import parse_size
 
 OPS = (
     "bcast",
@@ -46,23 +47,10 @@ OPS = (
 )
 """Operations ``treecast bench`` measures."""
 
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """``"64M"`` -> 67108864; accepts B, K, M, G suffixes (binary).
-
-    Raises:
-        ValueError: not a size.
-    """
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise ValueError(f"size {text!r} is not a number with an optional K, M or G suffix")
-    return int(m.group(1)) * _UNITS[m.group(2).upper()]
-
 
 def size_range(spec: str) -> list[int]:
-    """``"1:64M"`` -> powers of two from 1 B to 64 MiB; ``"8,1K,1M"`` -> those sizes.
+    """``"1:64M"`` -> powers of two from 1 B to 64 MiB; ``"8,1K,1M"`` -> those sizes (each
+    in :func:`treecast.units.parse_size`'s forms).
 
     Raises:
         ValueError: a malformed spec or an empty range.
@@ -81,6 +69,14 @@ def size_range(spec: str) -> list[int]:
     if not sizes:
         raise ValueError(f"sizes {spec!r} name no size; expected e.g. '1:64M' or '8,1K,1M'")
     return sizes
+
+
+def _sizes_arg(spec: str) -> list[int]:
+    """``--sizes``'s argparse type: :func:`size_range`, its errors as usage errors."""
+    try:
+        return size_range(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def memcpy_seconds(nbytes: int) -> float:
@@ -150,7 +146,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``treecast bench``."""
     parser.add_argument("-n", "--nprocs", type=int, default=2, help="ranks (default 2)")
     parser.add_argument("--op", choices=OPS, default="Bcast", help="operation (default Bcast)")
-    parser.add_argument("--sizes", default="1:64M", help="'1:64M' (powers of two) or '8,1K,1M'")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes_arg,
+        default="1:64M",
+        metavar="SIZES",
+        help="'1:64M' (powers of two) or '8,1K,1MiB' (default 1:64M)",
+    )
     parser.add_argument("--root", type=int, default=0, help="root of rooted operations")
     parser.add_argument("--compare", choices=["mpi4py"], help="also measure mpi4py + MPICH")
     parser.add_argument(
@@ -239,7 +241,7 @@ def _checked(args: argparse.Namespace) -> tuple[list[int], str | None]:
     Raises:
         ValueError: a bad option, or a tool an option needs is missing (the message says which).
     """
-    sizes = size_range(args.sizes)
+    sizes: list[int] = args.sizes
     if args.repeat < 1:
         raise ValueError(f"--repeat must be at least 1, got {args.repeat}")
     if args.nprocs < 1 or not 0 <= args.root < args.nprocs:

@@ -13,22 +13,28 @@ from typing import Any
 
 from ..request import Request
 from ..status import Status
-from ..transports.base import Transport
+from ..transports.base import Call, Transport
 from .store import Wait
 
 
 class CollectiveRequest(Request):
-    """The request of an ``I*`` collective; ``wait()`` returns the collective's result."""
+    """The request of an ``I*`` collective; ``wait()`` returns the collective's result.
 
-    __slots__ = ("_error", "_finished", "_gen", "_result_of", "_waiting")
+    Attributes:
+        what: the call, as its messages and reports name it (None when not given).
+    """
+
+    __slots__ = ("_error", "_finished", "_gen", "_result_of", "_waiting", "what")
 
     def __init__(
         self,
         transport: Transport,
         gen: Generator[Wait, None, None],
         result: Callable[[], Any],
+        what: Call | None = None,
     ) -> None:
         super().__init__(transport, None)
+        self.what = what
         self._gen = gen
         self._result_of = result
         self._waiting: Wait | None = None

@@ -49,7 +49,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..message.pool import size_class
-from ..runtime.env import bytes_from_env
+from ..units import size_from_env
 
 if TYPE_CHECKING:
     from ..transports.base import Transport
@@ -63,7 +63,7 @@ _FREE_REFS = 2
 the segment's slot and the call's argument."""
 
 
-BUDGET = bytes_from_env("TREECAST_SHARE_POOL_BYTES", 256 << 20)
+BUDGET = size_from_env("TREECAST_SHARE_POOL_BYTES", 256 << 20)
 _LOCK = threading.RLock()
 """Guards every pool's segments and :data:`_owned_bytes` (pools of several communicators may
 be used from several threads; a pool's finaliser may run inside a locked section)."""

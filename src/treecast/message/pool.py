@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from ..runtime.env import bytes_from_env
+from ..units import size_from_env
 
 POOL_MIN = 1 << 20
 """Frames smaller than this come from NumPy's allocator (malloc reuses small blocks well)."""
@@ -81,7 +81,7 @@ class FramePool:
         return self.held + needed <= self.capacity
 
 
-_POOL = FramePool(bytes_from_env("TREECAST_FRAME_POOL_BYTES", 256 << 20))
+_POOL = FramePool(size_from_env("TREECAST_FRAME_POOL_BYTES", 256 << 20))
 
 
 def alloc_frame(nbytes: int) -> memoryview:

@@ -6,8 +6,6 @@ process started without the launcher has none of them and is a world of size 1.
 
 from __future__ import annotations
 
-import os
-
 ENV_RANK = "TREECAST_RANK"
 """This process's rank in the world, ``0 <= rank < size``."""
 ENV_SIZE = "TREECAST_SIZE"
@@ -18,16 +16,6 @@ ENV_SHM = "TREECAST_SHM"
 """Name of the world segment (created by the launcher) that holds the per-pair rings."""
 ENV_LAUNCHER_PID = "TREECAST_LAUNCHER_PID"
 """Pid of the launcher; a rank whose launcher died stops waiting and exits."""
-
-
-def bytes_from_env(name: str, default: int) -> int:
-    """A byte count from environment variable ``name`` (>= 0); ``default`` when it is unset,
-    empty or not an integer."""
-    raw = os.environ.get(name, "").strip()
-    try:
-        return max(0, int(raw)) if raw else default
-    except ValueError:
-        return default
 
 
 ENV_BACKEND = "TREECAST_BACKEND"

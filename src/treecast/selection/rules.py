@@ -143,31 +143,49 @@ def _select(
     if name is not None:
         algo = registry.get(collective, name)
     else:
-        facts = {
-            "size": size,
-            "bytes": nbytes,
-            "pof2": size & (size - 1) == 0,
-            "commutative": commutative,
-            "form": "buffer" if buffer else "object",
-            "nodes": nodes,
-        }
-        rules = load_rules().get(collective) or [{"use": registry.SAFE[collective]}]
-        use = next(
-            (
-                r["use"]
-                for r in rules
-                if _holds(r.get("if", {}), facts)
-                and _can_run(registry.get(collective, r["use"]), capabilities)
-            ),
-            None,
+        algo = choose(
+            load_rules(), collective, size, nbytes, commutative, buffer, capabilities, nodes
         )
-        algo = registry.get(collective, use or registry.SAFE[collective])
     why = unusable(algo, size, nbytes, commutative, buffer, capabilities, nodes)
     if why is None:
         return algo
     safe = registry.get(collective, registry.SAFE[collective])
     log.debug("%s: %s cannot run here (%s); using %s", collective, algo.name, why, safe.name)
     return safe
+
+
+def choose(
+    table: dict[str, list[dict[str, Any]]],
+    collective: str,
+    size: int,
+    nbytes: int,
+    commutative: bool = True,
+    buffer: bool = True,
+    capabilities: frozenset[str] | None = None,
+    nodes: int = 1,
+) -> Algorithm:
+    """The algorithm that ``table``'s first matching rule names (whose algorithm the
+    transport can run), else the collective's safe one; restrictions are not checked here
+    (:func:`select` falls back when they fail)."""
+    facts = {
+        "size": size,
+        "bytes": nbytes,
+        "pof2": size & (size - 1) == 0,
+        "commutative": commutative,
+        "form": "buffer" if buffer else "object",
+        "nodes": nodes,
+    }
+    rules = table.get(collective) or [{"use": registry.SAFE[collective]}]
+    use = next(
+        (
+            r["use"]
+            for r in rules
+            if _holds(r.get("if", {}), facts)
+            and _can_run(registry.get(collective, r["use"]), capabilities)
+        ),
+        None,
+    )
+    return registry.get(collective, use or registry.SAFE[collective])
 
 
 def _can_run(algo: Algorithm, capabilities: frozenset[str] | None) -> bool:

@@ -7,6 +7,7 @@ earliest).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,12 +33,32 @@ class Tree:
             best = max(best, d)
         return best
 
-    def render(self) -> str:
-        """ASCII picture of the tree, one rank per line, children indented below parents."""
+    def receive_steps(self) -> tuple[int, ...]:
+        """The step at which each rank receives (0 for the root) when every rank sends one
+        message at a time, to its children in order, from the step after it received: the
+        edge into rank ``c`` is its parent's send number ``receive_steps()[c]``, and edges
+        with equal numbers are sent at once. The largest is a broadcast's round count::
+
+            binomial, size 8, root 0:   0 -> 4 (1), 2 (2), 1 (3);  4 -> 6 (2), 5 (3);
+                                        2 -> 3 (3);  6 -> 7 (3)
+        """
+        steps = [0] * self.size
+        todo = [self.root]
+        while todo:
+            rank = todo.pop()
+            for i, child in enumerate(self.children[rank]):
+                steps[child] = steps[rank] + i + 1
+                todo.append(child)
+        return tuple(steps)
+
+    def render(self, label: Callable[[int], str] | None = None) -> str:
+        """ASCII picture of the tree, one rank per line, children indented below parents
+        in the order they are sent to; ``label(rank)``, if given, follows each rank."""
         lines: list[str] = []
 
         def walk(rank: int, prefix: str, last: bool, top: bool) -> None:
-            lines.append(f"{prefix}{'' if top else ('`-- ' if last else '|-- ')}{rank}")
+            tail = f" {label(rank)}" if label is not None else ""
+            lines.append(f"{prefix}{'' if top else ('`-- ' if last else '|-- ')}{rank}{tail}")
             kids = self.children[rank]
             for i, child in enumerate(kids):
                 walk(

@@ -644,11 +644,11 @@ class Transport(ABC):
         self._posted.append(recv)
         return recv
 
-    def claim(self, msg: Incoming) -> RecvOp:
+    def claim(self, msg: Incoming, buffer: memoryview | None = None) -> RecvOp:
         """Receive the unexpected message ``msg`` (found by :meth:`iprobe`) and no other:
         MPI's matched probe. No later receive can match it; a synchronous send is
         acknowledged now. The returned receive completes when its bytes have arrived; its
-        ``frames`` then hold them.
+        ``frames`` then hold them (in ``buffer`` if given, as :meth:`irecv`'s).
 
         Raises:
             ValueError: ``msg`` is not in the unexpected queue (already received).
@@ -656,7 +656,7 @@ class Transport(ABC):
         self._unexpected.remove(msg)
         if msg.ack is not None:
             self._acknowledge(msg)
-        recv = RecvOp(msg.ctx, msg.src, msg.tag, None)
+        recv = RecvOp(msg.ctx, msg.src, msg.tag, buffer)
         if msg.complete:
             self._deliver(msg, recv, copied=False)
         else:
@@ -683,6 +683,15 @@ class Transport(ABC):
     def iprobe(self, ctx: int, source: int, tag: int) -> Incoming | None:
         """Return the first unexpected message that matches, without receiving it."""
         self._poll()
+        return self.first_unexpected(ctx, source, tag)
+
+    def arrived(self) -> Sequence[Incoming]:
+        """The messages that no receive has taken, in the order they came (maybe in part):
+        to read only (take one with :meth:`irecv` or :meth:`claim`)."""
+        return self._unexpected
+
+    def first_unexpected(self, ctx: int, source: int, tag: int) -> Incoming | None:
+        """:meth:`iprobe` without polling: what has already arrived (maybe in part)."""
         probe = RecvOp(ctx, source, tag, None)
         for msg in self._unexpected:
             if probe.matches(msg.ctx, msg.src, msg.tag):
@@ -772,7 +781,7 @@ class Transport(ABC):
             timeout = self.default_timeout
         backoff = Backoff(self._oversubscribed)
         deadline = None if timeout is None else time.monotonic() + timeout
-        blocked: _Blocked | None = None
+        blocked: BlockedWait | None = None
         busy = self._busy
         watch = self._watch
         try:
@@ -792,11 +801,11 @@ class Transport(ABC):
                     continue
                 if backoff.pause(busy):
                     if blocked is None:
-                        blocked = _Blocked(done, timeout, deadline, what, peer, peer_only)
+                        blocked = BlockedWait(done, timeout, deadline, what, peer, peer_only)
                         self.publish_activity(what)
                         if watch is not None:
                             watch.block(peer, deadline is not None, sending)
-                    if self._still_blocked(blocked):
+                    if blocked.check(self, watch):
                         return
         except BaseException:
             self.waits_failed += 1
@@ -806,64 +815,6 @@ class Transport(ABC):
                 self.publish_activity(None)
                 if watch is not None:
                     watch.unblock(deadline is not None)
-
-    def _still_blocked(self, b: _Blocked) -> bool:
-        """The checks of a wait that has nothing to do (off the hot path): True if it is
-        done after all.
-
-        Raises:
-            TimeoutError, ProcessFailedError: as :meth:`wait`.
-        """
-        if self._watch is not None:
-            if self._watch.condemned():
-                raise _deadlock(self, b.what)
-            self._watch.beat()
-        if b.deadline is not None and time.monotonic() > b.deadline:
-            raise TimeoutError(
-                f"rank {self.rank}: {describe(b.what)} did not complete within {b.timeout:g} s\n"
-                + self.hang_report(b.what)
-            )
-        peer, done = b.peer, b.done
-        gone = self.peers_finished()
-        if gone or (peer is not None and self.peer_finished(peer)):
-            # a rank that failed also closes its transport on the way out: leave its
-            # launcher time to mark it dead (check_peers then names the death, and the
-            # launcher the root cause) before saying that it finished
-            now = time.monotonic()
-            if gone and not b.all_gone:  # the last of them has just gone: it may be dying
-                b.all_gone, b.peer_gone_at = True, now
-            b.peer_gone_at = b.peer_gone_at or now
-            if now - b.peer_gone_at < FINISHED_GRACE:
-                return self._check_peers_for(b.what, peer, b.peer_only, done)
-        if gone:
-            # nothing can arrive any more: take what they sent, then decide
-            if self._drained(done):
-                return True
-            others = tuple(r for r in range(self.size) if r != self.rank)
-            self._forget_sync_sends(others)
-            raise ProcessFailedError(
-                f"rank {self.rank}: {describe(b.what)} cannot complete: every other "
-                f"rank has finished (exited) without sending what it waits for",
-                others,
-            )
-        if peer is not None and self.peer_finished(peer):
-            if self._drained(done):  # what it sent before it finished
-                return True
-            self._forget_sync_sends((peer,))
-            dead = self.dead_peers()  # the root cause, if the peer gave up on one
-            raise ProcessFailedError(
-                f"rank {self.rank}: {describe(b.what)} cannot complete: rank {peer} "
-                f"has finished (exited) without completing it"
-                + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
-                (peer, *dead),
-            )
-        if self._check_peers_for(b.what, peer, b.peer_only, done):
-            return True
-        if self._watch is not None and self._watch.deadlocked():
-            if self._drained(done):
-                return True
-            raise _deadlock(self, b.what)
-        return False
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""
@@ -953,6 +904,15 @@ def _deadlock(t: Transport, what: Activity) -> DeadlockError:
     )
 
 
+def _reported(t: Transport, what: Activity) -> DeadlockError:
+    """The deadlock error of a condemned wait, its report written while the other ranks of
+    the deadlock are still in their calls (:meth:`.Watch.reported`)."""
+    error = _deadlock(t, what)
+    if t._watch is not None:
+        t._watch.reported()
+    return error
+
+
 def _linger(t: Transport) -> tuple[int, ...]:
     """Take incoming messages until no other rank runs (or the launcher has gone), or until
     another rank waits for this one (its wait can never complete: this rank has finished,
@@ -995,8 +955,20 @@ def _linger(t: Transport) -> tuple[int, ...]:
         pause = min(pause * 2, LINGER_SLEEP)
 
 
-class _Blocked:
-    """A wait that found nothing to do: what it waits for and since when its peer is gone."""
+class BlockedWait:
+    """A wait that found nothing to do: what it waits for, since when its peer is gone,
+    and the checks made while it sleeps (:meth:`check`). :meth:`Transport.wait` makes one
+    when it first sleeps; a wait driven from elsewhere (the asyncio driver of
+    :mod:`treecast.aio`) makes one per operation and calls :meth:`check` between polls.
+
+    Args:
+        done: the completion test (makes no progress).
+        timeout: the seconds it was given (for the message), or None.
+        deadline: ``time.monotonic()`` value at which it times out, or None.
+        what: the operation, for reports.
+        peer: the one rank it waits for, if there is one.
+        peer_only: only ``peer``'s death concerns it (point-to-point).
+    """
 
     __slots__ = (
         "all_gone",
@@ -1021,7 +993,68 @@ class _Blocked:
         self.done, self.timeout, self.deadline, self.what = done, timeout, deadline, what
         self.peer, self.peer_only = peer, peer_only
         self.peer_gone_at = 0.0
+        """When its peer (or the last other rank) was first seen finished; 0 while bytes
+        move (a finished peer that still takes or gives bytes is not gone yet)."""
         self.all_gone = False
+
+    def check(self, t: Transport, watch: Watch | None) -> bool:
+        """The checks of a wait that has nothing to do (off the hot path), made once: True
+        if it is done after all. ``watch``: the deadlock board of a wait that declared itself
+        blocked on it (None: no deadlock checks).
+
+        Raises:
+            TimeoutError, DeadlockError, ProcessFailedError: as :meth:`Transport.wait`.
+        """
+        if watch is not None:
+            if watch.condemned():
+                raise _reported(t, self.what)
+            watch.beat()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeoutError(
+                f"rank {t.rank}: {describe(self.what)} did not complete within {self.timeout:g} s\n"
+                + t.hang_report(self.what)
+            )
+        peer, done = self.peer, self.done
+        gone = t.peers_finished()
+        if gone or (peer is not None and t.peer_finished(peer)):
+            # a rank that failed also closes its transport on the way out: leave its
+            # launcher time to mark it dead (check_peers then names the death, and the
+            # launcher the root cause) before saying that it finished
+            now = time.monotonic()
+            if gone and not self.all_gone:  # the last of them has just gone: it may be dying
+                self.all_gone, self.peer_gone_at = True, now
+            self.peer_gone_at = self.peer_gone_at or now
+            if now - self.peer_gone_at < FINISHED_GRACE:
+                return t._check_peers_for(self.what, peer, self.peer_only, done)
+        if gone:
+            # nothing can arrive any more: take what they sent, then decide
+            if t._drained(done):
+                return True
+            others = tuple(r for r in range(t.size) if r != t.rank)
+            t._forget_sync_sends(others)
+            raise ProcessFailedError(
+                f"rank {t.rank}: {describe(self.what)} cannot complete: every other "
+                f"rank has finished (exited) without sending what it waits for",
+                others,
+            )
+        if peer is not None and t.peer_finished(peer):
+            if t._drained(done):  # what it sent before it finished
+                return True
+            t._forget_sync_sends((peer,))
+            dead = t.dead_peers()  # the root cause, if the peer gave up on one
+            raise ProcessFailedError(
+                f"rank {t.rank}: {describe(self.what)} cannot complete: rank {peer} "
+                f"has finished (exited) without completing it"
+                + (f"; rank(s) {', '.join(map(str, dead))} died" if dead else ""),
+                (peer, *dead),
+            )
+        if t._check_peers_for(self.what, peer, self.peer_only, done):
+            return True
+        if watch is not None and watch.deadlocked():
+            if t._drained(done):
+                return True
+            raise _reported(t, self.what)
+        return False
 
 
 LINGER_SLEEP = 0.01

@@ -52,6 +52,12 @@ GEN, BLOCKED, VERDICT, PEER, BEAT = range(WORDS)
 SENDING = 1 << 62
 """Flag in a ``PEER`` word: the wait is a send to that peer (which a finished rank that
 still takes messages can complete), not a receive from it."""
+REPORTED = 1 << 62  # in the verdict word (SENDING is in the peer word)
+"""Set in a rank's ``verdict`` once it has written its hang report: no longer equal to its
+``gen``, so the others stop waiting for it (see :meth:`Watch.reported`)."""
+REPORT_WAIT = 1.0
+"""Seconds a condemned rank waits, at most, for the others of its deadlock to write their
+reports before it leaves its call."""
 BEATS = 2
 """Looks at the board (each after a fruitless poll) that every rank must have made within
 the settle time before a deadlock is declared."""
@@ -189,6 +195,16 @@ class Watch:
             w[me + GEN] += 1
         self._seen = None
 
+    def show_peer(self, peer: int | None, sending: bool = False) -> None:
+        """Name the rank a wait of this process depends on without counting it as blocked
+        (an asyncio driver's: another task may still send), so that a finished rank sees
+        it (:meth:`sending_to`); None: no longer. Only the ``peer`` word: ``blocked`` and
+        ``gen`` stay as they are, and a blocking wait in progress keeps its own peer."""
+        with self._lock:
+            if not self._waiting:
+                word = 0 if peer is None or peer < 0 else (peer + 1) | (sending and SENDING)
+                self.words[self._me + PEER] = word
+
     def moved(self) -> None:
         """Bytes moved while blocked."""
         self.words[self._me + GEN] += 1
@@ -291,6 +307,22 @@ class Watch:
         left that wait since is not affected."""
         for slot, gen in zip(*snapshot, strict=True):
             self.words[slot * WORDS + VERDICT] = gen
+
+    def reported(self, limit: float = REPORT_WAIT) -> None:
+        """This rank has written its deadlock report: say so, then wait (at most ``limit``
+        seconds) until every other running rank condemned with it has written its own, so
+        that each report shows the others still in their calls, not already gone."""
+        w, me = self.words, self._me
+        w[me + VERDICT] = w[me + GEN] | REPORTED
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and any(
+            slot != self.slot
+            and self._state(slot) == RUNNING
+            and w[slot * WORDS + BLOCKED]
+            and w[slot * WORDS + VERDICT] == w[slot * WORDS + GEN]
+            for slot in range(len(w) // WORDS)
+        ):
+            time.sleep(0.001)
 
     def speaker(self) -> int | None:
         """The lowest running slot: the one that speaks for the board to other nodes."""

@@ -40,12 +40,18 @@ from ..errors import (
     TreecastError,
     UnsupportedLauncherError,
 )
-from ..runtime.env import bytes_from_env
+from ..units import size_from_env
 from .base import ACK_CTX, Incoming, PeerState, SendOp, exiting_on_error
 from .deadlock import Watch
 from .segments import SHM_DIR, job_stem, unlink_segment
 from .shm import FLUSH_SECONDS, HEADER, SYNC_FLAG, ShmTransport
-from .shm_layout import STATE_DEAD, create_world_segment, default_ring_capacity, world_bytes
+from .shm_layout import (
+    MIN_RING_CAPACITY,
+    STATE_DEAD,
+    create_world_segment,
+    default_ring_capacity,
+    world_bytes,
+)
 from .wait import Backoff
 
 TAG_MSG = 1
@@ -532,6 +538,13 @@ def import_mpi(why: str) -> Any:
         raise UnsupportedLauncherError(
             f"treecast.world(): {why}, but MPI failed to initialise: {exc}"
         ) from None
+    if getattr(MPI, "__name__", "") == "treecast.MPI":  # treecast's own stand-in
+        raise UnsupportedLauncherError(
+            f"treecast.world(): {why}, but 'mpi4py' here is treecast's stand-in (its "
+            f"directory is on PYTHONPATH, inherited from a rank of 'treecast run' or "
+            f"treecast.launch, or TREECAST_MPI4PY unset there): run MPI programs outside "
+            f"treecast's ranks, or start that job with --real-mpi4py / TREECAST_MPI4PY=real"
+        )
     if not MPI.Is_initialized():
         MPI.Init_thread(MPI.THREAD_MULTIPLE)
     level = MPI.Query_thread()
@@ -612,9 +625,14 @@ def _make_node_segment(
     """The leader's part of :func:`start`: ``(job, segment, None)``, or ``("", "", why)``
     when the segment cannot be made."""
     job = secrets.token_hex(8)
-    cap = bytes_from_env(ENV_RING_BYTES, default_ring_capacity(nlocal))
-    need = world_bytes(nlocal, (cap + 63) // 64 * 64)
     try:
+        cap = size_from_env(
+            ENV_RING_BYTES,
+            default_ring_capacity(nlocal),
+            at_least=MIN_RING_CAPACITY,
+            environ=environ,
+        )
+        need = world_bytes(nlocal, (cap + 63) // 64 * 64)
         room = os.statvfs("/dev/shm")
         free = room.f_bavail * room.f_frsize
         if need > free:

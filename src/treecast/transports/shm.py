@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import CommunicatorClosedError, ProcessFailedError, TreecastError
 from ..runtime.env import ENV_JOB, ENV_SHM
+from ..units import size_from_env
 from . import cma
 from .base import (
     ACK_CTX,
@@ -72,8 +73,9 @@ HEADER = struct.Struct("<QqQII")  # ctx, tag, total bytes, nframes | SYNC_FLAG, 
 SYNC_FLAG = 1 << 31
 """Set in the header's nframes field for a synchronous send, whose signature field holds its
 id. Such messages never take the one-frame fast paths, which test ``nframes == 1``."""
-CHUNK = int(os.environ.get("TREECAST_SHM_CHUNK", 256 * 1024))
-"""Largest copy between two counter updates: the pipelining grain of large messages."""
+CHUNK = size_from_env("TREECAST_SHM_CHUNK", 256 * 1024, at_least=1)
+"""Largest copy between two counter updates: the pipelining grain of large messages
+(``TREECAST_SHM_CHUNK``)."""
 INLINE_LIMIT = 4096
 """Messages up to this size are written as one piece (header and payload joined)."""
 HEAD = 0

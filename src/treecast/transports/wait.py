@@ -19,6 +19,8 @@ OVERSUBSCRIBED_YIELD_SECONDS = 0.0002
 """With more ranks than cores a spinning rank steals the core from the rank it waits for
 (measured: a dissemination barrier of 8 ranks on 2 cores takes 4 ms with 200 spins, 1.5 ms
 with 20), so such ranks spin little and yield briefly before sleeping."""
+FIRST_SLEEP = 20e-6
+"""First sleep between polls once yielding is over; each later one doubles."""
 MAX_SLEEP = 0.001
 """Longest sleep between polls, so that a late message costs at most this much latency."""
 
@@ -35,7 +37,7 @@ class Backoff:
     def __init__(self, oversubscribed: bool = False) -> None:
         self._rounds = 0
         self._yield_until = 0.0
-        self._sleep = 20e-6
+        self._sleep = FIRST_SLEEP
         self._spin = OVERSUBSCRIBED_SPIN_ROUNDS if oversubscribed else SPIN_ROUNDS
         self._yield_for = OVERSUBSCRIBED_YIELD_SECONDS if oversubscribed else YIELD_SECONDS
 

@@ -1,16 +1,36 @@
-"""treecast's stand-in for the ``mpi4py`` package, put first on ``PYTHONPATH`` by
-``treecast run --mpi4py``: ``from mpi4py import MPI`` and ``import mpi4py.MPI`` give
+"""treecast's stand-in for the ``mpi4py`` package, put first on ``PYTHONPATH`` in the ranks
+of ``treecast run`` and :func:`treecast.launch` (unless ``--real-mpi4py`` /
+``TREECAST_MPI4PY=real``): ``from mpi4py import MPI`` and ``import mpi4py.MPI`` give
 :mod:`treecast.MPI`, so unmodified mpi4py programs run without MPI installed.
+
+Once imported, it takes its directory off ``PYTHONPATH``: processes that a rank starts (an
+``mpiexec`` of a real MPI program, say) see the installed mpi4py again.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from types import SimpleNamespace
 from typing import Any
 
 from treecast import MPI
 from treecast import __version__ as _treecast_version
+
+
+def _leave_pythonpath() -> None:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    kept = [e for e in entries if e and os.path.abspath(e) != here]
+    if len(kept) != len([e for e in entries if e]):
+        if kept:
+            os.environ["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            del os.environ["PYTHONPATH"]
+
+
+_leave_pythonpath()
+
 
 sys.modules[__name__ + ".MPI"] = MPI
 
