@@ -4,14 +4,15 @@ Every module of ``src/treecast`` is parsed with :mod:`ast`; every ``import`` cou
 inside a function. The layers, low to high (a module may import its own layer and below):
 
 0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names,
-   units (sizes), the merging of trace files (tracing/, tracing/merge, tracing/job)
+   units (sizes), the merging of trace files (tracing/, tracing/merge, tracing/job), the
+   events a traced rank records (tracing/events: the hot paths of every layer append them)
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
    of segments), plans (pure planning of collective calls), routes (what a call would run), request, launcher/ (the supervisor: transports' segments, never a comm)
 4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, aio (the
    asyncio view that ``Comm.aio`` returns), and the recording of a trace (tracing/recorder,
-   tracing/hooks: they wrap the communicator)
+   tracing/hooks: they wrap the calls that do not record themselves)
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
 7. cli, bench/, tree_pictures, compat, __main__, tracing/command
@@ -42,6 +43,7 @@ LAYERS: dict[str, int] = {
     "treecast.tracing": 0,
     "treecast.tracing.merge": 0,
     "treecast.tracing.job": 0,
+    "treecast.tracing.events": 0,
     "treecast.units": 0,
     "treecast.message.*": 1,
     "treecast.status": 1,

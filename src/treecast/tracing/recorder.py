@@ -1,125 +1,120 @@
 """A rank's events in memory, and its trace file.
 
-The hooks of :mod:`.hooks` append what happens to the process's :class:`Recorder` and do
-nothing else, so that a traced call costs little more than two clock reads and one tuple;
-what the events mean together (which call a message or an algorithm belongs to, each call's
-sequence number, which calls are nested) is worked out once, when the rank's file is made
-(:meth:`Recorder.contents`, the format :mod:`.merge` reads). Timestamps are
-``time.perf_counter_ns`` (``CLOCK_MONOTONIC`` on Linux, one clock for every process of a
-machine). Events are tuples of numbers and strings, which the garbage collector stops
-tracking, at most ``TREECAST_TRACE_EVENTS`` (default 1,000,000, some 200 bytes each) of each
-kind per rank; later ones are only counted.
+The library's hot paths and the hooks of :mod:`.hooks` append what happens to the list
+that the transport holds as ``_rec`` (:mod:`.events`) and do nothing else, so that a traced
+call costs two clock readings and one record; what the events mean together (which message
+is which, which call and thread a message or an algorithm belongs to, each call's sequence
+number, which calls are nested, which deliveries were copies) is worked out once, when the
+rank's file is made (:meth:`Recorder.contents`, the format :mod:`.merge` reads).
+Timestamps are ``time.perf_counter_ns`` (``CLOCK_MONOTONIC`` on Linux, one clock for every
+process of a machine). Events are numbers and strings, at most some ``TREECAST_TRACE_EVENTS``
+(default 1,000,000, some 100 bytes each) per rank; later ones are only counted.
 """
 
 from __future__ import annotations
 
+import gc
 import operator
 import os
 import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..transports.base import Call, Transport, describe
+from .events import (
+    ARRIVE,
+    BARRIER,
+    BCAST,
+    CALL,
+    DELIVER,
+    ERROR,
+    FILL,
+    FLAT,
+    LARGE_BYTES,
+    P2P,
+    RECV,
+    SEND,
+    SEND_INLINE,
+    SLICE,
+    WAIT,
+    WRAPPED,
+    Overflow,
+    clock,
+)
 from .merge import CALLS, FORMAT, VERSION, Nesting, spans_by_thread
 
-clock = time.perf_counter_ns
-thread_id = threading.get_ident
-"""The recording thread (no system call, unlike its native id: the file has those)."""
 DEFAULT_EVENTS = 1_000_000
-"""Most events of each kind one rank records by default (``TREECAST_TRACE_EVENTS``)."""
-COPY_SLICE_BYTES = 1 << 16
-"""Sends and receives from this size on are large: their copies are shown."""
+"""Most events one rank records by default (``TREECAST_TRACE_EVENTS``)."""
 NUMBERED = frozenset({"collective", "comm"})
 """Slice categories of calls that take collective sequence numbers."""
 
 
 class Recorder:
-    """This process's events.
+    """This process's events, on the transport ``transport`` (once :meth:`attach` ed).
 
     Attributes:
-        slices: ``(tid, t0, t1, category, name, *details)``: for calls ``(comm id, seq0,
-            seq1, root, error)`` (seq0 and seq1: the communicator's collective counter
-            before and after; see :func:`own_numbers`), for waits ``(what: a string or a
-            Call as a plain tuple, peer, error)``, for copies ``(bytes, source)`` or ``()``,
-            for node-memory parts ``(bytes,)``.
-        fills: ``(tid, ts, algorithm, bytes, collective)``: a call ran ``algorithm`` (the
-            innermost call that spans ``ts`` on its thread, if it is of ``collective``, or
-            any call when None).
-        sends: ``(tid, ts, dest, context, tag, k, nbytes)``: this rank's ``k``-th message
-            to ``dest``.
-        recvs: ``(tid, ts, source, context, tag, k, nbytes)``: the ``k``-th message to
-            arrive from ``source``. Messages between two ranks arrive in the order they were
-            sent in every treecast transport (one ring, queue or MPI channel per pair), so
-            both ends count alike, and ``(source, dest, k)`` names one message.
-        comms: every communicator by id (calls name theirs by id).
+        events: what happened, in order (see :mod:`.events`): the transport's ``_rec``.
+        limit: events kept at most (checked off the fast paths: it may be passed by the
+            events between two checks).
+        comms: every communicator of the transport by point-to-point context (calls name
+            theirs by it).
         large: large sends and receives in flight (a ``SendOp`` or an ``Incoming``).
         running: gives the calls and waits running right now, as slices that end at the
-            time it is given (the hooks find them on the threads' stacks: the frames of the
-            code objects in ``running_codes``).
+            time it is given (the hooks find them on the threads' stacks).
     """
 
     def __init__(self, transport: Transport, limit: int = DEFAULT_EVENTS) -> None:
         self.transport = transport
-        self.slices: list[tuple[Any, ...]] = []
-        self.fills: list[tuple[Any, ...]] = []
-        self.sends: list[tuple[int, ...]] = []
-        self.recvs: list[tuple[int, ...]] = []
+        self.events: list[Any] = []
         self.limit = limit
-        self.dropped = 0
+        self.spill = Overflow()
+        """What the transport records into past the limit: it only counts."""
+        self.watch: Callable[[Any], None] = lambda op: None
+        """Called with a large send or receive in flight (the hooks time its copies)."""
         self.comms: dict[int, Any] = {}
         self.large: list[Any] = []
-        self.counted_out = [0] * transport.size
-        """Messages sent so far to each rank."""
-        self.counted_in = [0] * transport.size
-        """Messages arrived so far from each rank."""
-        self._held: dict[int, tuple[Any, int]] = {}
         self.running: Callable[[int], list[tuple[Any, ...]]] = lambda now: []
-        self.running_codes: dict[Any, str] = {}
         self.anchor = (clock(), time.time_ns())
         self.written = False
 
-    def add(self, slice_: tuple[Any, ...]) -> None:
-        """Keep a slice while there is room."""
-        if len(self.slices) < self.limit:
-            self.slices.append(slice_)
-        else:
-            self.dropped += 1
+    def attach(self) -> None:
+        """Record from now on: the transport (and every communicator on it) appends here;
+        the limit is checked at each garbage collection."""
+        self.transport._rec = self.events
+        self.transport._tracer = self
+        if self._collected not in gc.callbacks:
+            gc.callbacks.append(self._collected)
 
-    # ---- messages -------------------------------------------------------------------------------
-    def sent(self, ts: int, dest: int, ctx: int, tag: int, nbytes: int) -> None:
-        """A message to ``dest`` left at ``ts``."""
-        k = self.counted_out[dest]
-        self.counted_out[dest] = k + 1
-        if len(self.sends) < self.limit:
-            self.sends.append((thread_id(), ts, dest, ctx, tag, k, nbytes))
-        else:
-            self.dropped += 1
+    def detach(self) -> None:
+        """Stop recording (what was recorded stays)."""
+        self.transport._rec = None
+        if self._collected in gc.callbacks:
+            gc.callbacks.remove(self._collected)
 
-    def arrived(self, src: int) -> int:
-        """Number the message from ``src`` that is arriving."""
-        k = self.counted_in[src]
-        self.counted_in[src] = k + 1
-        return k
+    def _collected(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            self.check()
 
-    def received(self, src: int, ctx: int, tag: int, k: int, nbytes: int) -> None:
-        """Message ``k`` from ``src`` has been delivered to its receive."""
-        if len(self.recvs) < self.limit:
-            self.recvs.append((thread_id(), clock(), src, ctx, tag, k, nbytes))
-        else:
-            self.dropped += 1
+    def check(self) -> None:
+        """Past the limit, the transport's events are only counted from now on (called at
+        garbage collections and on the paths that block, queue or wait for bytes, never on
+        the fast paths)."""
+        if len(self.events) >= self.limit and self.transport._rec is self.events:
+            self.transport._rec = self.spill
 
-    def held(self, msg: Any) -> None:
-        """An arrived message (an ``Incoming``) waits for its bytes or its receive: numbered
-        now, noted when :meth:`delivered`."""
-        self._held[id(msg)] = (msg, self.arrived(msg.src))
+    @property
+    def dropped(self) -> int:
+        """Events not kept: past the limit."""
+        return self.spill.dropped
 
-    def delivered(self, msg: Any) -> None:
-        entry = self._held.pop(id(msg), None)
-        if entry is not None:
-            self.received(msg.src, msg.ctx, msg.tag, entry[1], msg.nbytes)
+    def add(self, event: tuple[Any, ...]) -> None:
+        """Append ``event`` where the transport records now (nowhere when detached)."""
+        sink = self.transport._rec
+        if sink is not None:
+            sink.append(event)
 
     def prune_large(self) -> None:
         """Forget the large sends and receives that have finished."""
@@ -130,28 +125,32 @@ class Recorder:
         """This rank's trace file (see :class:`~.merge.RankTrace`); calls still running
         are closed now and marked unfinished."""
         now = clock()
-        raw = list(self.slices)
+        raw, sends, recvs, fills = decode(list(self.events), self.transport.size, now)
         finished = len(raw)
         raw += self.running(now)
         calls = _nestings(raw)
-        algorithms = _algorithms(raw, calls, self.fills)
+        place(raw, calls, sends, recvs)
+        algorithms = _algorithms(raw, calls, fills)
         seqs = own_numbers(raw)
         slices = []
         for i, s in enumerate(raw):
             if s[3] == "request" and _inside_another(calls, s[0], i):
                 continue  # a request waited for inside a call is part of that call
-            row = self._row(s, seqs.get(i), algorithms.get(i))
+            algo = (s[10], s[11]) if s[3] in CALLS and s[10] is not None else algorithms.get(i)
+            row = self._row(s, seqs.get(i), algo)
             if i >= finished:
                 row[5]["unfinished"] = True
             slices.append(row)
-        return self._file(slices)
+        return self._file(slices, sends, recvs)
 
-    def _file(self, slices: list[list[Any]]) -> dict[str, Any]:
+    def _file(
+        self, slices: list[list[Any]], sends: list[list[Any]], recvs: list[list[Any]]
+    ) -> dict[str, Any]:
         t = self.transport
         mono, wall = self.anchor
         threads = {th.ident: th for th in threading.enumerate()}
         main = threading.main_thread().ident
-        idents = sorted({s[0] for s in slices} | {m[0] for m in (*self.sends, *self.recvs)})
+        idents = sorted({s[0] for s in slices} | {m[0] for m in (*sends, *recvs)})
         idents.sort(key=lambda ident: ident != main)  # its track is labelled "rank N"
         # a thread that has ended keeps its ident (a made-up id in the merged trace)
         native = {i: (threads[i].native_id or i) if i in threads else i for i in idents}
@@ -177,8 +176,8 @@ class Recorder:
             "contexts": [[ctx, name] for ctx, name in t.context_names.items()],
             "groups": {c.name: list(c._group) for c in self.comms.values()},
             "slices": slices,
-            "sends": [(native[m[0]], *m[1:]) for m in self.sends],
-            "recvs": [(native[m[0]], *m[1:]) for m in self.recvs],
+            "sends": [(native[m[0]], *m[1:]) for m in sends],
+            "recvs": [(native[m[0]], *m[1:]) for m in recvs],
             "dropped": self.dropped,
         }
 
@@ -195,8 +194,10 @@ class Recorder:
         elif cat == "node":
             args = {"algorithm": "node memory", "bytes": details[0]}
         else:
-            comm, _, _, root, error = details
-            args = {"comm": self.comms[comm].name} if comm in self.comms else {}
+            ctx, _, _, root, error = details[:5]
+            comm = self.comms.get(ctx)
+            name_of = comm.name if comm is not None else self.transport.context_names.get(ctx)
+            args = {"comm": name_of} if name_of is not None else {}
             found = {"seq": seq, "root": root, "algorithm": algo[0] if algo else None}
             for key, value in (*found.items(), ("error", error)):
                 if value is not None:
@@ -204,6 +205,172 @@ class Recorder:
             if cat != "p2p":
                 args["bytes"] = algo[1] if algo else -1
         return [tid, t0, t1, cat, name, args]
+
+
+def decode(
+    events: list[tuple[Any, ...]], size: int, end_of_trace: int = 0
+) -> tuple[list[tuple[Any, ...]], list[list[Any]], list[list[Any]], list[Any]]:
+    """The slices, sends, receives and fills of ``events`` (see :mod:`.events`), in the
+    forms the rest of this module and the rank file use:
+
+    - slices ``(tid, t0, t1, category, name, *details)``: calls ``(ctx, seq0, seq1, root,
+      error, algorithm, bytes)`` (the number a call took lies in ``(seq0, seq1]``, see
+      :func:`own_numbers`), waits ``(what, peer, error)``, copies ``(bytes, source)`` or
+      ``()``, node-memory parts ``(bytes,)``;
+    - sends ``[tid, ts, dest, ctx, tag, k, bytes]``, this rank's ``k``-th message to
+      ``dest``; receives ``[tid, ts, source, ctx, tag, k, bytes]``, the ``k``-th message to
+      arrive from ``source``, at the time it was delivered. Messages between two ranks
+      arrive in the order they were sent in every treecast transport (one ring, queue or MPI
+      channel per pair), so counting both ends in the order of the events names each message
+      ``(source, destination, k)`` alike on both. The ends recorded on the fast paths carry
+      neither thread nor time: they take the next moment recorded after them
+      (``end_of_trace`` if none), and have ``tid`` None and the thread of that moment (or
+      of the last one) appended, for :func:`place`;
+    - fills ``(tid, ts, algorithm, bytes, collective)``.
+
+    A delivery whose bytes were copied into the receive buffer (a large message that
+    arrived before its receive) is also a copy slice.
+    """
+    slices: list[tuple[Any, ...]] = []
+    ends: tuple[list[list[Any]], list[list[Any]]] = ([], [])  # sends, receives
+    fills: list[Any] = []
+    counts = ([0] * size, [0] * size)
+    held: dict[int, tuple[Any, ...]] = {}
+    errors: dict[int, str] = {}  # by thread: the error its next call event ended with
+    loose: list[list[Any]] = []  # fast-path ends, until an event that names a thread
+    last = None  # the thread of the last event that names one
+    for e in _records(events):
+        kind = e[0]
+        if kind in _RECORDED_AT:
+            last = e[1]
+            for end in loose:  # the next moment of the thread that comes next: see place()
+                end[1] = e[_RECORDED_AT[kind]]
+                end.append(last)
+            loose.clear()
+        if kind <= WAIT:
+            _call(e, errors, slices)
+        elif kind <= RECV:
+            way = (kind - SEND_INLINE) % 2  # 0: out, 1: in
+            if kind < SEND:
+                tid, ts, (peer, ctx, tag, n) = None, None, e[1:]
+            else:
+                tid, ts, peer, ctx, tag, n = e[1:]
+            k = counts[way][peer]
+            counts[way][peer] = k + 1
+            ends[way].append([tid, ts, peer, ctx, tag, k, n])
+            if tid is None:
+                loose.append(ends[way][-1])
+        elif kind == ARRIVE:
+            src = e[2]
+            held[e[1]] = (src, *e[3:5], counts[1][src], e[5])
+            counts[1][src] += 1
+        elif kind == DELIVER:
+            tid, t0, t1, ident, copied = e[1:]
+            msg = held.pop(ident, None)
+            if msg is not None:
+                if not copied and msg[4] >= LARGE_BYTES:
+                    slices.append((tid, t0, t1, "copy", "copy", msg[4], msg[0]))
+                ends[1].append([tid, t1, *msg])
+        elif kind == FILL:
+            fills.append(e[1:])
+        else:
+            slices.append(e[1:])
+    for end in loose:  # after the last moment: the end of the trace, the last thread
+        end[1] = end_of_trace
+        end.append(last)
+    return slices, ends[0], ends[1], fills
+
+
+def _records(events: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """Each event of ``events`` as a tuple: the flat records (:data:`~.events.FLAT`) are
+    gathered from their items."""
+    i, n = 0, len(events)
+    while i < n:
+        e = events[i]
+        if type(e) is tuple:
+            yield e
+            i += 1
+        else:
+            width = FLAT[e]
+            yield tuple(events[i : i + width])
+            i += width
+
+
+_RECORDED_AT = {
+    **dict.fromkeys((CALL, BCAST, BARRIER, P2P, WRAPPED, WAIT, DELIVER, SLICE), 3),
+    **dict.fromkeys((SEND, RECV, FILL), 2),
+}
+"""Where each kind of event that names its thread holds the moment it was recorded."""
+
+
+def _call(e: tuple[Any, ...], errors: dict[int, str], slices: list[tuple[Any, ...]]) -> None:
+    """The slice of call or wait event ``e`` (an ``ERROR`` is kept for its thread's next)."""
+    kind, tid = e[0], e[1]
+    if kind == ERROR:
+        errors[tid] = e[2]
+        return
+    if kind == WAIT:
+        slices.append((*e[1:4], "wait", "wait", *e[4:]))
+        return
+    if kind == WRAPPED:
+        slices.append((*e[1:], None, -1))
+        return
+    t0, t1 = e[2], e[3]
+    if kind == P2P:
+        name, ctx = e[4:]
+        slices.append((tid, t0, t1, "p2p", name, ctx, 0, 0, None, errors.pop(tid, None), None, -1))
+        return
+    if kind == BCAST:
+        name, (ctx, seq, root, algo), nbytes = "bcast", e[4:], -1
+    elif kind == BARRIER:
+        name, (ctx, seq, algo), root, nbytes = "barrier", e[4:], -1, 0
+    else:
+        name, ctx, seq, root, algo, nbytes = e[4:]
+    seqs = (seq - 1, seq) if seq >= 0 else (0, 0)
+    error, root = errors.pop(tid, None), None if root == -1 else root
+    slices.append((tid, t0, t1, "collective", name, ctx, *seqs, root, error, algo, nbytes))
+
+
+def place(
+    slices: list[tuple[Any, ...]],
+    calls: dict[int, Nesting],
+    sends: list[list[Any]],
+    recvs: list[list[Any]],
+) -> None:
+    """Give each message end of the fast paths (no thread, the guess of :func:`decode`
+    appended) its thread: among the threads with a call that spans its time, one whose
+    innermost such call is of its communicator (and, for a collective's message, has its
+    number), else the guessed thread if it is one of them, else the first; with none, the
+    guess. The fast paths run inside the calls that send and receive (the engine's steps
+    and point-to-point ``send``/``recv``) or in the progress of a non-blocking collective,
+    and the next moment recorded is nearly always their own call's end or wait, so in a
+    program of one thread the guess is its thread and the time falls inside the call that
+    moved the message, and with several the calls decide."""
+    for end in (*sends, *recvs):
+        if end[0] is not None:
+            continue
+        ts, ctx, tag, guess = end[1], end[3], end[4], end.pop()
+        spanning = []
+        for tid, nesting in calls.items():
+            i = nesting.innermost(ts)
+            if i is not None:
+                spanning.append(tid)
+                if _carries(slices[i], ctx, tag):
+                    end[0] = tid
+                    break
+        else:
+            end[0] = guess if guess in spanning or not spanning else spanning[0]
+        if end[0] is None:
+            end[0] = guess if guess is not None else threading.main_thread().ident
+
+
+def _carries(call: tuple[Any, ...], ctx: int, tag: int) -> bool:
+    """Whether a message of context ``ctx`` and tag ``tag`` can be one of ``call``'s."""
+    if call[5] is None:  # a request's wait
+        return False
+    if call[3] == "p2p":
+        return bool(ctx == call[5])
+    return bool(ctx == call[5] + 1 and call[6] < tag <= call[7])
 
 
 def _nestings(slices: list[tuple[Any, ...]]) -> dict[int, Nesting]:
