@@ -36,7 +36,8 @@ first item is the kind; ``tid`` is ``threading.get_ident()``):
 - ``(WRAPPED, tid, t0, t1, category, name, ctx, seq0, seq1, root, error)``: a call that the
   hooks wrap; ``seq0`` and ``seq1`` are the communicator's collective counter before and
   after it (see :func:`.recorder.own_numbers`);
-- ``(WAIT, tid, t0, t1, what, peer, error)``: blocked (waits of 1 us or more);
+- ``(WAIT, tid, t0, t1, what, peer, error)``: blocked (waits of 1 us or more), ``what``
+  as the wait names it (a ``Call`` or a string), ``error`` the name of its exception's class;
 - ``(ARRIVE, id, source, ctx, tag, bytes)``: a message (``id`` of its ``Incoming``) arrived
   and waits for its bytes or its receive; ``(DELIVER, tid, t0, t1, id, copied)``: it was
   delivered (``copied`` False: its bytes were copied into the receive buffer between t0
@@ -47,8 +48,8 @@ first item is the kind; ``tid`` is ``threading.get_ident()``):
   memory).
 
 The limit (``TREECAST_TRACE_EVENTS``) is checked off the fast paths (:meth:`.recorder.
-Recorder.check`: at garbage collections, waits, queued sends, held messages and wrapped
-calls): past it the transport's ``_rec`` becomes an :class:`Overflow` that only counts.
+Recorder.check`: at garbage collections, which the tuples of kept waits also bring on,
+queued sends, held messages and wrapped calls): past it the transport's ``_rec`` becomes an :class:`Overflow` that only counts.
 """
 
 from __future__ import annotations
@@ -108,18 +109,6 @@ UNSET: Any = Unset()
 def note_error(rec: list[Any], error: BaseException) -> None:
     """The call this thread is in is ending with ``error`` (its call event follows)."""
     rec.append((ERROR, get_ident(), type(error).__name__))
-
-
-def note_wait(t: Any, t0: int, what: Any, peer: int | None, error: BaseException | None) -> None:
-    """A wait of transport ``t`` that began at ``t0`` has ended: kept if it lasted
-    :data:`WAIT_SLICE_NS`; a moment to check the limit (``t._tracer``, the recorder)."""
-    t1 = clock()
-    rec = t._rec
-    if rec is not None and t1 - t0 >= WAIT_SLICE_NS:
-        about = tuple(what) if isinstance(what, tuple) else what  # a plain tuple: GC-untracked
-        err = None if error is None else type(error).__name__
-        rec.append((WAIT, get_ident(), t0, t1, about, peer, err))
-    t._tracer.check()
 
 
 RECORDING: dict[CodeType, tuple[str, str]] = {}

@@ -142,8 +142,7 @@ def _wait_running(ident: int, v: dict[str, Any], now: int) -> tuple[Any, ...] | 
     """The slice of a transport wait still running."""
     if v.get("rec") is None or "t0" not in v:
         return None
-    about = tuple(v["what"]) if isinstance(v["what"], tuple) else v["what"]
-    return (ident, v["t0"], now, "wait", "wait", about, v["peer"], None)
+    return (ident, v["t0"], now, "wait", "wait", v["what"], v["peer"], None)
 
 
 def _running(readers: dict[CodeType, Reader], now: int) -> list[tuple[Any, ...]]:

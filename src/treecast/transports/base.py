@@ -55,9 +55,10 @@ from ..tracing.events import (
     LARGE_BYTES,
     RECV,
     SEND,
+    WAIT,
+    WAIT_SLICE_NS,
     clock,
     get_ident,
-    note_wait,
 )
 from .capabilities import NODE_MEMORY
 from .deadlock import Watch, settle_from_env
@@ -850,7 +851,10 @@ class Transport(ABC):
                 if watch is not None:
                     watch.unblock(deadline is not None)
             if rec is not None:
-                note_wait(self, t0, what, peer, error)
+                t1 = clock()
+                if t1 - t0 >= WAIT_SLICE_NS:  # see tracing.events: WAIT
+                    err = None if error is None else type(error).__name__
+                    rec.append((WAIT, get_ident(), t0, t1, what, peer, err))
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""
