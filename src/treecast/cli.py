@@ -26,6 +26,7 @@ from .launcher import (
     wants_real_mpi4py,
 )
 from .launcher.supervisor import GRACE_SECONDS
+from .tracing import command as trace_command
 from .transports.shm_layout import MIN_RING_CAPACITY
 from .units import number_type, size_arg
 
@@ -57,7 +58,7 @@ class Subcommand:
 _RUN_FLAGS = frozenset(
     {"--tag-output", "--keep-going", "--mpi4py", "--real-mpi4py", "-h", "--help"}
 )
-_RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes", "--grace"})
+_RUN_VALUED = frozenset({"-n", "-np", "--np", "--timeout", "--ring-bytes", "--grace", "--trace"})
 _ATTACHED_COUNT = re.compile(r"-np?\d+")
 
 
@@ -125,6 +126,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="when a rank fails, the others' calls with it raise ProcessFailedError; they "
         f"get SECONDS to handle it and exit before they are terminated (default {GRACE_SECONDS:g})",
     )
+    trace_command.add_trace_option(parser)
 
 
 def _split_run_argv(words: list[str]) -> tuple[list[str], list[str]]:
@@ -177,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
             env=env,
             handle_signals=True,
             die_with_launcher=True,
+            trace=args.trace,
         )
     except ValueError as exc:
         print(f"treecast run: error: {exc}", file=sys.stderr)
@@ -315,6 +318,12 @@ SUBCOMMANDS: list[Subcommand] = [
         help="list every collective's algorithms, their restrictions and the default choice",
         add_arguments=_add_algorithms_arguments,
         run=_algorithms,
+    ),
+    Subcommand(
+        name="trace-merge",
+        help="merge the rank trace files of a job started by another launcher (mpiexec)",
+        add_arguments=trace_command.add_arguments,
+        run=trace_command.run,
     ),
     Subcommand(
         name="compat",

@@ -35,6 +35,17 @@ from .plans import Caller, NodeCall, Plan
 from .request import Request
 from .routes import Route, route
 from .selection.rules import select
+from .tracing.events import (
+    BARRIER,
+    BCAST,
+    CALL,
+    FILL,
+    UNSET,
+    clock,
+    note_error,
+    records,
+    tid,
+)
 from .transports.base import Call, alloc_frame, describe
 from .transports.capabilities import NODE_MEMORY
 
@@ -52,6 +63,13 @@ _NOTHING = memoryview(bytearray())
 """The payload of a barrier's messages (never written: it has no bytes)."""
 _WHOLE_EMPTY = {0: (0, 0, 0)}
 """A barrier's store layout: block 0 is the whole (empty) payload."""
+
+
+def _shared_bcast(comm: Any, obj: Any, root: int, timeout: float | None) -> Any:
+    """``bcast(copy=False)`` (:func:`treecast.engine.sharing.share_object`)."""
+    from .engine.sharing import share_object
+
+    return share_object(comm, obj, root, timeout)
 
 
 def _object_result(store: ObjectStore, result: Callable[[], Any], what: Call) -> Any:
@@ -113,6 +131,43 @@ def _signature(plan: Callable[..., Plan], *, blocking: bool) -> inspect.Signatur
     return sig.replace(parameters=params, return_annotation="Request")
 
 
+@records("collective")
+def _recorded_go(
+    self: Any,
+    name: str,
+    plan: Callable[..., Plan],
+    caller: Caller,
+    args: Any,
+    kwargs: Any,
+    timeout: float | None,
+    nonblocking: bool,
+    t0: int = 0,
+    numbered: Call | None = None,
+) -> Any:
+    """A collective's method with tracing on (``self._t._rec`` is not None): plan and run
+    as the method does, then note the call's slice (from ``t0``, if the call began before),
+    its algorithm from the plan. ``numbered``: the call's number, taken (and its
+    ``TREECAST_DEBUG`` check made) before planning (:meth:`Collectives._counted`)."""
+    rec = self._t._rec
+    t0 = t0 or clock()
+    p = what = UNSET  # the plan and the call's Call, once made
+    if numbered is not None:
+        what = numbered
+    try:
+        p = plan(caller, *args, **kwargs)
+        if numbered is None:
+            what = self._begin(p.name, p.root)
+        return self._go(
+            p, timeout, nonblocking=nonblocking, what=what, checked=numbered is not None
+        )
+    except BaseException as exc:
+        note_error(rec, exc)
+        raise
+    finally:
+        algo = None if p is UNSET else p.algo.name
+        rec.extend((CALL, tid(), t0, clock(), name, self._ctx, what.seq, p.root, algo, p.nbytes))
+
+
 def _blocking(name: str, plan: Callable[..., Plan]) -> Callable[..., Any]:
     """The blocking method ``name``: plan, then run to completion."""
 
@@ -120,6 +175,8 @@ def _blocking(name: str, plan: Callable[..., Plan]) -> Callable[..., Any]:
         caller = self._callers.get(name) if not self._freed else None
         if caller is None:
             caller = self._caller(name)
+        if self._t._rec is not None:
+            return _recorded_go(self, name, plan, caller, args, kwargs, timeout, False)
         return self._go(plan(caller, *args, **kwargs), timeout)
 
     method.__name__ = method.__qualname__ = name
@@ -133,9 +190,12 @@ def _nonblocking(name: str, plan: Callable[..., Plan]) -> Callable[..., Request]
     iname = plans.nonblocking_name(name)
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Request:
-        request: Request = self._go(
-            plan(self._caller(iname), *args, **kwargs), None, nonblocking=True
-        )
+        c = self._caller(iname)
+        request: Request
+        if self._t._rec is not None:
+            request = _recorded_go(self, iname, plan, c, args, kwargs, None, True)
+        else:
+            request = self._go(plan(c, *args, **kwargs), None, nonblocking=True)
         return request
 
     method.__name__ = method.__qualname__ = iname
@@ -161,6 +221,7 @@ class Collectives:
     if TYPE_CHECKING:  # provided by Comm
         _t: Transport
         _group: tuple[int, ...]
+        _ctx: int
         _coll_ctx: int
         _caps: frozenset[str]
         _nodes: tuple[int, ...] | None
@@ -288,6 +349,9 @@ class Collectives:
         store = ObjectStore({self.rank: obj}, where=what.op)
         algo = select("allgather", self.size, -1, buffer=False)
         steps = algo.steps(self.rank, self.size, 0, -1)
+        rec = self._t._rec
+        if rec is not None:  # the algorithm of the call that numbered ``what`` (split)
+            rec.append((FILL, tid(), clock(), algo.name, -1, "allgather"))
         run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, None)
         return [store.get(b) for b in range(self.size)]
 
@@ -375,31 +439,45 @@ class Collectives:
         )
 
     # ---- barrier ----------------------------------------------------------------------------
+    @records("collective", "barrier")
     def barrier(self, *, timeout: float | None = None) -> None:
         """Block until every rank of the communicator has called ``barrier`` (dissemination).
 
         Raises:
             TimeoutError, ProcessFailedError: as any blocking call.
         """
-        if self._freed:
-            self._live("barrier")
-        # plans.plan_barrier, inlined: a barrier is all latency
-        caps, nodes = self._caps, self._nodes
-        if nodes is None:  # one node: the call as it was before layouts existed
-            algo = select("barrier", self.size, 0, capabilities=caps)
-            steps = algo.steps(self.rank, self.size, 0, 0)
-        else:
-            algo = select("barrier", self.size, 0, capabilities=caps, nodes=node_count(nodes))
-            steps = algo.steps(self.rank, self.size, 0, 0, True, nodes)
-        what = self._begin("barrier", -1)
-        if DEBUG:
-            self._debug_check(what, -1)
-        store = BufferStore([_NOTHING], _WHOLE_EMPTY)
-        run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
+        t = self._t
+        rec = t._rec
+        t0 = clock() if rec is not None else 0
+        what = algo = UNSET  # the call's Call and Algorithm, once known
+        try:
+            if self._freed:
+                self._live("barrier")
+            # plans.plan_barrier, inlined: a barrier is all latency
+            caps, nodes = self._caps, self._nodes
+            if nodes is None:  # one node: the call as it was before layouts existed
+                algo = select("barrier", self.size, 0, capabilities=caps)
+                steps = algo.steps(self.rank, self.size, 0, 0)
+            else:
+                algo = select("barrier", self.size, 0, capabilities=caps, nodes=node_count(nodes))
+                steps = algo.steps(self.rank, self.size, 0, 0, True, nodes)
+            what = self._begin("barrier", -1)
+            if DEBUG:
+                self._debug_check(what, -1)
+            store = BufferStore([_NOTHING], _WHOLE_EMPTY)
+            run(steps, t, self._group, self._coll_ctx, what.seq, store, what, timeout)
+        except BaseException as exc:
+            if rec is not None:
+                note_error(rec, exc)
+            raise
+        finally:
+            if rec is not None:
+                rec.extend((BARRIER, tid(), t0, clock(), self._ctx, what.seq, algo.name))
 
     Barrier = barrier
 
     # ---- object broadcast -------------------------------------------------------------------
+    @records("collective", "bcast")
     def bcast(
         self,
         obj: Any = None,
@@ -428,46 +506,66 @@ class Collectives:
             DeserializationError: the root's object cannot be rebuilt on this rank.
             InvalidArgumentError: unknown ``algorithm``.
         """
-        if self._freed:
-            self._live("bcast")
-        if type(root) is not int or not 0 <= root < self.size:
-            root = plans.check_root(self._caller("bcast"), root)
-        if not copy:
-            from .engine.sharing import share_object
-
-            return share_object(self, obj, root, timeout)
-        if self.size == 1:
+        rec = self._t._rec
+        t0 = clock() if rec is not None else 0
+        what = algo = UNSET  # the call's Call and Algorithm, once known
+        try:
+            if self._freed:
+                self._live("bcast")
+            if type(root) is not int or not 0 <= root < self.size:
+                root = plans.check_root(self._caller("bcast"), root)
+            if not copy:
+                return _shared_bcast(self, obj, root, timeout)
+            if self.size == 1:
+                return obj
+            # the planning of plans.plan_bcast, inlined: this is the latency-critical call
+            caps, nodes = self._caps, self._nodes
+            k = 1 if nodes is None else node_count(nodes)  # the nodes it spans
+            algo = select(
+                "bcast", self.size, -1, buffer=False, forced=algorithm, capabilities=caps, nodes=k
+            )
+            store = ObjectStore(where="bcast")
+            failure = None
+            node: list[memoryview] | None = None
+            if self.rank == root:
+                # unpicklable: a marker goes, the others raise, the root once it is sent
+                frames, failure = frames_mod.dumps_or_marker(obj, "bcast", root)
+                if len(frames) > 1 and algorithm is None:
+                    node = self._node_part(frames, caps)
+                    if node is not None:
+                        frames = [frames_mod.dumps_node_header(frames[0], [f.nbytes for f in node])]
+                store.frames[0] = frames
+            what = self._begin("bcast", root)
+            if DEBUG:
+                self._debug_check(what, -1)
+            steps = algo.steps(self.rank, self.size, root, -1, True, nodes)
+            run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
+            if self.rank != root:
+                return self._bcast_result(store.frames[0], timeout, what)
+            if node is not None or failure is not None:
+                self._bcast_root_end(node, failure, timeout, what)
             return obj
-        # the planning of plans.plan_bcast, inlined: this is the latency-critical call
-        caps, nodes = self._caps, self._nodes
-        spans = 1 if nodes is None else node_count(nodes)
-        algo = select(
-            "bcast", self.size, -1, buffer=False, forced=algorithm, capabilities=caps, nodes=spans
-        )
-        store = ObjectStore(where="bcast")
-        failure = None
-        node: list[memoryview] | None = None
-        if self.rank == root:
-            # an object that cannot be pickled goes as a marker: the others raise
-            # SenderFailedError instead of waiting, and the root raises once it is sent
-            frames, failure = frames_mod.dumps_or_marker(obj, "bcast", root)
-            if len(frames) > 1 and algorithm is None:
-                node = self._node_part(frames, caps)
-                if node is not None:
-                    frames = [frames_mod.dumps_node_header(frames[0], [f.nbytes for f in node])]
-            store.frames[0] = frames
-        what = self._begin("bcast", root)
-        if DEBUG:
-            self._debug_check(what, -1)
-        steps = algo.steps(self.rank, self.size, root, -1, True, nodes)
-        run(steps, self._t, self._group, self._coll_ctx, what.seq, store, what, timeout)
-        if self.rank != root:
-            return self._bcast_result(store.frames[0], timeout, what)
+        except BaseException as exc:
+            if rec is not None:
+                note_error(rec, exc)
+            raise
+        finally:
+            if rec is not None:
+                rec.extend((BCAST, tid(), t0, clock(), self._ctx, what.seq, root, algo.name))
+
+    def _bcast_root_end(
+        self,
+        node: list[memoryview] | None,
+        failure: BaseException | None,
+        timeout: float | None,
+        what: Call,
+    ) -> None:
+        """The root's end of an object broadcast, once its schedule has run: the object's
+        large buffers through node memory, then the error of an object it could not pickle."""
         if node is not None:
             self._run_node(NodeCall("bcast", (node,)), timeout, what)
         if failure is not None:
             raise failure
-        return obj
 
     def _node_part(
         self, frames: list[memoryview], capabilities: frozenset[str] | None
@@ -509,6 +607,7 @@ class Collectives:
         right after that exchange and before it is planned, as ``comm.aio``'s is (see
         :meth:`_counted`), so that an error found in planning uses up its number on every
         rank alike, whichever form each called."""
+        t0 = clock() if self._t._rec is not None else 0  # the slice holds the counts' exchange
         sendbuf, recvbuf, recvcounts, op = args
         what = None
         if recvcounts is None and sendbuf is not IN_PLACE and sendbuf is not None:
@@ -516,7 +615,22 @@ class Collectives:
             recvcounts = self.allgather(mine)
             what = self._counted(name, sendbuf)
         c = self._caller(name)
-        plan = plans.plan_Reduce_scatter(c, sendbuf, recvbuf, recvcounts, op, algorithm=algorithm)
+        args = (sendbuf, recvbuf, recvcounts, op)
+        kwargs: dict[str, Any] = {"algorithm": algorithm}
+        if self._t._rec is not None:
+            return _recorded_go(
+                self,
+                name,
+                plans.plan_Reduce_scatter,
+                c,
+                args,
+                kwargs,
+                timeout,
+                nonblocking,
+                t0,
+                what,
+            )
+        plan = plans.plan_Reduce_scatter(c, *args, **kwargs)
         checked = what is not None
         return self._go(plan, timeout, nonblocking=nonblocking, what=what, checked=checked)
 

@@ -18,6 +18,7 @@ from .message.buffers import byte_view
 from .plans import as_int
 from .request import Prequest, Request, null_request, proc_null_status
 from .status import Status
+from .tracing.events import P2P, clock, note_error, records, tid
 from .transports import base as tbase
 from .transports.base import RecvOp
 
@@ -119,6 +120,7 @@ class PointToPoint:
         """
         return self._isend_obj(obj, dest, tag, "ibsend", sync=False)
 
+    @records("p2p", "send")
     def send(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Send ``obj`` to ``dest`` (returns when the bytes are handed to the transport).
 
@@ -126,22 +128,32 @@ class PointToPoint:
             InvalidRankError, InvalidTagError: bad ``dest`` or ``tag`` (nothing is sent).
             SerializationError: ``obj`` cannot be pickled (nothing is sent).
         """
-        if self._freed:
-            self._live("send")
-        if type(dest) is not int or not 0 <= dest < self.size:
-            dest = self._peer(dest, "dest", "send")
-        if type(tag) is not int or not 0 <= tag <= TAG_UB:
-            tag = self._tag(tag, "tag", "send")
-        frames = frames_mod.dumps(obj, "send")
-        if dest == PROC_NULL:
-            return
         t = self._t
-        wdest = self._group[dest]
-        if len(frames) == 1 and t.send_inline(wdest, self._ctx, tag, frames[0]):
-            return
-        op = t.isend(wdest, self._ctx, tag, frames)
-        if not op.done:
-            t.wait_op(op, timeout, f"send to rank {dest} (tag {tag}) on {self.name}")
+        rec = t._rec
+        t0 = clock() if rec is not None else 0
+        try:
+            if self._freed:
+                self._live("send")
+            if type(dest) is not int or not 0 <= dest < self.size:
+                dest = self._peer(dest, "dest", "send")
+            if type(tag) is not int or not 0 <= tag <= TAG_UB:
+                tag = self._tag(tag, "tag", "send")
+            frames = frames_mod.dumps(obj, "send")
+            if dest == PROC_NULL:
+                return
+            wdest = self._group[dest]
+            if len(frames) == 1 and t.send_inline(wdest, self._ctx, tag, frames[0]):
+                return
+            op = t.isend(wdest, self._ctx, tag, frames)
+            if not op.done:
+                t.wait_op(op, timeout, f"send to rank {dest} (tag {tag}) on {self.name}")
+        except BaseException as exc:
+            if rec is not None:
+                note_error(rec, exc)
+            raise
+        finally:
+            if rec is not None:
+                rec.extend((P2P, tid(), t0, clock(), "send", self._ctx))
 
     def ssend(self, obj: Any, dest: int, tag: int = 0, *, timeout: float | None = None) -> None:
         """Synchronous send: returns once a receive on ``dest`` has matched the message.
@@ -188,6 +200,7 @@ class PointToPoint:
             _warn_buf("irecv")
         return self._irecv_obj(source, tag, "irecv")
 
+    @records("p2p", "recv")
     def recv(
         self,
         buf: Any = None,
@@ -203,42 +216,52 @@ class PointToPoint:
             InvalidRankError, InvalidTagError: bad ``source`` or ``tag``.
             DeserializationError: the bytes cannot be rebuilt into an object here.
         """
-        if self._freed:
-            self._live("recv")
-        if buf is not None:
-            _warn_buf("recv")
-        if type(source) is not int or not (0 <= source < self.size or source == ANY_SOURCE):
-            source = self._peer(source, "source", "recv", any_ok=True)
-        if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
-            tag = self._tag(tag, "tag", "recv", any_ok=True)
-        if source == PROC_NULL:
-            if status is not None:
-                proc_null_status(status)
-            return None
         t = self._t
-        wsrc = self._world_source(source)
-        if status is None:
-            for _ in range(SPIN_INLINE):
-                got = t.recv_inline(self._ctx, wsrc, tag)
-                if got is not None:
-                    return frames_mod.loads_message([memoryview(got[0])], "recv")
-        r = t.irecv(self._ctx, wsrc, tag, None)
-        if not r.done:
-            try:
-                t.wait_op(
-                    r,
-                    timeout,
-                    f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} "
-                    f"({'any tag' if tag == ANY_TAG else f'tag {tag}'}) on {self.name}",
-                )
-            except BaseException:  # a retry must not lose its message to this receive
-                t.cancel(r)
-                raise
-        if r.error is not None:
-            raise r.error
-        if status is not None:
-            self._fill(r, status)
-        return frames_mod.loads_message(r.frames, "recv")
+        rec = t._rec
+        t0 = clock() if rec is not None else 0
+        try:
+            if self._freed:
+                self._live("recv")
+            if buf is not None:
+                _warn_buf("recv")
+            if type(source) is not int or not (0 <= source < self.size or source == ANY_SOURCE):
+                source = self._peer(source, "source", "recv", any_ok=True)
+            if type(tag) is not int or not (0 <= tag <= TAG_UB or tag == ANY_TAG):
+                tag = self._tag(tag, "tag", "recv", any_ok=True)
+            if source == PROC_NULL:
+                if status is not None:
+                    proc_null_status(status)
+                return None
+            wsrc = self._world_source(source)
+            if status is None:
+                for _ in range(SPIN_INLINE):
+                    got = t.recv_inline(self._ctx, wsrc, tag)
+                    if got is not None:
+                        return frames_mod.loads_message([memoryview(got[0])], "recv")
+            r = t.irecv(self._ctx, wsrc, tag, None)
+            if not r.done:
+                try:
+                    t.wait_op(
+                        r,
+                        timeout,
+                        f"recv from {'any rank' if source == ANY_SOURCE else f'rank {source}'} "
+                        f"({'any tag' if tag == ANY_TAG else f'tag {tag}'}) on {self.name}",
+                    )
+                except BaseException:  # a retry must not lose its message to this receive
+                    t.cancel(r)
+                    raise
+            if r.error is not None:
+                raise r.error
+            if status is not None:
+                self._fill(r, status)
+            return frames_mod.loads_message(r.frames, "recv")
+        except BaseException as exc:
+            if rec is not None:
+                note_error(rec, exc)
+            raise
+        finally:
+            if rec is not None:
+                rec.extend((P2P, tid(), t0, clock(), "recv", self._ctx))
 
     def sendrecv(
         self,
@@ -464,6 +487,7 @@ class PointToPoint:
         recv = self._t.irecv(self._ctx, self._world_source(source), tag, view)
         return Request(self._t, recv, None, self._fill)
 
+    @records("p2p", "Recv")
     def Recv(
         self,
         buf: Any,
@@ -480,19 +504,29 @@ class PointToPoint:
             TruncationError: the message is larger than ``buf`` (nothing is written to it).
             InvalidBufferError: ``buf`` is not a writable contiguous buffer.
         """
-        if (
-            status is None
-            and type(source) is int
-            and 0 <= source < self.size
-            and type(tag) is int
-            and not self._freed
-        ):
-            view = byte_view(buf, "Recv buf", writable=True)
-            t = self._t
-            for _ in range(SPIN_INLINE):
-                if t.recv_inline(self._ctx, self._group[source], tag, view) is not None:
-                    return
-        self.Irecv(buf, source, tag)._wait_blocking(status, timeout)
+        t = self._t
+        rec = t._rec
+        t0 = clock() if rec is not None else 0
+        try:
+            if (
+                status is None
+                and type(source) is int
+                and 0 <= source < self.size
+                and type(tag) is int
+                and not self._freed
+            ):
+                view = byte_view(buf, "Recv buf", writable=True)
+                for _ in range(SPIN_INLINE):
+                    if t.recv_inline(self._ctx, self._group[source], tag, view) is not None:
+                        return
+            self.Irecv(buf, source, tag)._wait_blocking(status, timeout)
+        except BaseException as exc:
+            if rec is not None:
+                note_error(rec, exc)
+            raise
+        finally:
+            if rec is not None:
+                rec.extend((P2P, tid(), t0, clock(), "Recv", self._ctx))
 
     def Sendrecv(
         self,

@@ -4,16 +4,18 @@ Every module of ``src/treecast`` is parsed with :mod:`ast`; every ``import`` cou
 inside a function. The layers, low to high (a module may import its own layer and below):
 
 0. errors, constants, mpi4py's name lists, info objects, error handlers, environment names,
-   units (sizes)
+   units (sizes), the merging of trace files (tracing/, tracing/merge, tracing/job), the
+   events a traced rank records (tracing/events: the hot paths of every layer append them)
 1. message/ (frames, buffer specs), status, ops
 2. transports/
 3. topology/ (pure shapes), algorithms/, selection/, engine/ (with the node-level sharing
    of segments), plans (pure planning of collective calls), routes (what a call would run), request, launcher/ (the supervisor: transports' segments, never a comm)
 4. communicators: group, matched, comm, p2p, collectives, topocomm, runtime/world, aio (the
-   asyncio view that ``Comm.aio`` returns)
+   asyncio view that ``Comm.aio`` returns), and the recording of a trace (tracing/recorder,
+   tracing/hooks: they wrap the calls that do not record themselves)
 5. features over communicators: shared, futures, launch, testing, the launch worker
 6. the package face (``treecast/__init__.py``) and the MPI facade (MPI.py, _mpi4py_shim/)
-7. cli, bench/, tree_pictures, compat, __main__
+7. cli, bench/, tree_pictures, compat, __main__, tracing/command
 
 Imports under ``if TYPE_CHECKING:`` count too: a module that needs a higher one's type
 declares a Protocol of what it uses instead (``engine/node.py``, ``matched.py``).
@@ -38,6 +40,10 @@ LAYERS: dict[str, int] = {
     "treecast.errhandler": 0,
     "treecast.runtime": 0,
     "treecast.runtime.env": 0,
+    "treecast.tracing": 0,
+    "treecast.tracing.merge": 0,
+    "treecast.tracing.job": 0,
+    "treecast.tracing.events": 0,
     "treecast.units": 0,
     "treecast.message.*": 1,
     "treecast.status": 1,
@@ -60,6 +66,8 @@ LAYERS: dict[str, int] = {
     "treecast.collectives": 4,
     "treecast.topocomm": 4,
     "treecast.runtime.world": 4,
+    "treecast.tracing.recorder": 4,
+    "treecast.tracing.hooks": 4,
     "treecast.shared": 5,
     "treecast.futures": 5,
     "treecast.launch": 5,
@@ -69,6 +77,7 @@ LAYERS: dict[str, int] = {
     "treecast.MPI": 6,
     "treecast._mpi4py_shim.*": 6,
     "treecast.cli": 7,
+    "treecast.tracing.command": 7,
     "treecast.tree_pictures": 7,
     "treecast.bench.*": 7,
     "treecast.compat": 7,

@@ -47,6 +47,7 @@ from types import FrameType
 from typing import IO, Any
 
 from ..runtime.env import ENV_JOB, ENV_LAUNCHER_PID, ENV_RANK, ENV_SIZE
+from ..tracing.job import UNTRACED, JobTrace, requested
 from ..transports import registry
 from ..transports.segments import new_job_token
 from . import reaper as _reaper
@@ -132,6 +133,7 @@ def run_job(
     die_with_launcher: bool = False,
     grace: float = GRACE_SECONDS,
     kill_after: float = KILL_AFTER_SECONDS,
+    trace: str | None = None,
 ) -> JobResult:
     """Run ``command`` as ranks ``0..nprocs-1`` of one job and wait until the job ends.
 
@@ -159,13 +161,17 @@ def run_job(
         grace: seconds the other ranks get, after a rank failed, to handle its death (their
             calls with it raise ``ProcessFailedError``) and exit before they are ended.
         kill_after: seconds between SIGTERM and SIGKILL when ending ranks.
+        trace: write the job's timeline to this trace file (:mod:`treecast.tracing`; "":
+            none); None: ``TREECAST_TRACE`` of ``env`` or of the launcher's environment.
+            The ranks write their own files; they are merged when the job has ended, also
+            when ranks failed (the note names those that left none).
 
     Returns:
         How the job ended; the ranks have all exited and the job's segments are gone.
 
     Raises:
-        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, ``grace`` or ``kill_after`` < 0, or
-            ``ring_bytes`` too small; or
+        ValueError: ``nprocs`` < 1, ``timeout`` <= 0, ``grace`` or ``kill_after`` < 0,
+            ``ring_bytes`` too small, or the trace file cannot be written; or
             ``TREECAST_TRANSPORT`` (in ``env`` or the launcher's environment) names no
             transport that a launcher can start (an ``InvalidArgumentError``).
         OSError: the transport's shared state could not be created (nothing was started).
@@ -177,19 +183,33 @@ def run_job(
     for name, value in (("grace", grace), ("kill_after", kill_after)):
         if not value >= 0:
             raise ValueError(f"{name} must be >= 0 seconds, got {value}")
-    job = _Job(
-        list(command),
-        nprocs,
-        sink=sink,
-        tag_output=tag_output,
-        keep_going=keep_going,
-        stdin_to_rank0=stdin_to_rank0,
-        env=dict(env or {}),
-        die_with_launcher=die_with_launcher,
-        grace=grace,
-        kill_after=kill_after,
-    )
-    return job.run(timeout=timeout, ring_bytes=ring_bytes, handle_signals=handle_signals)
+    out = requested(trace, env or {}, os.environ)
+    tracer = JobTrace(out) if out else None
+    try:
+        job = _Job(
+            list(command),
+            nprocs,
+            sink=sink,
+            tag_output=tag_output,
+            keep_going=keep_going,
+            stdin_to_rank0=stdin_to_rank0,
+            env={**(env or {}), **(tracer.rank_env() if tracer else UNTRACED)},
+            die_with_launcher=die_with_launcher,
+            grace=grace,
+            kill_after=kill_after,
+        )
+        result = job.run(timeout=timeout, ring_bytes=ring_bytes, handle_signals=handle_signals)
+    except BaseException:
+        if tracer is not None:
+            tracer.discard()
+        raise
+    if tracer is not None:
+        ended = {
+            r: describe_exit(s) if s is not None else "was never started"
+            for r, s in enumerate(result.statuses)
+        }
+        job._note(tracer.finish(nprocs, ended))
+    return result
 
 
 class _Pipe:

@@ -17,6 +17,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 from ..comm import Comm
 from ..engine.signatures import describe_leftovers, is_collective
@@ -26,6 +27,7 @@ from ..errors import (
     UnreceivedMessageWarning,
     UnsupportedLauncherError,
 )
+from ..tracing import tracing_wanted
 from ..transports import registry
 from ..transports.base import ACK_CTX, Transport, exiting_on_error, launcher_watch
 from ..transports.single import SingleRankTransport
@@ -136,17 +138,35 @@ def world() -> Comm:
             or ``TREECAST_BACKEND`` no backend.
         UnsupportedLauncherError: ``mpiexec``/``srun`` started this process as one of
             several (see the module docstring).
+        InvalidArgumentError: also ``TREECAST_TRACE`` names a file that cannot be written.
     """
     global _world
     if _world is None:
         with _lock:
             if _world is None:
+                trace = _trace_settings()
                 transport = _make_transport()
                 comm = Comm(transport, range(transport.size), WORLD_CTX, "world")
                 comm._predefined = world
-                _world = comm
                 atexit.register(_at_exit, transport)
+                if trace is not None:  # its exit hook, registered later, runs first
+                    trace.start(comm)
+                _world = comm
     return _world
+
+
+def _trace_settings() -> Any:
+    """This process's tracing settings (:mod:`treecast.tracing`), or None: tracing off, and
+    its recorder is never imported.
+
+    Raises:
+        InvalidArgumentError: a ``TREECAST_TRACE*`` variable is not usable.
+    """
+    if not tracing_wanted(os.environ):
+        return None
+    from ..tracing.hooks import settings
+
+    return settings(os.environ)
 
 
 def _at_exit(transport: Transport) -> None:

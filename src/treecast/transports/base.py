@@ -49,6 +49,17 @@ from ..errors import (
     TruncationError,
 )
 from ..message.pool import alloc_frame
+from ..tracing.events import (
+    ARRIVE,
+    DELIVER,
+    LARGE_BYTES,
+    RECV,
+    SEND,
+    WAIT,
+    WAIT_SLICE_NS,
+    clock,
+    get_ident,
+)
 from .capabilities import NODE_MEMORY
 from .deadlock import Watch, settle_from_env
 from .node_memory import NodeMemory
@@ -358,6 +369,10 @@ class Transport(ABC):
         self.waits_failed = 0
         """Waits of this rank that raised (a timeout, a dead peer, a deadlock): after one,
         messages may be left unreceived without the ranks having disagreed."""
+        self._rec: Any = None
+        """Tracing's events list (:mod:`treecast.tracing.events`), or None: not traced."""
+        self._tracer: Any = None
+        """Tracing's recorder, once attached (large messages, the limit)."""
 
     # ---- subclass interface -------------------------------------------------------------
     @abstractmethod
@@ -447,6 +462,8 @@ class Transport(ABC):
         """Give ``msg`` to the first posted receive it matches, else queue it as unexpected;
         return it with the frames its bytes go to."""
         ctx, src, tag = msg.ctx, msg.src, msg.tag
+        if self._rec is not None:
+            _arrived(self, msg)
         for i, recv in enumerate(self._posted):
             if recv.matches(ctx, src, tag):
                 del self._posted[i]
@@ -489,11 +506,15 @@ class Transport(ABC):
                     buf[:n] = frame
                     recv.frames = [buf[:n]]
                 recv.done = True
+                if self._rec is not None:
+                    self._rec.extend((RECV, get_ident(), clock(), src, ctx, tag, n))
                 return
         msg = Incoming(src, ctx, tag, (frame.nbytes,), sig)
         msg.frames = [memoryview(bytearray(frame))]
         msg.complete = True
         self._unexpected.append(msg)
+        if self._rec is not None:
+            _arrived(self, msg)
 
     def _acknowledge(self, msg: Incoming) -> None:
         """A receive has matched synchronous message ``msg``: tell its sender."""
@@ -523,6 +544,8 @@ class Transport(ABC):
             self._deliver(msg, msg.claimed, copied=msg.direct)
 
     def _deliver(self, msg: Incoming, recv: RecvOp, copied: bool) -> None:
+        rec = self._rec
+        t0 = clock() if rec is not None else 0
         recv.src = msg.src
         recv.tag = msg.tag
         recv.nbytes = msg.nbytes
@@ -540,6 +563,9 @@ class Transport(ABC):
                 dst[:] = src
             recv.frames = targets
         recv.done = True
+        if rec is not None:
+            copied = copied or recv.buffer is None
+            rec.append((DELIVER, get_ident(), t0, clock(), id(msg), copied))
 
     def node_memory(self, what: str = "node memory") -> NodeMemory:
         """The memory that every rank of this world maps by name (see :mod:`.node_memory`).
@@ -606,6 +632,9 @@ class Transport(ABC):
             sig,
             sync,
         )
+        rec = self._rec
+        if rec is not None:  # before: a message to this rank itself is delivered inside
+            rec.extend((SEND, get_ident(), clock(), dest, ctx, tag, op.nbytes))
         if dest == self.rank:
             self._send_to_self(op)
         else:
@@ -614,6 +643,8 @@ class Transport(ABC):
                 op.sig = send_id
                 self._sync_pending[(dest, send_id)] = op
             self._start_send(op)
+        if rec is not None:
+            _sent(self, op)
         return op
 
     def _send_to_self(self, op: SendOp) -> None:
@@ -777,6 +808,9 @@ class Transport(ABC):
         """
         if done():
             return
+        rec = self._rec
+        t0 = clock() if rec is not None else 0
+        error: BaseException | None = None
         if timeout is None:
             timeout = self.default_timeout
         backoff = Backoff(self._oversubscribed)
@@ -807,14 +841,20 @@ class Transport(ABC):
                             watch.block(peer, deadline is not None, sending)
                     if blocked.check(self, watch):
                         return
-        except BaseException:
+        except BaseException as exc:
             self.waits_failed += 1
+            error = exc
             raise
         finally:
             if blocked is not None:
                 self.publish_activity(None)
                 if watch is not None:
                     watch.unblock(deadline is not None)
+            if rec is not None:
+                t1 = clock()
+                if t1 - t0 >= WAIT_SLICE_NS:  # see tracing.events: WAIT
+                    err = None if error is None else type(error).__name__
+                    rec.append((WAIT, get_ident(), t0, t1, what, peer, err))
 
     def _drained(self, done: Callable[[], bool]) -> bool:
         """Move everything that can still move; return ``done()``."""
@@ -884,6 +924,22 @@ class Transport(ABC):
     ) -> None:
         """Wait until every op (SendOp or RecvOp) is done."""
         self.wait(lambda: all(op.done for op in ops), timeout, what)
+
+
+def _arrived(t: Transport, msg: Incoming) -> None:
+    """Tracing: ``msg`` has arrived at ``t`` and waits for its bytes or its receive; a
+    large one still arriving is watched (its copies are shown)."""
+    t._rec.append((ARRIVE, id(msg), msg.src, msg.ctx, msg.tag, msg.nbytes))
+    if msg.nbytes >= LARGE_BYTES and not msg.complete:
+        t._tracer.watch(msg)
+    t._tracer.check()
+
+
+def _sent(t: Transport, op: SendOp) -> None:
+    """Tracing: ``t`` has started ``op``; a large one still in flight is watched."""
+    if op.nbytes >= LARGE_BYTES and not op.done:
+        t._tracer.watch(op)
+    t._tracer.check()
 
 
 LINGER_AWAITED_BEATS = 2

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 
 from ..errors import CommunicatorClosedError, InvalidArgumentError, ProcessFailedError
+from ..tracing.events import RECV_INLINE, SEND_INLINE
 from .base import ACK_CTX, ANY_TAG, PeerState, SendOp, Transport
 from .capabilities import FAILURE_DETECTION, INLINE_SMALL, NODE_MEMORY
 from .node_memory import InprocNodeMemory
@@ -242,6 +243,8 @@ class InprocTransport(Transport):
             return False
         if self.world.states[self.rank] is PeerState.DEAD:
             return False  # isend then raises
+        if self._rec is not None:
+            self._rec.extend((SEND_INLINE, dest, ctx, tag, frame.nbytes))
         self.world._post(
             self.rank, dest, _Message(ctx, tag, [memoryview(bytes(frame))], sig, False)
         )
@@ -268,6 +271,8 @@ class InprocTransport(Transport):
         inbox.popleft()
         frame = msg.frames[0]
         n = frame.nbytes
+        if self._rec is not None:
+            self._rec.extend((RECV_INLINE, source, ctx, msg.tag, n))
         if into is None:
             return frame.tobytes(), msg.tag, n, msg.sig
         into[:n] = frame

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import CommunicatorClosedError, ProcessFailedError, TreecastError
 from ..runtime.env import ENV_JOB, ENV_SHM
+from ..tracing.events import RECV_INLINE, SEND_INLINE
 from ..units import size_from_env
 from . import cma
 from .base import (
@@ -258,7 +259,11 @@ class ShmTransport(Transport):
     def send_inline(self, dest: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> bool:
         if dest == self.rank or frame.nbytes > INLINE_LIMIT or self._closed:
             return False
-        return self._put_small(dest, ctx, tag, frame, sig)
+        if not self._put_small(dest, ctx, tag, frame, sig):
+            return False
+        if self._rec is not None:
+            self._rec.extend((SEND_INLINE, dest, ctx, tag, frame.nbytes))
+        return True
 
     def _put_small(self, dest: int, ctx: int, tag: int, frame: memoryview, sig: int = 0) -> bool:
         """Write a one-frame message in one go if the ring is idle and has contiguous room."""
@@ -311,6 +316,8 @@ class ShmTransport(Transport):
             payload = b""
         ring.tail = tail = tail + HEADER.size + n
         ring.ctrl[TAIL] = tail
+        if self._rec is not None:
+            self._rec.extend((RECV_INLINE, source, ctx, mtag, n))
         return payload, mtag, n, sig
 
     def _push(self, ring: _OutRing) -> bool:
